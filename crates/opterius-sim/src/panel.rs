@@ -1,0 +1,368 @@
+//! The fake Panel REST API (seed 000): signature check, then the six endpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::conn::Kill;
+use crate::state::{Account, Faults, RecordedRequest, Server, State};
+
+/// What one request resolved to, before faults that act after the action.
+pub(crate) enum Reply {
+    Json(StatusCode, Value),
+}
+
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    Reply::Json(status, json!({ "message": message.into() }))
+}
+
+/// Which endpoint a path names; `None` for anything else.
+fn route(method: &Method, rest: &str) -> Option<(&'static str, Option<String>)> {
+    let segs: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segs.as_slice()) {
+        ("GET", ["api", "server", "stats"]) => Some(("stats", None)),
+        ("POST", ["api", "accounts"]) => Some(("create", None)),
+        ("POST", ["api", "accounts", id, "suspend"]) => Some(("suspend", Some((*id).to_owned()))),
+        ("POST", ["api", "accounts", id, "unsuspend"]) => {
+            Some(("unsuspend", Some((*id).to_owned())))
+        }
+        ("DELETE", ["api", "accounts", id]) => Some(("terminate", Some((*id).to_owned()))),
+        ("GET", ["api", "accounts", id]) => Some(("info", Some((*id).to_owned()))),
+        _ => None,
+    }
+}
+
+/// Splits `/s/{n}/api/...` into (n, `/api/...`); the root path is server 0.
+fn server_of(path: &str) -> Option<(usize, &str)> {
+    match path.strip_prefix("/s/") {
+        Some(rest) => {
+            let (n, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            Some((
+                n.parse().ok()?,
+                path.get(path.len() - tail.len() - 1..).unwrap_or("/"),
+            ))
+        }
+        None => Some((0, path)),
+    }
+}
+
+pub(crate) async fn handle(
+    state: Arc<State>,
+    kill: Kill,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((n, rest)) = server_of(&path) else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "Not Found"})),
+        )
+            .into_response();
+    };
+    let target = format!("panel-{n}");
+    let record = |status: Option<u16>, outcome: &str| {
+        state.record(RecordedRequest {
+            target: target.clone(),
+            method: method.to_string(),
+            path: path.clone(),
+            status,
+            outcome: outcome.to_owned(),
+            at: chrono::Utc::now(),
+        })
+    };
+    let Some((action, id)) = route(&method, rest) else {
+        record(Some(404), "no_route");
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "Not Found"})),
+        )
+            .into_response();
+    };
+    let fault = {
+        let Some(mut server) = state.server(n) else {
+            record(Some(404), "no_server");
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"message": format!("no simulated server {n}")})),
+            )
+                .into_response();
+        };
+        State::take_fault(&mut server, action)
+    };
+    let version = state.config.version.clone();
+    let window = state.config.window_secs;
+    let act = || {
+        let now = chrono::Utc::now().timestamp();
+        let Some(mut server) = state.server(n) else {
+            return error(StatusCode::NOT_FOUND, format!("no simulated server {n}"));
+        };
+        let ts = headers
+            .get(opterius::panel::TIMESTAMP_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let sig = headers
+            .get(opterius::panel::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok());
+        match opterius::panel::verify(&server.token, ts, sig, &body, now, window) {
+            Err(e) => error(StatusCode::UNAUTHORIZED, format!("Unauthorized: {e}")),
+            Ok(()) => act(&mut server, &version, action, id.as_deref(), &body),
+        }
+    };
+    respond(&kill, fault, &record, act).await
+}
+
+/// Applies `fault` around `act`: latency, then the faults that strike before the
+/// Panel acts (hang, dropped connection, forced status, random 503), then the
+/// action, then those that strike after it (lost reply, malformed JSON).
+pub(crate) async fn respond(
+    kill: &Kill,
+    fault: Faults,
+    record: &impl Fn(Option<u16>, &str),
+    act: impl FnOnce() -> Reply,
+) -> Response {
+    if fault.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+    }
+    if fault.hang || (fault.hang_rate > 0.0 && rand::random::<f64>() < fault.hang_rate) {
+        record(None, "hung");
+        return kill.hang().await;
+    }
+    if fault.drop_connection {
+        record(None, "dropped");
+        return kill.drop_now().await;
+    }
+    if let Some(status) = fault.status {
+        record(Some(status), "forced_status");
+        return forced(status);
+    }
+    if fault.error_rate > 0.0 && rand::random::<f64>() < fault.error_rate {
+        record(Some(503), "random_503");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"message": "Service Unavailable"})),
+        )
+            .into_response();
+    }
+    let Reply::Json(status, value) = act();
+    if status.is_success() && fault.lose_reply {
+        record(Some(status.as_u16()), "lost_reply");
+        return kill.drop_now().await;
+    }
+    if status.is_success() && fault.malformed_json {
+        record(Some(200), "malformed_json");
+        let text = value.to_string();
+        let cut = text.get(..text.len() / 2).unwrap_or("{").to_owned();
+        return (StatusCode::OK, [("content-type", "application/json")], cut).into_response();
+    }
+    let outcome = if status == StatusCode::UNAUTHORIZED {
+        "unauthorized"
+    } else {
+        "answered"
+    };
+    record(Some(status.as_u16()), outcome);
+    (status, axum::Json(value)).into_response()
+}
+
+fn forced(status: u16) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let message = match status {
+        401 => "Invalid signature.",
+        403 => "Access denied: this IP address is not in the allowlist.",
+        422 => "The given data was invalid.",
+        504 => "Gateway Timeout",
+        _ => code.canonical_reason().unwrap_or("Error"),
+    };
+    (code, axum::Json(json!({ "message": message }))).into_response()
+}
+
+fn account_json(a: &Account) -> Value {
+    json!({
+        "id": a.id,
+        "username": a.username,
+        "domain": a.domain,
+        "package": a.package,
+        "email": a.email,
+        "disk_limit_mb": a.disk_limit_mb,
+        "bandwidth_limit_mb": a.bandwidth_limit_mb,
+        "status": if a.suspended { "suspended" } else { "active" },
+    })
+}
+
+fn act(server: &mut Server, version: &str, action: &str, id: Option<&str>, body: &[u8]) -> Reply {
+    if action == "stats" {
+        return Reply::Json(
+            StatusCode::OK,
+            json!({
+                "name": server.name,
+                "hostname": format!("{}.sim.test", server.name),
+                "version": version,
+                "accounts": server.accounts.len(),
+                "suspended": server.accounts.values().filter(|a| a.suspended).count(),
+                "packages": server.packages,
+                "load": [0.12, 0.08, 0.05],
+            }),
+        );
+    }
+    if action == "create" {
+        return create(server, body);
+    }
+    let Some(account_id) = id.and_then(|i| i.parse::<u64>().ok()) else {
+        return error(StatusCode::NOT_FOUND, "Account not found.");
+    };
+    let Some(account) = server.accounts.get_mut(&account_id) else {
+        return error(StatusCode::NOT_FOUND, "Account not found.");
+    };
+    match action {
+        "suspend" => {
+            account.suspended = true;
+            Reply::Json(
+                StatusCode::OK,
+                json!({"message": "Account suspended.", "data": account_json(account)}),
+            )
+        }
+        "unsuspend" => {
+            account.suspended = false;
+            Reply::Json(
+                StatusCode::OK,
+                json!({"message": "Account unsuspended.", "data": account_json(account)}),
+            )
+        }
+        "info" => Reply::Json(StatusCode::OK, json!({"data": account_json(account)})),
+        _ => {
+            server.accounts.remove(&account_id);
+            Reply::Json(StatusCode::OK, json!({"message": "Account deleted."}))
+        }
+    }
+}
+
+fn create(server: &mut Server, body: &[u8]) -> Reply {
+    let Ok(Value::Object(input)) = serde_json::from_slice::<Value>(body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The request body must be a JSON object.",
+        );
+    };
+    let mut errors = serde_json::Map::new();
+    let text = |k: &str, errors: &mut serde_json::Map<String, Value>| match input.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => {
+            errors.insert(k.into(), json!([format!("The {k} field is required.")]));
+            String::new()
+        }
+    };
+    let limit = |k: &str, errors: &mut serde_json::Map<String, Value>| match input
+        .get(k)
+        .and_then(Value::as_i64)
+    {
+        Some(v) if v >= 0 => v,
+        _ => {
+            errors.insert(
+                k.into(),
+                json!([format!("The {k} field must be a non-negative integer.")]),
+            );
+            0
+        }
+    };
+    let username = text("username", &mut errors);
+    let password = text("password", &mut errors);
+    let domain = text("domain", &mut errors);
+    let package = text("package", &mut errors);
+    let email = text("email", &mut errors);
+    let disk_limit_mb = limit("disk_limit_mb", &mut errors);
+    let bandwidth_limit_mb = limit("bandwidth_limit_mb", &mut errors);
+    if !package.is_empty() && !server.packages.iter().any(|p| *p == package) {
+        errors.insert(
+            "package".into(),
+            json!([format!(
+                "Package '{package}' does not exist. Available packages: {}.",
+                server.packages.join(", ")
+            )]),
+        );
+    }
+    if !password.is_empty() && password.len() < 8 {
+        errors.insert(
+            "password".into(),
+            json!(["The password must be at least 8 characters."]),
+        );
+    }
+    if !errors.is_empty() {
+        return Reply::Json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": "The given data was invalid.", "errors": errors}),
+        );
+    }
+    if server.find_username(&username).is_some() {
+        return error(
+            StatusCode::CONFLICT,
+            format!("An account with username '{username}' already exists."),
+        );
+    }
+    let id = server.next_id;
+    server.next_id += 1;
+    let account = Account {
+        id,
+        username: username.clone(),
+        domain,
+        package,
+        email,
+        disk_limit_mb,
+        bandwidth_limit_mb,
+        suspended: false,
+    };
+    let json = account_json(&account);
+    server.accounts.insert(id, account);
+    *server.creates.entry(username).or_insert(0) += 1;
+    Reply::Json(StatusCode::CREATED, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_prefix_is_split_from_the_endpoint_path() {
+        assert_eq!(
+            server_of("/api/server/stats"),
+            Some((0, "/api/server/stats"))
+        );
+        assert_eq!(
+            server_of("/s/12/api/accounts/5"),
+            Some((12, "/api/accounts/5"))
+        );
+        assert_eq!(server_of("/s/x/api"), None);
+    }
+
+    #[test]
+    fn routes_cover_the_six_endpoints() {
+        assert_eq!(
+            route(&Method::GET, "/api/server/stats").map(|r| r.0),
+            Some("stats")
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/accounts").map(|r| r.0),
+            Some("create")
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/accounts/7/suspend"),
+            Some(("suspend", Some("7".into())))
+        );
+        assert_eq!(
+            route(&Method::POST, "/api/accounts/7/unsuspend").map(|r| r.0),
+            Some("unsuspend")
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/api/accounts/7").map(|r| r.0),
+            Some("terminate")
+        );
+        assert_eq!(
+            route(&Method::GET, "/api/accounts/7").map(|r| r.0),
+            Some("info")
+        );
+        assert_eq!(route(&Method::PUT, "/api/accounts/7"), None);
+    }
+}

@@ -1,0 +1,146 @@
+//! The simulator's memory: servers with their tokens, packages and accounts, the
+//! faults to inject, and a record of every request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Faults injected into a server's answers, set through the control API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Delay before every answer.
+    pub latency_ms: u64,
+    /// Fraction (0..=1) of requests answered 503 before acting.
+    pub error_rate: f64,
+    /// Fraction (0..=1) of requests that hang without an answer before acting.
+    pub hang_rate: f64,
+    /// Answer every request with this status (401, 403, 422, 504...) before acting.
+    pub status: Option<u16>,
+    /// Never answer.
+    pub hang: bool,
+    /// Close the connection without answering, before acting.
+    pub drop_connection: bool,
+    /// Act, then answer 200 with a truncated JSON body.
+    pub malformed_json: bool,
+    /// Act (create the account...), then close the connection: the reply is lost.
+    pub lose_reply: bool,
+    /// Apply the faults above (not latency) to the next N matching requests only.
+    pub remaining: Option<u64>,
+    /// Only requests to this action: create, suspend, unsuspend, terminate, info, stats.
+    pub only: Option<String>,
+}
+
+/// One account as the Panel keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Account {
+    pub id: u64,
+    pub username: String,
+    pub domain: String,
+    pub package: String,
+    pub email: String,
+    pub disk_limit_mb: i64,
+    pub bandwidth_limit_mb: i64,
+    pub suspended: bool,
+}
+
+/// One simulated Panel server.
+#[derive(Debug)]
+pub struct Server {
+    pub name: String,
+    pub token: String,
+    pub packages: Vec<String>,
+    pub accounts: BTreeMap<u64, Account>,
+    pub next_id: u64,
+    pub faults: Faults,
+    /// Accounts actually created, per username (should never exceed 1).
+    pub creates: HashMap<String, u64>,
+}
+
+impl Server {
+    pub fn new(name: String, token: String, packages: Vec<String>) -> Self {
+        Self {
+            name,
+            token,
+            packages,
+            accounts: BTreeMap::new(),
+            next_id: 1001,
+            faults: Faults::default(),
+            creates: HashMap::new(),
+        }
+    }
+
+    pub fn find_username(&self, username: &str) -> Option<&Account> {
+        self.accounts.values().find(|a| a.username == username)
+    }
+}
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedRequest {
+    /// `panel-N` or `agent`.
+    pub target: String,
+    pub method: String,
+    pub path: String,
+    pub status: Option<u16>,
+    /// What the simulator did: answered, hung, dropped, lost_reply, unauthorized...
+    pub outcome: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Everything the simulator holds.
+#[derive(Debug)]
+pub struct State {
+    pub servers: Vec<Mutex<Server>>,
+    pub agent: Mutex<Server>,
+    pub requests: Mutex<Vec<RecordedRequest>>,
+    pub config: crate::SimConfig,
+}
+
+/// The most requests kept in memory; older ones are dropped.
+const MAX_RECORDED: usize = 500_000;
+
+impl State {
+    pub fn record(&self, req: RecordedRequest) {
+        let mut log = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() >= MAX_RECORDED {
+            log.drain(..MAX_RECORDED / 10);
+        }
+        log.push(req);
+    }
+
+    /// Locks server `n` (the root path is server 0).
+    pub fn server(&self, n: usize) -> Option<std::sync::MutexGuard<'_, Server>> {
+        self.servers
+            .get(n)
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn agent(&self) -> std::sync::MutexGuard<'_, Server> {
+        self.agent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the fault to apply to one request to `action`, consuming one of
+    /// `remaining` when set.
+    pub fn take_fault(server: &mut Server, action: &str) -> Faults {
+        let f = &mut server.faults;
+        if f.only.as_deref().is_some_and(|o| o != action) || f.remaining == Some(0) {
+            return Faults {
+                latency_ms: f.latency_ms,
+                ..Faults::default()
+            };
+        }
+        let current = f.clone();
+        if let Some(n) = f.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                *f = Faults {
+                    latency_ms: f.latency_ms,
+                    ..Faults::default()
+                };
+            }
+        }
+        current
+    }
+}

@@ -1,0 +1,210 @@
+//! The typed Panel client: the six endpoints of seed 000.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::api_url::ApiUrl;
+use crate::error::{ErrorKind, PanelError};
+use crate::http::{self, Signer};
+use crate::types::{AccountInfo, CreateAccount, CreatedAccount, ServerStats};
+
+/// HTTP settings shared by every Panel and Agent call of a process.
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Time allowed to open the TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole exchange.
+    pub timeout: Duration,
+    /// Verify the Panel's TLS certificate (`SSL_VERIFY`); on unless turned off.
+    pub verify_tls: bool,
+    /// Resolve host names with this instead of the system resolver.
+    pub resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+            verify_tls: true,
+            resolver: None,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Builds the process-wide HTTP client (connection pool) from these options.
+    pub fn build(&self) -> Result<reqwest::Client, PanelError> {
+        // reqwest is built without a bundled crypto provider: use ring, once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("opterius-commerce/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tls_danger_accept_invalid_certs(!self.verify_tls);
+        if let Some(resolver) = &self.resolver {
+            builder = builder.dns_resolver(resolver.clone());
+        }
+        builder.build().map_err(|e| {
+            PanelError::new(
+                ErrorKind::Config,
+                format!("could not build the HTTP client: {e}"),
+            )
+        })
+    }
+}
+
+/// What was sent, with secrets redacted: what the provisioning log records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The endpoint path relative to `api_url`.
+    pub path: String,
+    /// The JSON body with `password`, tokens and secrets replaced.
+    pub body: Option<serde_json::Value>,
+}
+
+/// What came back, when anything did (secret-looking JSON keys redacted, capped).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One call: the record of the request, the answer if one arrived, the result.
+#[derive(Debug)]
+pub struct Exchange<T> {
+    pub request: RequestRecord,
+    pub response: Option<Response>,
+    pub result: Result<T, PanelError>,
+    pub elapsed: Duration,
+}
+
+impl<T> Exchange<T> {
+    pub(crate) fn failed(request: RequestRecord, started: Instant, error: PanelError) -> Self {
+        Self {
+            request,
+            response: None,
+            result: Err(error),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// A client for one Panel server: its `api_url` and secret `api_token`.
+#[derive(Clone)]
+pub struct PanelClient {
+    http: reqwest::Client,
+    base: ApiUrl,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for PanelClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PanelClient")
+            .field("api_url", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Percent-encodes an account id for use as one path segment.
+fn segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl PanelClient {
+    pub fn new(http: reqwest::Client, base: ApiUrl, api_token: SecretString) -> Self {
+        Self {
+            http,
+            base,
+            token: api_token,
+        }
+    }
+
+    pub fn api_url(&self) -> &ApiUrl {
+        &self.base
+    }
+
+    async fn call<T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        parse: impl FnOnce(&serde_json::Value) -> Option<T>,
+    ) -> Exchange<T> {
+        let signer = Signer::Panel(self.token.expose_secret());
+        http::send(&self.http, &self.base, &signer, method, path, body, parse).await
+    }
+
+    /// `POST /api/accounts`: the new account's id on success.
+    pub async fn create_account(&self, account: &CreateAccount) -> Exchange<CreatedAccount> {
+        self.call(
+            Method::POST,
+            "/api/accounts",
+            Some(http::to_body(account)),
+            CreatedAccount::from_json,
+        )
+        .await
+    }
+
+    /// `POST /api/accounts/{id}/suspend` (bodiless, signed over an empty body).
+    pub async fn suspend_account(&self, id: &str) -> Exchange<serde_json::Value> {
+        let path = format!("/api/accounts/{}/suspend", segment(id));
+        self.call(Method::POST, &path, None, http::parse_json).await
+    }
+
+    /// `POST /api/accounts/{id}/unsuspend`.
+    pub async fn unsuspend_account(&self, id: &str) -> Exchange<serde_json::Value> {
+        let path = format!("/api/accounts/{}/unsuspend", segment(id));
+        self.call(Method::POST, &path, None, http::parse_json).await
+    }
+
+    /// `DELETE /api/accounts/{id}`: irreversible.
+    pub async fn terminate_account(&self, id: &str) -> Exchange<serde_json::Value> {
+        let path = format!("/api/accounts/{}", segment(id));
+        self.call(Method::DELETE, &path, None, http::parse_json)
+            .await
+    }
+
+    /// `GET /api/accounts/{id}`.
+    pub async fn account_info(&self, id: &str) -> Exchange<AccountInfo> {
+        let path = format!("/api/accounts/{}", segment(id));
+        self.call(Method::GET, &path, None, AccountInfo::from_json)
+            .await
+    }
+
+    /// `GET /api/server/stats`: what Test Connection calls.
+    pub async fn server_stats(&self) -> Exchange<ServerStats> {
+        self.call(
+            Method::GET,
+            "/api/server/stats",
+            None,
+            ServerStats::from_json,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn account_ids_are_percent_encoded_as_one_segment() {
+        assert_eq!(segment("42"), "42");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+}
