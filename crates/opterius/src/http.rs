@@ -116,7 +116,9 @@ pub(crate) async fn send<T>(
         }
         Signer::Agent(secret) => {
             let ts = agent::format_timestamp(chrono::Utc::now());
-            let sig = agent::sign(secret, &ts, method.as_str(), path, &bytes);
+            // The Agent signs the full request path, prefix included.
+            let full_path = format!("{}{path}", base.path_prefix());
+            let sig = agent::sign(secret, &ts, method.as_str(), &full_path, &bytes);
             (ts, sig)
         }
     };
