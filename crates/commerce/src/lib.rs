@@ -1,1 +1,63 @@
+//! Commerce: the provisioning service. Orders become hosting accounts on Opterius
+//! Panel servers through an apalis job queue on PostgreSQL; every step is logged.
 
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod jobs;
+pub mod metrics;
+pub mod provisioner;
+pub mod runtime;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use sqlx::postgres::PgPoolOptions;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// The app's own migrations (apalis keeps its own schema).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The most a request body may weigh.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Opens the connection pool.
+pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    use anyhow::Context as _;
+    PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&config.database_url)
+        .await
+        .with_context(|| "could not connect to PostgreSQL at DATABASE_URL: is it running, and does the database exist?")
+}
+
+/// Applies the app's and apalis's migrations; safe to run again.
+pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await?;
+    jobs::setup(pool).await
+}
+
+/// The whole HTTP app: JSON API, health, metrics.
+pub fn router(state: AppState) -> Router {
+    api::router()
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+}
+
+/// Builds state from config: pool, HTTP client, registry.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let pool = connect(&config).await?;
+    AppState::new(pool, config)
+}

@@ -36,7 +36,8 @@ pub struct CreatedAccount {
 }
 
 impl CreatedAccount {
-    pub(crate) fn from_json(value: &serde_json::Value) -> Option<Self> {
+    /// Reads an account id from a Panel answer, if it names one.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
         fn id_of(v: &serde_json::Value) -> Option<String> {
             ["id", "account_id"].iter().find_map(|k| match v.get(k)? {
                 serde_json::Value::Number(n) => Some(n.to_string()),

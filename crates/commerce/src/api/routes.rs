@@ -1,0 +1,256 @@
+//! `/api/v1` handlers: parse, call the application service, answer. No rules here.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use futures::StreamExt as _;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::api::auth::ApiClient;
+use crate::api::error::{ApiJson, ApiQuery, ApiResult, Id};
+use crate::app::catalog::{self, ClientInput, GroupInput, ProductInput};
+use crate::app::connection::{self, UnsavedTest};
+use crate::app::log::{self, LogFilter};
+use crate::app::orders::{self, OrderInput};
+use crate::app::page::PageParams;
+use crate::app::servers::{self, ServerInput, ServerPatch};
+use crate::app::services::{self, Requested, ServiceFilter};
+use crate::domain::TriggeredBy;
+use crate::state::AppState;
+
+type Created<T> = (StatusCode, Json<T>);
+
+fn created<T: Serialize>(v: T) -> Created<T> {
+    (StatusCode::CREATED, Json(v))
+}
+
+pub async fn create_group(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<GroupInput>,
+) -> ApiResult<Created<catalog::Group>> {
+    Ok(created(catalog::create_group(&s.pool, &input).await?))
+}
+
+pub async fn list_groups(_: ApiClient, State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let items = catalog::list_groups(&s.pool).await?;
+    Ok(Json(
+        json!({"items": items, "page": 1, "per_page": items.len(), "total": items.len()}),
+    ))
+}
+
+pub async fn create_server(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<ServerInput>,
+) -> ApiResult<Created<servers::ServerView>> {
+    Ok(created(servers::create(&s, &input).await?))
+}
+
+pub async fn list_servers(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Value>> {
+    let total = servers::count(&s.pool).await?;
+    Ok(Json(
+        serde_json::to_value(servers::list(&s.pool, page).await?.total(total)).unwrap_or_default(),
+    ))
+}
+
+pub async fn get_server(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<servers::ServerView>> {
+    Ok(Json(servers::get(&s.pool, id).await?.into()))
+}
+
+pub async fn patch_server(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+    ApiJson(patch): ApiJson<ServerPatch>,
+) -> ApiResult<Json<servers::ServerView>> {
+    Ok(Json(servers::update(&s, id, patch).await?))
+}
+
+pub async fn delete_server(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    servers::delete(&s.pool, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn test_server(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<connection::TestOutcome>> {
+    Ok(Json(connection::test_saved(&s, id).await?))
+}
+
+pub async fn test_unsaved(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<UnsavedTest>,
+) -> ApiResult<Json<connection::TestOutcome>> {
+    Ok(Json(connection::test_unsaved(&s, &input).await?))
+}
+
+pub async fn sweep(_: ApiClient, State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let started = Instant::now();
+    let rows = servers::all(&s.pool).await?;
+    let results: Vec<connection::SweepItem> = connection::sweep(s.clone(), rows).collect().await;
+    Ok(Json(
+        json!({"results": results, "elapsed_ms": started.elapsed().as_millis() as u64}),
+    ))
+}
+
+pub async fn create_product(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<ProductInput>,
+) -> ApiResult<Created<catalog::Product>> {
+    Ok(created(catalog::create_product(&s, &input).await?))
+}
+
+pub async fn update_product(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+    ApiJson(input): ApiJson<ProductInput>,
+) -> ApiResult<Json<catalog::Product>> {
+    Ok(Json(catalog::update_product(&s, id, &input).await?))
+}
+
+pub async fn list_products(_: ApiClient, State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let items = catalog::list_products(&s.pool).await?;
+    Ok(Json(
+        json!({"items": items, "page": 1, "per_page": items.len(), "total": items.len()}),
+    ))
+}
+
+pub async fn get_product(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<catalog::Product>> {
+    Ok(Json(catalog::get_product(&s.pool, id).await?))
+}
+
+pub async fn create_client(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<ClientInput>,
+) -> ApiResult<Created<catalog::Client>> {
+    Ok(created(catalog::create_client(&s.pool, &input).await?))
+}
+
+pub async fn list_clients(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<crate::app::page::Page<catalog::Client>>> {
+    Ok(Json(catalog::list_clients(&s.pool, page).await?))
+}
+
+pub async fn get_client(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<catalog::Client>> {
+    Ok(Json(catalog::get_client(&s.pool, id).await?))
+}
+
+pub async fn create_order(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiJson(input): ApiJson<OrderInput>,
+) -> ApiResult<Created<orders::OrderView>> {
+    Ok(created(
+        orders::place(&s, &input, TriggeredBy::Order).await?,
+    ))
+}
+
+pub async fn list_orders(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<crate::app::page::Page<orders::OrderView>>> {
+    Ok(Json(orders::list(&s.pool, page).await?))
+}
+
+pub async fn get_order(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<orders::OrderView>> {
+    Ok(Json(orders::get(&s.pool, id).await?))
+}
+
+pub async fn pay_order(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<orders::OrderView>> {
+    Ok(Json(orders::pay(&s, id, TriggeredBy::Api).await?))
+}
+
+pub async fn list_services(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<ServiceFilter>,
+) -> ApiResult<Json<crate::app::page::Page<services::ServiceView>>> {
+    Ok(Json(services::list(&s.pool, &f, f.page()).await?))
+}
+
+pub async fn get_service(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<services::ServiceView>> {
+    Ok(Json(services::get(&s.pool, id).await?.into()))
+}
+
+/// `POST /services/{id}/{action}` for create, suspend, unsuspend, terminate, retry.
+pub async fn service_action(
+    _: ApiClient,
+    State(s): State<AppState>,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| crate::api::error::ApiError::new(StatusCode::NOT_FOUND, "no such service"))?;
+    let requested = Requested::parse(&action).ok_or_else(|| {
+        crate::api::error::ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown action {action:?}: use create, suspend, unsuspend, terminate or retry"
+            ),
+        )
+    })?;
+    let job_id = services::request(&s, id, requested, TriggeredBy::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
+}
+
+pub async fn list_log(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<LogFilter>,
+) -> ApiResult<Json<crate::app::page::Page<log::LogEntry>>> {
+    Ok(Json(log::list(&s.pool, &f, f.page()).await?))
+}
+
+pub async fn get_log(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<log::LogDetail>> {
+    Ok(Json(log::get(&s.pool, id).await?))
+}

@@ -1,0 +1,203 @@
+//! Test Connection: one saved server, unsaved form values, or every server at
+//! once (bounded fan-out, per-server timeout). Results are stored on the rows.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use provisioning::{Credentials, Failure, FailureKind, ProvisioningResult};
+use serde::{Deserialize, Serialize};
+
+use crate::app::error::{AppError, AppResult};
+use crate::app::servers::{self, ServerRow};
+use crate::domain::FieldErrors;
+use crate::state::AppState;
+
+/// What a connection test found.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestOutcome {
+    pub ok: bool,
+    pub latency_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+}
+
+/// One server's result in a sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepItem {
+    pub server_id: i64,
+    #[serde(flatten)]
+    pub outcome: TestOutcome,
+}
+
+/// Unsaved values from the server form (or the API).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsavedTest {
+    pub module: String,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
+    /// With a server id, a blank secret means the stored one.
+    pub server_id: Option<i64>,
+}
+
+fn outcome(result: ProvisioningResult, started: Instant) -> TestOutcome {
+    let latency_ms = started.elapsed().as_millis() as u64;
+    match result.outcome {
+        Ok(ok) => TestOutcome {
+            ok: true,
+            latency_ms,
+            server: Some(serde_json::json!({
+                "name": ok.data.get("name"),
+                "version": ok.data.get("version"),
+                "message": ok.message,
+            })),
+            error: None,
+        },
+        Err(f) => TestOutcome {
+            ok: false,
+            latency_ms,
+            server: None,
+            error: Some(f),
+        },
+    }
+}
+
+/// Runs the module's test_connection within `limit`.
+async fn probe(
+    state: &AppState,
+    module_id: &str,
+    creds: &Credentials,
+    limit: Duration,
+) -> TestOutcome {
+    let started = Instant::now();
+    let Some(module) = state.registry.get(module_id) else {
+        let f = Failure::new(
+            FailureKind::Panel(opterius::ErrorKind::Config),
+            format!("unknown module {module_id:?}"),
+            "Pick a known module.",
+            false,
+        );
+        return outcome(ProvisioningResult::failure(f), started);
+    };
+    match tokio::time::timeout(limit, module.test_connection(&state.module_ctx, creds)).await {
+        Ok(result) => outcome(result, started),
+        Err(_) => {
+            let kind = opterius::ErrorKind::Timeout;
+            let f = Failure {
+                retryable: true,
+                ..Failure::new(
+                    FailureKind::Panel(kind),
+                    format!("no answer within {} s", limit.as_secs()),
+                    kind.hint(),
+                    true,
+                )
+            };
+            outcome(ProvisioningResult::failure(f), started)
+        }
+    }
+}
+
+async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
+    let error = o
+        .error
+        .as_ref()
+        .map(|e| serde_json::to_value(e).unwrap_or_default());
+    let panel = o.server.as_ref().map(|s| {
+        let text = |k: &str| s.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        (text("name"), text("version"))
+    });
+    servers::record_health(
+        &state.pool,
+        id,
+        o.ok,
+        i32::try_from(o.latency_ms).unwrap_or(i32::MAX),
+        error.as_ref(),
+        panel,
+    )
+    .await
+}
+
+async fn test_row(state: &AppState, row: &ServerRow, limit: Duration) -> AppResult<TestOutcome> {
+    let creds = servers::credentials(row, &state.sealer)?;
+    let o = probe(state, &row.module, &creds, limit).await;
+    store(state, row.id, &o).await?;
+    Ok(o)
+}
+
+/// Tests a saved server and stores the result on it (the plug icon).
+pub async fn test_saved(state: &AppState, id: i64) -> AppResult<TestOutcome> {
+    let row = servers::get(&state.pool, id).await?;
+    test_row(
+        state,
+        &row,
+        state.config.panel_timeout + Duration::from_secs(1),
+    )
+    .await
+}
+
+/// Tests values as typed on the form, unsaved. Nothing is stored.
+pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<TestOutcome> {
+    let module = state
+        .registry
+        .get(input.module.trim())
+        .ok_or_else(|| AppError::field("module", format!("unknown module {:?}", input.module)))?;
+    let stored = match input.server_id {
+        Some(id) => Some(servers::credentials(
+            &servers::get(&state.pool, id).await?,
+            &state.sealer,
+        )?),
+        None => None,
+    };
+    let mut errors = FieldErrors::default();
+    let creds = servers::split_credentials(
+        module.as_ref(),
+        &input.credentials,
+        stored.as_ref(),
+        &mut errors,
+    );
+    errors.into_result()?;
+    Ok(probe(
+        state,
+        module.info().id,
+        &creds,
+        state.config.panel_timeout + Duration::from_secs(1),
+    )
+    .await)
+}
+
+/// Tests every enabled server concurrently, yielding each result as it arrives.
+pub fn sweep(state: AppState, rows: Vec<ServerRow>) -> impl Stream<Item = SweepItem> {
+    let limit = state.config.sweep_timeout;
+    let width = state.config.sweep_concurrency;
+    futures::stream::iter(rows.into_iter().filter(|r| r.enabled))
+        .map(move |row| {
+            let state = state.clone();
+            async move {
+                let outcome = match test_row(&state, &row, limit).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let f = Failure::new(
+                            FailureKind::Internal,
+                            e.to_string(),
+                            "Check the server's stored credentials.",
+                            false,
+                        );
+                        TestOutcome {
+                            ok: false,
+                            latency_ms: 0,
+                            server: None,
+                            error: Some(f),
+                        }
+                    }
+                };
+                SweepItem {
+                    server_id: row.id,
+                    outcome,
+                }
+            }
+        })
+        .buffer_unordered(width)
+}

@@ -1,0 +1,202 @@
+//! The provisioning log: one row per attempt, written pending before the Panel
+//! call and finished after it; read back with filters.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgExecutor};
+
+use crate::app::error::{AppError, AppResult};
+use crate::app::page::{Page, PageParams, empty_as_none};
+use crate::domain::{Action, LogStatus, TriggeredBy};
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct LogEntry {
+    pub id: i64,
+    pub service_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub module: String,
+    pub action: String,
+    pub status: String,
+    pub attempt: i32,
+    pub http_status: Option<i32>,
+    pub duration_ms: Option<i32>,
+    pub error: Option<Json<serde_json::Value>>,
+    pub message: Option<String>,
+    pub triggered_by: String,
+    pub job_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// An entry with its redacted request and its response.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct LogDetail {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub entry: LogEntry,
+    pub request: Option<Json<serde_json::Value>>,
+    pub response: Option<Json<serde_json::Value>>,
+}
+
+const COLUMNS: &str = "id, service_id, server_id, module, action, status, attempt, http_status, duration_ms, error, \
+    message, triggered_by, job_id, created_at, finished_at";
+
+/// A new row, before the outcome is known.
+pub struct NewEntry<'a> {
+    pub service_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub module: &'a str,
+    pub action: Action,
+    pub attempt: u32,
+    pub triggered_by: TriggeredBy,
+    pub job_id: Option<&'a str>,
+}
+
+pub async fn start(db: impl PgExecutor<'_>, e: &NewEntry<'_>) -> AppResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO provisioning_log (service_id, server_id, module, action, attempt, triggered_by, job_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(e.service_id)
+    .bind(e.server_id)
+    .bind(e.module)
+    .bind(e.action.as_str())
+    .bind(i32::try_from(e.attempt).unwrap_or(i32::MAX))
+    .bind(e.triggered_by.as_str())
+    .bind(e.job_id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// The outcome of one attempt.
+pub struct Finish<'a> {
+    pub status: LogStatus,
+    pub http_status: Option<u16>,
+    pub request: Option<&'a serde_json::Value>,
+    pub response: Option<&'a serde_json::Value>,
+    pub error: Option<&'a serde_json::Value>,
+    pub message: &'a str,
+    pub duration_ms: u64,
+}
+
+/// Finishes a pending row; false when it was already finished (a duplicate run).
+pub async fn finish(db: impl PgExecutor<'_>, id: i64, f: &Finish<'_>) -> AppResult<bool> {
+    let error_kind = f.error.and_then(|e| e.get("kind")).and_then(|k| k.as_str());
+    let done = sqlx::query(
+        "UPDATE provisioning_log SET status = $2, http_status = $3, request = $4, response = $5, error = $6,
+                error_kind = $7, message = $8, duration_ms = $9, finished_at = now(), updated_at = now()
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(f.status.as_str())
+    .bind(f.http_status.map(i32::from))
+    .bind(f.request.map(Json))
+    .bind(f.response.map(Json))
+    .bind(f.error.map(Json))
+    .bind(error_kind)
+    .bind(f.message)
+    .bind(i32::try_from(f.duration_ms).unwrap_or(i32::MAX))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Writes a finished row in one go (outcomes decided without a Panel call).
+pub async fn record(
+    conn: &mut sqlx::PgConnection,
+    e: &NewEntry<'_>,
+    f: &Finish<'_>,
+) -> AppResult<i64> {
+    let id = start(&mut *conn, e).await?;
+    finish(&mut *conn, id, f).await?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogFilter {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub service_id: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub server_id: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub action: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub status: Option<String>,
+    /// RFC 3339, e.g. 2026-11-22T10:00:00Z.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub page: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub per_page: Option<i64>,
+}
+
+impl LogFilter {
+    pub fn page(&self) -> PageParams {
+        crate::app::page::PageQuery {
+            page: self.page,
+            per_page: self.per_page,
+        }
+        .params()
+    }
+}
+
+pub async fn list(
+    db: impl PgExecutor<'_> + Copy,
+    f: &LogFilter,
+    page: PageParams,
+) -> AppResult<Page<LogEntry>> {
+    let action = f.action.as_deref().filter(|a| !a.is_empty());
+    let status = f.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(a) = action
+        && Action::parse(a).is_none()
+    {
+        return Err(AppError::field("action", format!("unknown action {a:?}")));
+    }
+    if let Some(s) = status
+        && LogStatus::parse(s).is_none()
+    {
+        return Err(AppError::field("status", format!("unknown status {s:?}")));
+    }
+    let cond = "($1::bigint IS NULL OR service_id = $1) AND ($2::bigint IS NULL OR server_id = $2)
+        AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR status = $4)
+        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)";
+    let rows = sqlx::query_as::<_, LogEntry>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM provisioning_log WHERE {cond} ORDER BY id DESC LIMIT $7 OFFSET $8"
+    )))
+    .bind(f.service_id)
+    .bind(f.server_id)
+    .bind(action)
+    .bind(status)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(db)
+    .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM provisioning_log WHERE {cond}"
+    )))
+    .bind(f.service_id)
+    .bind(f.server_id)
+    .bind(action)
+    .bind(status)
+    .bind(f.since)
+    .bind(f.until)
+    .fetch_one(db)
+    .await?;
+    Ok(page.with(rows).total(total))
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<LogDetail> {
+    sqlx::query_as::<_, LogDetail>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, request, response FROM provisioning_log WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound("log entry"))
+}

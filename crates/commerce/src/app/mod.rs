@@ -1,0 +1,12 @@
+//! Application services: validation and orchestration between the web layer,
+//! the database and the provisioning modules. Handlers call these, nothing else.
+
+pub mod admins;
+pub mod catalog;
+pub mod connection;
+pub mod error;
+pub mod log;
+pub mod orders;
+pub mod page;
+pub mod servers;
+pub mod services;

@@ -1,0 +1,241 @@
+//! Orders: client, order and service written in one transaction, with the
+//! create job enqueued in that same transaction when the product says so.
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgConnection, PgExecutor};
+
+use crate::app::catalog::{self, ClientInput};
+use crate::app::error::{AppError, AppResult};
+use crate::app::page::{Page, PageParams};
+use crate::app::services::{self, SERVICE_COLUMNS, ServiceRow};
+use crate::domain::{Action, AutoSetup, Domain, FieldErrors, TriggeredBy};
+use crate::state::AppState;
+
+pub const PASSWORD_PURPOSE: &str = "services.password";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderInput {
+    pub client_id: Option<i64>,
+    pub client: Option<ClientInput>,
+    pub product_id: i64,
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderService {
+    pub id: i64,
+    pub status: String,
+    pub domain: String,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    pub id: i64,
+    pub status: String,
+    pub client_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub services: Vec<OrderService>,
+}
+
+#[derive(FromRow)]
+struct OrderRow {
+    id: i64,
+    status: String,
+    client_id: i64,
+    created_at: DateTime<Utc>,
+    paid_at: Option<DateTime<Utc>>,
+}
+
+pub async fn get(db: impl PgExecutor<'_> + Copy, id: i64) -> AppResult<OrderView> {
+    let o = sqlx::query_as::<_, OrderRow>(
+        "SELECT id, status, client_id, created_at, paid_at FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound("order"))?;
+    let rows = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SERVICE_COLUMNS} FROM services WHERE order_id = $1 ORDER BY id"
+    )))
+    .bind(id)
+    .fetch_all(db)
+    .await?;
+    Ok(OrderView {
+        id: o.id,
+        status: o.status,
+        client_id: o.client_id,
+        created_at: o.created_at,
+        paid_at: o.paid_at,
+        services: rows
+            .into_iter()
+            .map(|s| OrderService {
+                id: s.id,
+                status: s.status,
+                domain: s.domain,
+                username: s.username,
+            })
+            .collect(),
+    })
+}
+
+pub async fn list(db: impl PgExecutor<'_> + Copy, page: PageParams) -> AppResult<Page<OrderView>> {
+    let ids: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM orders ORDER BY id DESC LIMIT $1 OFFSET $2")
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(db)
+            .await?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        items.push(get(db, id).await?);
+    }
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(db)
+        .await?;
+    Ok(page.with(items).total(total))
+}
+
+/// Inserts the service with the first free username derived from the domain.
+async fn insert_service(
+    conn: &mut PgConnection,
+    state: &AppState,
+    order_id: i64,
+    client_id: i64,
+    product_id: i64,
+    domain: &Domain,
+) -> AppResult<ServiceRow> {
+    let base = provisioning::username_base(domain.as_str());
+    let password = secrecy::SecretString::from(provisioning::generate_password(20));
+    let sealed = state
+        .sealer
+        .seal(PASSWORD_PURPOSE, password.expose_secret().as_bytes());
+    for n in 0..100_000u32 {
+        let username = provisioning::username_candidate(&base, n);
+        let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT ON CONSTRAINT services_username_key DO NOTHING
+             RETURNING {SERVICE_COLUMNS}"
+        )))
+        .bind(order_id)
+        .bind(client_id)
+        .bind(product_id)
+        .bind(domain.as_str())
+        .bind(&username)
+        .bind(&sealed)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            return Ok(row);
+        }
+    }
+    Err(AppError::conflict(format!(
+        "no free username left for {}",
+        domain.as_str()
+    )))
+}
+
+/// Places an order. Everything is written in one transaction; the create job is
+/// part of it when the product's auto-setup is "on order".
+pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> AppResult<OrderView> {
+    let mut errors = FieldErrors::default();
+    let domain = errors.check("domain", Domain::parse(&input.domain));
+    let new_client = match (&input.client_id, &input.client) {
+        (Some(_), Some(_)) => {
+            errors.add("client", "give client_id or client, not both");
+            None
+        }
+        (None, None) => {
+            errors.add("client_id", "client_id or client {email, name} is required");
+            None
+        }
+        (None, Some(c)) => match c.parse("client.") {
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                errors.0.extend(e.0);
+                None
+            }
+        },
+        (Some(_), None) => None,
+    };
+    if input.product_id <= 0 {
+        errors.add("product_id", "product_id is required");
+    }
+    errors.into_result()?;
+    let domain = domain.ok_or_else(|| AppError::field("domain", "domain is required"))?;
+
+    let mut tx = state.pool.begin().await.map_err(AppError::from)?;
+    let client_id = match (input.client_id, new_client) {
+        (Some(id), _) => {
+            catalog::get_client(&mut *tx, id)
+                .await
+                .map_err(|_| AppError::field("client_id", "no client has this id"))?;
+            id
+        }
+        (None, Some((email, name))) => catalog::upsert_client(&mut *tx, &email, &name).await?,
+        (None, None) => {
+            return Err(AppError::field(
+                "client_id",
+                "client_id or client is required",
+            ));
+        }
+    };
+    let product = catalog::get_product(&mut *tx, input.product_id)
+        .await
+        .map_err(|_| AppError::field("product_id", "no product has this id"))?;
+    let order_id: i64 =
+        sqlx::query_scalar("INSERT INTO orders (client_id) VALUES ($1) RETURNING id")
+            .bind(client_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let service = insert_service(&mut tx, state, order_id, client_id, product.id, &domain).await?;
+    if AutoSetup::parse(&product.auto_setup) == Some(AutoSetup::OnOrder) {
+        services::queue_action(&mut tx, state, &service, Action::Create, by).await?;
+    }
+    tx.commit().await.map_err(AppError::from)?;
+    tracing::info!(order.id = order_id, service.id = service.id, "order placed");
+    get(&state.pool, order_id).await
+}
+
+/// Marks an order paid and queues creates for its on-payment products.
+pub async fn pay(state: &AppState, order_id: i64, by: TriggeredBy) -> AppResult<OrderView> {
+    let mut tx = state.pool.begin().await.map_err(AppError::from)?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match status.as_deref() {
+        None => return Err(AppError::NotFound("order")),
+        Some("pending") => {}
+        Some(other) => {
+            return Err(AppError::conflict(format!(
+                "order {order_id} is {other}, not pending"
+            )));
+        }
+    }
+    sqlx::query(
+        "UPDATE orders SET status = 'paid', paid_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await?;
+    let waiting = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM services s JOIN products p ON p.id = s.product_id
+         WHERE s.order_id = $1 AND s.status = 'pending' AND p.auto_setup = 'on_payment' FOR UPDATE OF s",
+        SERVICE_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+    )))
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for service in &waiting {
+        services::queue_action(&mut tx, state, service, Action::Create, by).await?;
+    }
+    tx.commit().await.map_err(AppError::from)?;
+    get(&state.pool, order_id).await
+}

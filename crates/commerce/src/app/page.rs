@@ -1,0 +1,99 @@
+//! Pagination: `?page=1&per_page=50` in, `{items, page, per_page, total}` out.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PageParams {
+    #[serde(default = "one")]
+    pub page: i64,
+    #[serde(default = "fifty")]
+    pub per_page: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn fifty() -> i64 {
+    50
+}
+
+impl Default for PageParams {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: 50,
+        }
+    }
+}
+
+impl PageParams {
+    pub fn page(&self) -> i64 {
+        self.page.max(1)
+    }
+
+    pub fn limit(&self) -> i64 {
+        self.per_page.clamp(1, 500)
+    }
+
+    pub fn offset(&self) -> i64 {
+        (self.page() - 1).saturating_mul(self.limit())
+    }
+
+    pub fn with<T>(self, items: Vec<T>) -> Page<T> {
+        Page {
+            items,
+            page: self.page(),
+            per_page: self.limit(),
+            total: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: i64,
+    pub per_page: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+impl<T> Page<T> {
+    pub fn total(mut self, total: i64) -> Self {
+        self.total = Some(total);
+        self
+    }
+}
+
+/// Query-string helper: an empty value (`?server_id=`) means "not given".
+pub fn empty_as_none<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw: Option<String> = Option::deserialize(de)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Page fields that sit beside filters in one query string.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct PageQuery {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub page: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub per_page: Option<i64>,
+}
+
+impl PageQuery {
+    pub fn params(self) -> PageParams {
+        PageParams {
+            page: self.page.unwrap_or(1),
+            per_page: self.per_page.unwrap_or(50),
+        }
+    }
+}

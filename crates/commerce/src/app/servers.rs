@@ -1,0 +1,467 @@
+//! Servers: validated create/update with secrets sealed at rest, listing,
+//! health records, and placement of new accounts within a group.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use provisioning::{Credentials, ProvisioningModule};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, PgExecutor};
+
+use crate::app::error::{AppError, AppResult};
+use crate::app::page::{Page, PageParams};
+use crate::crypto::Sealer;
+use crate::domain::{FieldErrors, parse_name};
+use crate::state::AppState;
+
+const SECRETS_PURPOSE: &str = "servers.secrets";
+
+/// A server as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct ServerRow {
+    pub id: i64,
+    pub name: String,
+    pub module: String,
+    pub group_id: i64,
+    pub credentials: Json<BTreeMap<String, String>>,
+    pub secrets: Option<Vec<u8>>,
+    pub secrets_set: Vec<String>,
+    pub max_accounts: i32,
+    pub account_count: i32,
+    pub enabled: bool,
+    pub health_status: String,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<i32>,
+    pub last_error: Option<Json<serde_json::Value>>,
+    pub panel_name: Option<String>,
+    pub panel_version: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A server as the API and UI show it: never a secret value.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerView {
+    pub id: i64,
+    pub name: String,
+    pub module: String,
+    pub group_id: i64,
+    pub max_accounts: i32,
+    pub account_count: i32,
+    pub enabled: bool,
+    pub credentials: BTreeMap<String, String>,
+    pub secrets_set: Vec<String>,
+    pub health: HealthView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthView {
+    pub status: String,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<i32>,
+    pub last_error: Option<serde_json::Value>,
+    pub panel_name: Option<String>,
+    pub panel_version: Option<String>,
+}
+
+impl From<ServerRow> for ServerView {
+    fn from(r: ServerRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            module: r.module,
+            group_id: r.group_id,
+            max_accounts: r.max_accounts,
+            account_count: r.account_count,
+            enabled: r.enabled,
+            credentials: r.credentials.0,
+            secrets_set: r.secrets_set,
+            health: HealthView {
+                status: r.health_status,
+                last_checked_at: r.last_checked_at,
+                latency_ms: r.latency_ms,
+                last_error: r.last_error.map(|j| j.0),
+                panel_name: r.panel_name,
+                panel_version: r.panel_version,
+            },
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// What an admin submits for a server. Blank secret fields keep the stored value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerInput {
+    pub name: String,
+    pub module: String,
+    pub group_id: i64,
+    #[serde(default)]
+    pub max_accounts: i64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A partial update (PATCH): absent fields keep their value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerPatch {
+    pub name: Option<String>,
+    pub module: Option<String>,
+    pub group_id: Option<i64>,
+    pub max_accounts: Option<i64>,
+    pub enabled: Option<bool>,
+    pub credentials: Option<BTreeMap<String, String>>,
+}
+
+const COLUMNS: &str = "id, name, module, group_id, credentials, secrets, secrets_set, max_accounts, account_count, \
+    enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, created_at, updated_at";
+
+pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServerRow> {
+    sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM servers WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound("server"))
+}
+
+pub async fn list(db: impl PgExecutor<'_>, page: PageParams) -> AppResult<Page<ServerView>> {
+    let rows = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM servers ORDER BY name, id LIMIT $1 OFFSET $2"
+    )))
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(db)
+    .await?;
+    Ok(page.with(rows.into_iter().map(ServerView::from).collect()))
+}
+
+pub async fn count(db: impl PgExecutor<'_>) -> AppResult<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM servers")
+        .fetch_one(db)
+        .await?)
+}
+
+/// All servers, for the list page and the sweep.
+pub async fn all(db: impl PgExecutor<'_>) -> AppResult<Vec<ServerRow>> {
+    Ok(sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM servers ORDER BY name, id"
+    )))
+    .fetch_all(db)
+    .await?)
+}
+
+/// The stored credentials of a server, secrets opened.
+pub fn credentials(row: &ServerRow, sealer: &Sealer) -> anyhow::Result<Credentials> {
+    let secrets = match &row.secrets {
+        None => BTreeMap::new(),
+        Some(sealed) => {
+            let plain = sealer.open(SECRETS_PURPOSE, sealed)?;
+            let map: BTreeMap<String, String> = serde_json::from_slice(&plain)?;
+            map.into_iter()
+                .map(|(k, v)| (k, SecretString::from(v)))
+                .collect()
+        }
+    };
+    Ok(Credentials {
+        fields: row.credentials.0.clone(),
+        secrets,
+    })
+}
+
+/// Splits submitted credentials by the module's field metadata; a blank secret
+/// falls back to `stored` (the value already on the server, if any).
+pub fn split_credentials(
+    module: &dyn ProvisioningModule,
+    submitted: &BTreeMap<String, String>,
+    stored: Option<&Credentials>,
+    errors: &mut FieldErrors,
+) -> Credentials {
+    let info = module.info();
+    let mut out = Credentials::default();
+    for key in submitted.keys() {
+        if !info.credential_fields.iter().any(|f| f.name == key) {
+            errors.add(
+                &format!("credentials.{key}"),
+                format!("{} has no credential field {key:?}", info.label),
+            );
+        }
+    }
+    for field in &info.credential_fields {
+        let value = submitted
+            .get(field.name)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default();
+        if field.secret {
+            if !value.is_empty() {
+                out.secrets
+                    .insert(field.name.into(), SecretString::from(value));
+            } else if let Some(old) = stored.and_then(|s| s.secrets.get(field.name)) {
+                out.secrets.insert(field.name.into(), old.clone());
+            }
+        } else if !value.is_empty() {
+            out.fields.insert(field.name.into(), value);
+        } else if let Some(old) = stored
+            .and_then(|s| s.fields.get(field.name))
+            .filter(|_| !submitted.contains_key(field.name))
+        {
+            out.fields.insert(field.name.into(), old.clone());
+        }
+    }
+    if let Err(field_errors) = module.validate_credentials(&out) {
+        for (field, msgs) in field_errors {
+            for m in msgs {
+                errors.add(&format!("credentials.{field}"), m);
+            }
+        }
+    }
+    out
+}
+
+struct Parsed {
+    name: String,
+    module: String,
+    group_id: i64,
+    max_accounts: i32,
+    enabled: bool,
+    creds: Credentials,
+}
+
+fn parse_input(
+    state: &AppState,
+    input: &ServerInput,
+    stored: Option<&Credentials>,
+) -> AppResult<Parsed> {
+    let mut errors = FieldErrors::default();
+    let name = errors.check("name", parse_name(&input.name, "name", 100));
+    let module = state.registry.get(input.module.trim());
+    if module.is_none() {
+        errors.add(
+            "module",
+            format!(
+                "unknown module {:?}; known: {}",
+                input.module,
+                state.registry.ids().join(", ")
+            ),
+        );
+    }
+    let max_accounts = errors.check(
+        "max_accounts",
+        i32::try_from(input.max_accounts)
+            .ok()
+            .filter(|m| *m >= 0)
+            .ok_or_else(|| {
+                "max_accounts must be a non-negative integer (0 = unlimited)".to_owned()
+            }),
+    );
+    if input.group_id <= 0 {
+        errors.add("group_id", "group_id is required");
+    }
+    let creds = module
+        .as_ref()
+        .map(|m| split_credentials(m.as_ref(), &input.credentials, stored, &mut errors))
+        .unwrap_or_default();
+    errors.into_result()?;
+    Ok(Parsed {
+        name: name.unwrap_or_default(),
+        module: input.module.trim().to_owned(),
+        group_id: input.group_id,
+        max_accounts: max_accounts.unwrap_or_default(),
+        enabled: input.enabled,
+        creds,
+    })
+}
+
+fn seal(sealer: &Sealer, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) {
+    if creds.secrets.is_empty() {
+        return (None, Vec::new());
+    }
+    let map: BTreeMap<&str, &str> = creds
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose_secret()))
+        .collect();
+    let plain = serde_json::to_vec(&map).unwrap_or_default();
+    (
+        Some(sealer.seal(SECRETS_PURPOSE, &plain)),
+        creds.secrets.keys().cloned().collect(),
+    )
+}
+
+pub async fn create(state: &AppState, input: &ServerInput) -> AppResult<ServerView> {
+    let p = parse_input(state, input, None)?;
+    let (sealed, names) = seal(&state.sealer, &p.creds);
+    let row = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+    )))
+    .bind(&p.name)
+    .bind(&p.module)
+    .bind(p.group_id)
+    .bind(Json(&p.creds.fields))
+    .bind(sealed)
+    .bind(&names)
+    .bind(p.max_accounts)
+    .bind(p.enabled)
+    .fetch_one(&state.pool)
+    .await?;
+    tracing::info!(server.id = row.id, server.name = %row.name, "server created");
+    Ok(row.into())
+}
+
+/// Applies a PATCH: absent fields and blank secrets keep their stored values.
+pub async fn update(state: &AppState, id: i64, patch: ServerPatch) -> AppResult<ServerView> {
+    let current = get(&state.pool, id).await?;
+    let stored = credentials(&current, &state.sealer)?;
+    let mut submitted = current.credentials.0.clone();
+    submitted.extend(patch.credentials.unwrap_or_default());
+    let input = ServerInput {
+        name: patch.name.unwrap_or(current.name),
+        module: patch.module.unwrap_or(current.module),
+        group_id: patch.group_id.unwrap_or(current.group_id),
+        max_accounts: patch
+            .max_accounts
+            .unwrap_or(i64::from(current.max_accounts)),
+        enabled: patch.enabled.unwrap_or(current.enabled),
+        credentials: submitted,
+    };
+    replace(state, id, &input, Some(&stored)).await
+}
+
+/// Replaces a server's settings (the edit form): blank secrets keep their value.
+pub async fn replace(
+    state: &AppState,
+    id: i64,
+    input: &ServerInput,
+    stored: Option<&Credentials>,
+) -> AppResult<ServerView> {
+    let owned;
+    let stored = match stored {
+        Some(s) => Some(s),
+        None => {
+            owned = credentials(&get(&state.pool, id).await?, &state.sealer)?;
+            Some(&owned)
+        }
+    };
+    let p = parse_input(state, input, stored)?;
+    let (sealed, names) = seal(&state.sealer, &p.creds);
+    let row = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE servers SET name = $2, module = $3, group_id = $4, credentials = $5, secrets = $6, secrets_set = $7,
+                max_accounts = $8, enabled = $9, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(&p.name)
+    .bind(&p.module)
+    .bind(p.group_id)
+    .bind(Json(&p.creds.fields))
+    .bind(sealed)
+    .bind(&names)
+    .bind(p.max_accounts)
+    .bind(p.enabled)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(AppError::NotFound("server"))?;
+    tracing::info!(server.id = row.id, "server updated");
+    Ok(row.into())
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> AppResult<()> {
+    let done = sqlx::query("DELETE FROM servers WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(AppError::NotFound("server"));
+    }
+    Ok(())
+}
+
+/// Stores the outcome of a connection test on the server row.
+pub async fn record_health(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    online: bool,
+    latency_ms: i32,
+    error: Option<&serde_json::Value>,
+    panel: Option<(Option<String>, Option<String>)>,
+) -> AppResult<()> {
+    let (name, version) = panel.unwrap_or_default();
+    sqlx::query(
+        "UPDATE servers SET health_status = $2, last_checked_at = now(), latency_ms = $3, last_error = $4,
+                panel_name = COALESCE($5, panel_name), panel_version = COALESCE($6, panel_version)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(if online { "online" } else { "offline" })
+    .bind(latency_ms)
+    .bind(error.map(Json))
+    .bind(name)
+    .bind(version)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Takes one account slot on a server of `group_id` for `module`, following the
+/// group's placement strategy. Skips disabled, offline and full servers. The
+/// capacity CHECK and the row lock make concurrent placements exact.
+pub async fn place(conn: &mut PgConnection, group_id: i64, module: &str) -> AppResult<Option<i64>> {
+    for _ in 0..20 {
+        let placed: Option<i64> = sqlx::query_scalar(
+            "UPDATE servers SET account_count = account_count + 1, updated_at = now()
+             WHERE id = (
+                 SELECT s.id FROM servers s JOIN server_groups g ON g.id = s.group_id
+                 WHERE s.group_id = $1 AND s.module = $2 AND s.enabled AND s.health_status <> 'offline'
+                   AND (s.max_accounts = 0 OR s.account_count < s.max_accounts)
+                 ORDER BY CASE WHEN g.placement = 'fill' THEN s.id::float8
+                               ELSE s.account_count::float8 / GREATEST(s.max_accounts, 1) END,
+                          s.account_count, s.id
+                 LIMIT 1 FOR UPDATE OF s SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(group_id)
+        .bind(module)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if placed.is_some() {
+            return Ok(placed);
+        }
+        // Nothing free and unlocked: is anything free at all?
+        let any_free: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM servers WHERE group_id = $1 AND module = $2 AND enabled
+                 AND health_status <> 'offline' AND (max_accounts = 0 OR account_count < max_accounts))",
+        )
+        .bind(group_id)
+        .bind(module)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !any_free {
+            return Ok(None);
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(None)
+}
+
+/// Gives an account slot back (terminated, or never created).
+pub async fn release(db: impl PgExecutor<'_>, server_id: i64) -> AppResult<()> {
+    sqlx::query("UPDATE servers SET account_count = GREATEST(account_count - 1, 0), updated_at = now() WHERE id = $1")
+        .bind(server_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

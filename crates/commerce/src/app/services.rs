@@ -1,0 +1,321 @@
+//! Services: reading and listing them, and asking for an action (create,
+//! suspend, unsuspend, terminate, retry) that the status allows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgExecutor};
+
+use crate::app::error::{AppError, AppResult};
+use crate::app::page::{Page, PageParams, empty_as_none};
+use crate::domain::{Action, ServiceStatus, TriggeredBy};
+use crate::jobs::{self, JobArgs};
+use crate::state::AppState;
+
+pub const SERVICE_COLUMNS: &str = "id, order_id, client_id, product_id, server_id, domain, username, status, \
+    panel_account_id, last_error, create_outcome_unknown, created_at, updated_at, activated_at, suspended_at, terminated_at";
+
+/// A service as stored (without its sealed password).
+#[derive(Debug, Clone, FromRow)]
+pub struct ServiceRow {
+    pub id: i64,
+    pub order_id: i64,
+    pub client_id: i64,
+    pub product_id: i64,
+    pub server_id: Option<i64>,
+    pub domain: String,
+    pub username: String,
+    pub status: String,
+    pub panel_account_id: Option<String>,
+    pub last_error: Option<Json<serde_json::Value>>,
+    pub create_outcome_unknown: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+impl ServiceRow {
+    pub fn status(&self) -> ServiceStatus {
+        ServiceStatus::parse(&self.status).unwrap_or(ServiceStatus::Failed)
+    }
+}
+
+/// A service as the API shows it: never the password.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub id: i64,
+    pub status: String,
+    pub domain: String,
+    pub username: String,
+    pub order_id: i64,
+    pub client_id: i64,
+    pub product_id: i64,
+    pub server_id: Option<i64>,
+    pub panel_account_id: Option<String>,
+    pub last_error: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub terminated_at: Option<DateTime<Utc>>,
+}
+
+impl From<ServiceRow> for ServiceView {
+    fn from(r: ServiceRow) -> Self {
+        Self {
+            id: r.id,
+            status: r.status,
+            domain: r.domain,
+            username: r.username,
+            order_id: r.order_id,
+            client_id: r.client_id,
+            product_id: r.product_id,
+            server_id: r.server_id,
+            panel_account_id: r.panel_account_id,
+            last_error: r.last_error.map(|j| j.0),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            activated_at: r.activated_at,
+            suspended_at: r.suspended_at,
+            terminated_at: r.terminated_at,
+        }
+    }
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServiceRow> {
+    sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound("service"))
+}
+
+/// Filters of the services list.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ServiceFilter {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub server_id: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub product_id: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub client_id: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub order_id: Option<i64>,
+    /// Domain or username prefix.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub q: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub page: Option<i64>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub per_page: Option<i64>,
+}
+
+impl ServiceFilter {
+    pub fn page(&self) -> PageParams {
+        crate::app::page::PageQuery {
+            page: self.page,
+            per_page: self.per_page,
+        }
+        .params()
+    }
+}
+
+pub async fn list(
+    db: impl PgExecutor<'_> + Copy,
+    filter: &ServiceFilter,
+    page: PageParams,
+) -> AppResult<Page<ServiceView>> {
+    if let Some(s) = filter.status.as_deref().filter(|s| !s.is_empty())
+        && ServiceStatus::parse(s).is_none()
+    {
+        return Err(AppError::field("status", format!("unknown status {s:?}")));
+    }
+    let q = filter
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(|q| {
+            let escaped = q
+                .to_ascii_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("{escaped}%")
+        });
+    let status = filter.status.as_deref().filter(|s| !s.is_empty());
+    let cond = "($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR server_id = $2)
+        AND ($3::bigint IS NULL OR product_id = $3) AND ($4::bigint IS NULL OR client_id = $4)
+        AND ($5::text IS NULL OR lower(domain) LIKE $5 OR username LIKE $5) AND ($6::bigint IS NULL OR order_id = $6)";
+    let rows = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SERVICE_COLUMNS} FROM services WHERE {cond} ORDER BY id DESC LIMIT $7 OFFSET $8"
+    )))
+    .bind(status)
+    .bind(filter.server_id)
+    .bind(filter.product_id)
+    .bind(filter.client_id)
+    .bind(&q)
+    .bind(filter.order_id)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(db)
+    .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM services WHERE {cond}"
+    )))
+    .bind(status)
+    .bind(filter.server_id)
+    .bind(filter.product_id)
+    .bind(filter.client_id)
+    .bind(&q)
+    .bind(filter.order_id)
+    .fetch_one(db)
+    .await?;
+    Ok(page
+        .with(rows.into_iter().map(ServiceView::from).collect())
+        .total(total))
+}
+
+/// What an admin or API client asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Create,
+    Suspend,
+    Unsuspend,
+    Terminate,
+    Retry,
+}
+
+impl Requested {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "create" => Some(Self::Create),
+            "suspend" => Some(Self::Suspend),
+            "unsuspend" => Some(Self::Unsuspend),
+            "terminate" => Some(Self::Terminate),
+            "retry" => Some(Self::Retry),
+            _ => None,
+        }
+    }
+}
+
+/// The action a retry repeats: the last failed one, or create when no account exists.
+async fn retry_action(db: impl PgExecutor<'_>, row: &ServiceRow) -> AppResult<Action> {
+    if row.panel_account_id.is_none()
+        && matches!(row.status(), ServiceStatus::Failed | ServiceStatus::Pending)
+    {
+        return Ok(Action::Create);
+    }
+    let last: Option<String> = sqlx::query_scalar(
+        "SELECT action FROM provisioning_log WHERE service_id = $1 AND status = 'failed'
+           AND action IN ('create', 'suspend', 'unsuspend', 'terminate') ORDER BY id DESC LIMIT 1",
+    )
+    .bind(row.id)
+    .fetch_optional(db)
+    .await?;
+    match last.as_deref().and_then(Action::parse) {
+        Some(a) if row.last_error.is_some() => Ok(a),
+        _ => Err(AppError::conflict(format!(
+            "service {} has no failed action to retry",
+            row.id
+        ))),
+    }
+}
+
+/// Checks that `action` is allowed from the service's status, or says why not.
+fn allowed(row: &ServiceRow, action: Action) -> AppResult<()> {
+    use ServiceStatus as S;
+    let status = row.status();
+    let ok = match action {
+        Action::Create => {
+            matches!(status, S::Pending | S::Failed) && row.panel_account_id.is_none()
+        }
+        Action::Suspend => matches!(status, S::Active | S::Suspended),
+        Action::Unsuspend => matches!(status, S::Suspended | S::Active),
+        Action::Terminate => matches!(status, S::Active | S::Suspended | S::Failed | S::Pending),
+        Action::Info | Action::TestConnection => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let why = match (action, status) {
+        (_, S::Provisioning) => {
+            "an action is already in progress; wait for it to finish".to_owned()
+        }
+        (_, S::Terminated) => "it is terminated".to_owned(),
+        (Action::Create, _) => {
+            "it already has an account; create needs a pending or failed service".to_owned()
+        }
+        _ => format!("{action} needs an active or suspended service"),
+    };
+    Err(AppError::conflict(format!(
+        "cannot {action} service {} ({status}): {why}",
+        row.id
+    )))
+}
+
+/// Queues `requested` for a service if its status allows it; returns the job id.
+pub async fn request(
+    state: &AppState,
+    id: i64,
+    requested: Requested,
+    by: TriggeredBy,
+) -> AppResult<String> {
+    let mut tx = state.pool.begin().await.map_err(AppError::from)?;
+    let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound("service"))?;
+    let action = match requested {
+        Requested::Create => Action::Create,
+        Requested::Suspend => Action::Suspend,
+        Requested::Unsuspend => Action::Unsuspend,
+        Requested::Terminate => Action::Terminate,
+        Requested::Retry => retry_action(&mut *tx, &row).await?,
+    };
+    allowed(&row, action)?;
+    let job_id = queue_action(&mut tx, state, &row, action, by).await?;
+    tx.commit().await.map_err(AppError::from)?;
+    Ok(job_id)
+}
+
+/// Marks the service busy (for creates) and enqueues the job, in `tx`.
+pub async fn queue_action(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    row: &ServiceRow,
+    action: Action,
+    by: TriggeredBy,
+) -> AppResult<String> {
+    if action == Action::Create {
+        sqlx::query(
+            "UPDATE services SET status = 'provisioning', updated_at = now() WHERE id = $1",
+        )
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let job_id = jobs::enqueue(
+        tx,
+        action,
+        JobArgs {
+            service_id: row.id,
+            attempt: 1,
+            triggered_by: by,
+        },
+        None,
+    )
+    .await?;
+    state.metrics.bump(action, |c| &c.enqueued);
+    tracing::info!(service.id = row.id, job.id = %job_id, action = %action, triggered_by = %by, "provisioning queued");
+    Ok(job_id)
+}

@@ -1,0 +1,141 @@
+//! The `commerce` command line: serve, worker, migrate, admin, token, key.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "commerce",
+    version,
+    about = "Commerce provisioning service for Opterius Panel servers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply all migrations (app and job queue); safe to run again.
+    Migrate,
+    /// Serve the admin UI and /api/v1, with the worker pool unless --no-worker.
+    Serve {
+        /// Address to listen on (default LISTEN_ADDR or 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Do not run workers in this process (run `commerce worker` elsewhere).
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run only the worker pool (scale out with several).
+    Worker,
+    /// Manage admin users.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Manage the application key.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an admin user (a password is generated and printed when omitted).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token; it is printed once, alone, on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Print a fresh APP_KEY for .env.
+    Generate,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Key {
+        command: KeyCommand::Generate,
+    } = cli.command
+    {
+        println!("{}", crate::crypto::AppKey::generate());
+        return Ok(());
+    }
+    let config = Config::from_env()?;
+    crate::runtime::init_logging(config.log_format);
+    match cli.command {
+        Command::Migrate => {
+            let pool = crate::connect(&config).await?;
+            crate::migrate(&pool).await?;
+            println!("migrations applied");
+        }
+        Command::Serve { listen, no_worker } => {
+            let addr = listen.unwrap_or(config.listen);
+            let state = crate::build_state(config).await?;
+            crate::migrate(&state.pool)
+                .await
+                .context("applying migrations at startup")?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(listen = %listener.local_addr()?, workers = !no_worker, "serving");
+            crate::runtime::serve(state, listener, !no_worker).await?;
+        }
+        Command::Worker => {
+            let state = crate::build_state(config).await?;
+            crate::migrate(&state.pool)
+                .await
+                .context("applying migrations at startup")?;
+            crate::runtime::work(state).await?;
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, password },
+        } => {
+            let pool = crate::connect(&config).await?;
+            let (password, generated) = match password {
+                Some(p) => (p, false),
+                None => (provisioning::generate_password(20), true),
+            };
+            crate::app::admins::create(&pool, &email, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("admin {email} created");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        Command::Token {
+            command: TokenCommand::Create { name },
+        } => {
+            let pool = crate::connect(&config).await?;
+            let token = crate::api::auth::create_token(&pool, &name).await?;
+            println!("API token {name:?} created; it is shown only once:");
+            println!("{token}");
+        }
+        Command::Key { .. } => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! One typed configuration, read from the environment (and `.env`), failing fast
+//! with a message that names the variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::crypto::AppKey;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the service reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub app_key: AppKey,
+    /// Verify Panel TLS certificates (`SSL_VERIFY`, seed 001).
+    pub ssl_verify: bool,
+    pub panel_connect_timeout: Duration,
+    pub panel_timeout: Duration,
+    /// Jobs run at once per job type by one worker process.
+    pub worker_concurrency: usize,
+    /// Attempts of one action before a transient failure becomes final.
+    pub provision_max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Servers tested at once by Test all.
+    pub sweep_concurrency: usize,
+    /// Per-server limit of one Test all probe.
+    pub sweep_timeout: Duration,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// Finished job rows older than this are deleted.
+    pub job_retention: Duration,
+    /// Mark session cookies Secure (serve behind TLS).
+    pub secure_cookies: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_max_connections", &self.database_max_connections)
+            .field("ssl_verify", &self.ssl_verify)
+            .field("worker_concurrency", &self.worker_concurrency)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}={v:?} is invalid: {e}")),
+    }
+}
+
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> anyhow::Result<bool> {
+    match get(name)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(default),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => bail!("{name}={v:?} is invalid: use true or false"),
+    }
+}
+
+impl Config {
+    /// Reads the process environment (after loading `.env` if present).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get`, so tests need not touch the process env.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let database_url = get("DATABASE_URL")
+            .filter(|v| !v.trim().is_empty())
+            .context("DATABASE_URL is not set: point it at PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/commerce")?;
+        let app_key = AppKey::parse(get("APP_KEY").as_deref().unwrap_or_default())?;
+        let secs = |name: &str, default: u64| parse(&get, name, default).map(Duration::from_secs);
+        let millis =
+            |name: &str, default: u64| parse(&get, name, default).map(Duration::from_millis);
+        let log_format = match get("LOG_FORMAT")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "text" | "pretty") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("LOG_FORMAT={other:?} is invalid: use text or json"),
+        };
+        let config = Self {
+            database_url,
+            database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 20)?,
+            app_key,
+            ssl_verify: flag(&get, "SSL_VERIFY", true)?,
+            panel_connect_timeout: secs("PANEL_CONNECT_TIMEOUT_SECS", 5)?,
+            panel_timeout: secs("PANEL_TIMEOUT_SECS", 15)?,
+            worker_concurrency: parse(&get, "WORKER_CONCURRENCY", 64)?,
+            provision_max_attempts: parse(&get, "PROVISION_MAX_ATTEMPTS", 6)?,
+            retry_base: millis("RETRY_BASE_MS", 5_000)?,
+            retry_max: millis("RETRY_MAX_MS", 600_000)?,
+            sweep_concurrency: parse(&get, "SWEEP_CONCURRENCY", 256)?,
+            sweep_timeout: secs("SWEEP_TIMEOUT_SECS", 10)?,
+            listen: parse(
+                &get,
+                "LISTEN_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            log_format,
+            job_retention: secs("JOB_RETENTION_SECS", 7 * 24 * 3600)?,
+            secure_cookies: flag(&get, "SECURE_COOKIES", false)?,
+        };
+        if config.worker_concurrency == 0 {
+            bail!("WORKER_CONCURRENCY must be at least 1");
+        }
+        if config.provision_max_attempts == 0 {
+            bail!("PROVISION_MAX_ATTEMPTS must be at least 1");
+        }
+        if config.sweep_concurrency == 0 {
+            bail!("SWEEP_CONCURRENCY must be at least 1");
+        }
+        Ok(config)
+    }
+
+    /// HTTP settings for Panel calls.
+    pub fn client_options(&self) -> opterius::ClientOptions {
+        opterius::ClientOptions {
+            connect_timeout: self.panel_connect_timeout,
+            timeout: self.panel_timeout,
+            verify_tls: self.ssl_verify,
+            resolver: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const KEY: &str = "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn defaults_apply_when_only_required_settings_are_given() {
+        let c = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("APP_KEY", KEY),
+        ]))
+        .expect("config");
+        assert!(c.ssl_verify);
+        assert_eq!(c.panel_timeout, Duration::from_secs(15));
+        assert_eq!(c.panel_connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = Config::from_lookup(lookup(&[("APP_KEY", KEY)]))
+            .err()
+            .expect("missing url");
+        assert!(e.to_string().contains("DATABASE_URL"));
+        let e = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "p"),
+            ("APP_KEY", KEY),
+            ("SSL_VERIFY", "maybe"),
+        ]))
+        .err()
+        .expect("bad flag");
+        assert!(e.to_string().contains("SSL_VERIFY"));
+        let e = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "p"),
+            ("APP_KEY", KEY),
+            ("PANEL_TIMEOUT_SECS", "x"),
+        ]))
+        .err()
+        .expect("bad number");
+        assert!(e.to_string().contains("PANEL_TIMEOUT_SECS"));
+        let c = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "p"),
+            ("APP_KEY", KEY),
+            ("SSL_VERIFY", "false"),
+        ]))
+        .expect("ok");
+        assert!(!c.ssl_verify);
+    }
+}

@@ -1,0 +1,251 @@
+//! Parse, don't validate: input newtypes whose `parse` returns a field error, and
+//! the status enums the database constrains.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Per-field validation messages, as the API and forms show them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps `Ok` values, records `Err` messages under `field`.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.add(field, e)).ok()
+    }
+
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+/// A hosting domain: a valid lowercase hostname with at least two labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let d = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        if d.is_empty() {
+            return Err("domain is required".into());
+        }
+        if d.len() > 253 {
+            return Err("domain is longer than 253 characters".into());
+        }
+        let labels: Vec<&str> = d.split('.').collect();
+        if labels.len() < 2 {
+            return Err(format!(
+                "{d:?} is not a full domain name (e.g. example.com)"
+            ));
+        }
+        for label in &labels {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            if !ok {
+                return Err(format!(
+                    "{d:?} is not a valid hostname: use letters, digits and hyphens (punycode for IDNs)"
+                ));
+            }
+        }
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "{d:?} looks like an IP address; a domain name is required"
+            ));
+        }
+        Ok(Self(d))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address (shape check only; the Panel gets it verbatim).
+pub fn parse_email(raw: &str) -> Result<String, String> {
+    let e = raw.trim();
+    let Some((local, host)) = e.split_once('@') else {
+        return Err("email must look like name@example.com".into());
+    };
+    if local.is_empty()
+        || host.is_empty()
+        || !host.contains('.')
+        || e.len() > 254
+        || e.chars().any(char::is_whitespace)
+    {
+        return Err("email must look like name@example.com".into());
+    }
+    Ok(e.to_owned())
+}
+
+/// A required display name, trimmed, at most `max` characters.
+pub fn parse_name(raw: &str, what: &str, max: usize) -> Result<String, String> {
+    let n = raw.trim();
+    if n.is_empty() {
+        return Err(format!("{what} is required"));
+    }
+    if n.chars().count() > max {
+        return Err(format!("{what} is longer than {max} characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(format!("{what} must not contain control characters"));
+    }
+    Ok(n.to_owned())
+}
+
+/// A package name, exactly as configured in Panel → Packages (case-sensitive):
+/// surrounding whitespace is an error, not something to trim away silently.
+pub fn parse_package(raw: &str) -> Result<String, String> {
+    if raw.trim().is_empty() {
+        return Err("package is required: copy the exact name from Panel → Packages".into());
+    }
+    if raw.trim() != raw {
+        return Err(
+            "package has leading or trailing spaces; the Panel compares names exactly".into(),
+        );
+    }
+    if raw.len() > 128 || raw.chars().any(char::is_control) {
+        return Err("package must be at most 128 printable characters".into());
+    }
+    Ok(raw.to_owned())
+}
+
+/// A non-negative limit in MB.
+pub fn parse_limit(value: i64, what: &str) -> Result<i64, String> {
+    if value < 0 {
+        Err(format!("{what} must be a non-negative integer"))
+    } else {
+        Ok(value)
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Where new services of a group go.
+    Placement { LeastFull => "least_full", Fill => "fill" }
+);
+string_enum!(
+    /// When a product's account is created.
+    AutoSetup { OnOrder => "on_order", OnPayment => "on_payment", Manual => "manual" }
+);
+string_enum!(
+    /// A service's lifecycle.
+    ServiceStatus {
+        Pending => "pending",
+        Provisioning => "provisioning",
+        Active => "active",
+        Suspended => "suspended",
+        Terminated => "terminated",
+        Failed => "failed",
+    }
+);
+string_enum!(
+    /// What a provisioning run does.
+    Action {
+        Create => "create",
+        Suspend => "suspend",
+        Unsuspend => "unsuspend",
+        Terminate => "terminate",
+        Info => "info",
+        TestConnection => "test_connection",
+    }
+);
+string_enum!(
+    /// Who started a provisioning run.
+    TriggeredBy { Admin => "admin", Api => "api", Order => "order", System => "system" }
+);
+string_enum!(
+    /// A provisioning log row's state.
+    LogStatus { Pending => "pending", Success => "success", Failed => "failed" }
+);
+string_enum!(
+    /// A server's last known reachability.
+    Health { Online => "online", Offline => "offline", Unknown => "unknown" }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_hostnames() {
+        assert_eq!(
+            Domain::parse(" Shop.Example.COM. ").expect("ok").as_str(),
+            "shop.example.com"
+        );
+        for bad in [
+            "",
+            "localhost",
+            "a..b",
+            "-a.com",
+            "a_b.com",
+            "exa mple.com",
+            "<script>.com",
+            "1.2.3.4",
+            "x.com'; drop",
+        ] {
+            assert!(Domain::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn package_names_are_kept_exact() {
+        assert_eq!(parse_package("Starter").expect("ok"), "Starter");
+        assert!(parse_package(" Starter").is_err());
+        assert!(parse_package("").is_err());
+    }
+
+    #[test]
+    fn enums_round_trip_their_text() {
+        for s in ServiceStatus::ALL {
+            assert_eq!(ServiceStatus::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(Placement::parse("fill"), Some(Placement::Fill));
+        assert_eq!(AutoSetup::parse("whenever"), None);
+    }
+}

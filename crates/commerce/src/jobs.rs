@@ -1,0 +1,229 @@
+//! The four provisioning jobs, their queues, enqueueing inside the caller's
+//! transaction, and the apalis worker pool that runs them.
+//!
+//! A job payload is ids only. Our own retries are new delayed tasks written in
+//! the same transaction as the attempt's log row (apalis re-fetches a failed task
+//! at once, with no backoff), so a retry survives a crash and is never lost.
+
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::{Config as PgQueueConfig, PostgresStorage};
+use futures::FutureExt as _;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+use crate::app::error::AppResult;
+use crate::domain::{Action, TriggeredBy};
+use crate::provisioner;
+use crate::state::AppState;
+
+/// Times apalis itself may run one task: covers orphan recovery after a worker
+/// crash and database hiccups. Panel retries are ours, with backoff.
+const TASK_MAX_ATTEMPTS: usize = 10;
+
+/// What every hosting job carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobArgs {
+    pub service_id: i64,
+    /// 1 for the first try; our retries count up.
+    pub attempt: u32,
+    pub triggered_by: TriggeredBy,
+}
+
+macro_rules! hosting_job {
+    ($(#[$m:meta])* $name:ident, $action:expr, $queue:literal) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name(pub JobArgs);
+
+        impl $name {
+            pub const QUEUE: &'static str = $queue;
+            pub const ACTION: Action = $action;
+        }
+    };
+}
+
+hosting_job!(
+    /// Creates the hosting account of a service on a Panel server.
+    CreateHostingAccountJob, Action::Create, "commerce.create_hosting_account"
+);
+hosting_job!(
+    /// Suspends an account: site down, files kept.
+    SuspendHostingAccountJob, Action::Suspend, "commerce.suspend_hosting_account"
+);
+hosting_job!(
+    /// Unsuspends an account.
+    UnsuspendHostingAccountJob, Action::Unsuspend, "commerce.unsuspend_hosting_account"
+);
+hosting_job!(
+    /// Deletes an account from the Panel: irreversible.
+    TerminateHostingAccountJob, Action::Terminate, "commerce.terminate_hosting_account"
+);
+
+/// The queue of an action's job.
+pub fn queue_of(action: Action) -> Option<&'static str> {
+    match action {
+        Action::Create => Some(CreateHostingAccountJob::QUEUE),
+        Action::Suspend => Some(SuspendHostingAccountJob::QUEUE),
+        Action::Unsuspend => Some(UnsuspendHostingAccountJob::QUEUE),
+        Action::Terminate => Some(TerminateHostingAccountJob::QUEUE),
+        Action::Info | Action::TestConnection => None,
+    }
+}
+
+pub const QUEUES: [&str; 4] = [
+    CreateHostingAccountJob::QUEUE,
+    SuspendHostingAccountJob::QUEUE,
+    UnsuspendHostingAccountJob::QUEUE,
+    TerminateHostingAccountJob::QUEUE,
+];
+
+/// Enqueues the job for `action` within the caller's transaction: it exists
+/// exactly when the transaction commits. Returns the job id.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    action: Action,
+    args: JobArgs,
+    delay: Option<Duration>,
+) -> AppResult<String> {
+    let queue = queue_of(action).ok_or_else(|| anyhow::anyhow!("{action} has no job"))?;
+    let id = ulid::Ulid::generate();
+    let payload = serde_json::to_vec(&args).map_err(anyhow::Error::from)?;
+    let mut builder = TaskBuilder::new(payload)
+        .task_id(TaskId::from_ulid(id))
+        .max_attempts(TASK_MAX_ATTEMPTS);
+    if let Some(d) = delay {
+        builder = builder.run_after(d);
+    }
+    apalis_postgres::queries::push_tasks(conn, queue, vec![builder.build()])
+        .await
+        .map_err(|e| anyhow::anyhow!("could not enqueue {queue}: {e}"))?;
+    Ok(id.to_string())
+}
+
+/// Creates apalis's schema (and its extensions) if missing.
+pub async fn setup(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    PostgresStorage::setup(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("apalis setup: {e}"))
+}
+
+/// Deletes finished job rows older than the retention period.
+pub async fn prune_finished(pool: &sqlx::PgPool, older_than: Duration) -> anyhow::Result<u64> {
+    let secs = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
+    let done = sqlx::query(
+        "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Killed') AND done_at IS NOT NULL
+           AND done_at < extract(epoch FROM now())::bigint - $1",
+    )
+    .bind(secs)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+async fn run_job(
+    args: JobArgs,
+    action: Action,
+    task_id: TaskId,
+    state: Data<AppState>,
+) -> Result<(), BoxDynError> {
+    let state: AppState = (*state).clone();
+    let job_id = task_id.to_string();
+    let run = provisioner::run(&state, action, args, &job_id);
+    // A panic inside one job is recorded on its service and log, not lost.
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(service.id = args.service_id, job.id = %job_id, error = %e, "provisioning job failed");
+            Err(e.to_string().into())
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(service.id = args.service_id, job.id = %job_id, panic = %what, "provisioning job panicked");
+            provisioner::record_panic(&state, action, args, &job_id, &what)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
+}
+
+macro_rules! handler {
+    ($fn_name:ident, $job:ty) => {
+        async fn $fn_name(
+            job: Vec<u8>,
+            task_id: TaskId,
+            state: Data<AppState>,
+        ) -> Result<(), BoxDynError> {
+            let args: JobArgs = serde_json::from_slice(&job)?;
+            run_job(args, <$job>::ACTION, task_id, state).await
+        }
+    };
+}
+
+handler!(handle_create, CreateHostingAccountJob);
+handler!(handle_suspend, SuspendHostingAccountJob);
+handler!(handle_unsuspend, UnsuspendHostingAccountJob);
+handler!(handle_terminate, TerminateHostingAccountJob);
+
+fn storage(state: &AppState, queue: &str) -> PostgresStorage<Vec<u8>> {
+    let config = PgQueueConfig::default()
+        .queue(queue)
+        .batch_size(state.config.worker_concurrency.clamp(10, 100))
+        .heartbeat_interval(Duration::from_secs(2))
+        .missed_heartbeats(3);
+    PostgresStorage::new(&state.pool).with_config(config)
+}
+
+/// A worker name unique to this process start, so a restarted process never
+/// inherits a dead one's identity (its orphans would never be recovered).
+fn worker_name(queue: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    format!(
+        "{queue}@{host}:{}:{}",
+        std::process::id(),
+        ulid::Ulid::generate()
+    )
+}
+
+/// Runs the worker pool until `shutdown` resolves; in-flight jobs finish first.
+pub async fn run_workers(
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let concurrency = state.config.worker_concurrency;
+    macro_rules! worker {
+        ($job:ty, $handler:ident) => {{
+            let state = state.clone();
+            move |_restarts: usize| {
+                WorkerBuilder::new(worker_name(<$job>::QUEUE))
+                    .backend(
+                        storage(&state, <$job>::QUEUE)
+                            .with_pubsub()
+                            .poll_with_interval(Duration::from_secs(1)),
+                    )
+                    .data(state.clone())
+                    .concurrency(concurrency)
+                    .catch_panic()
+                    .build($handler)
+            }
+        }};
+    }
+    Monitor::new()
+        .register(worker!(CreateHostingAccountJob, handle_create))
+        .register(worker!(SuspendHostingAccountJob, handle_suspend))
+        .register(worker!(UnsuspendHostingAccountJob, handle_unsuspend))
+        .register(worker!(TerminateHostingAccountJob, handle_terminate))
+        .shutdown_timeout(state.config.panel_timeout + Duration::from_secs(5))
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("worker pool stopped: {e}"))
+}

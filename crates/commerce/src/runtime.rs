@@ -1,0 +1,176 @@
+//! Running the service: logging, signals, the supervised worker pool, the
+//! retention task, and the HTTP server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::LogFormat;
+use crate::jobs;
+use crate::state::AppState;
+
+/// Whether this process's worker pool runs.
+#[derive(Clone, Default)]
+pub struct WorkerStatus(Arc<AtomicU8>);
+
+const NOT_HERE: u8 = 0;
+const RUNNING: u8 = 1;
+const RESTARTING: u8 = 2;
+const STOPPED: u8 = 3;
+
+impl WorkerStatus {
+    pub fn status(&self) -> &'static str {
+        match self.0.load(Ordering::Relaxed) {
+            RUNNING => "running",
+            RESTARTING => "restarting",
+            STOPPED => "stopped",
+            NOT_HERE => "not_in_this_process",
+            _ => "unknown",
+        }
+    }
+
+    fn set(&self, v: u8) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Installs the tracing subscriber: readable text, or JSON with LOG_FORMAT=json.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        "info,sqlx=warn,apalis=warn,apalis_core=warn,apalis_postgres=warn,tower_http=info".into()
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutdown requested: finishing in-flight work");
+}
+
+/// Runs the worker pool until `stop` flips, restarting it when it dies (for
+/// instance after PostgreSQL was unreachable for a while).
+pub async fn supervise_workers(state: AppState, mut stop: watch::Receiver<bool>) {
+    let status = state.workers.clone();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        status.set(RUNNING);
+        let mut rx = stop.clone();
+        let signal = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let result = jobs::run_workers(state.clone(), signal).await;
+        if *stop.borrow() {
+            status.set(STOPPED);
+            tracing::info!("worker pool stopped");
+            return;
+        }
+        status.set(RESTARTING);
+        match result {
+            Ok(()) => tracing::warn!("worker pool exited; restarting in {} s", backoff.as_secs()),
+            Err(e) => {
+                tracing::error!(error = %e, "worker pool failed; restarting in {} s", backoff.as_secs())
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => { status.set(STOPPED); return; }
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Deletes finished job rows on a schedule (apalis keeps them forever).
+pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        match jobs::prune_finished(&state.pool, state.config.job_retention).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "pruned finished job rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune finished job rows"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Serves HTTP (and, unless `with_workers` is false, the worker pool) until a
+/// shutdown signal; in-flight requests and jobs finish first.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    with_workers: bool,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let result = serve_until(state, listener, with_workers, stop_rx).await;
+    signal.abort();
+    result
+}
+
+/// Like [`serve`], stopping when `stop` becomes true.
+pub async fn serve_until(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    with_workers: bool,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    if with_workers {
+        tasks.push(tokio::spawn(supervise_workers(state.clone(), stop.clone())));
+        tasks.push(tokio::spawn(retention(state.clone(), stop.clone())));
+    }
+    let app = crate::router(state);
+    let mut http_stop = stop.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+/// Runs only the worker pool (and retention) until a shutdown signal.
+pub async fn work(state: AppState) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = tokio::spawn(supervise_workers(state.clone(), stop_rx.clone()));
+    let prune = tokio::spawn(retention(state, stop_rx));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = workers.await;
+    let _ = prune.await;
+    Ok(())
+}

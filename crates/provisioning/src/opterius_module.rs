@@ -1,0 +1,293 @@
+//! The `opterius` module: Opterius Panel servers over the signed REST API.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use opterius::{ApiUrl, CreateAccount, Exchange, PanelClient};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::module::{
+    AccountSpec, CredentialField, Credentials, FieldErrors, InputType, ModuleContext, ModuleInfo,
+    ProvisioningModule,
+};
+use crate::result::{Failure, FailureKind, ProvisioningResult, Success};
+
+/// Opterius Panel, `moduleId = 'opterius'` (seed 000).
+pub struct OpteriusModule {
+    info: ModuleInfo,
+}
+
+impl Default for OpteriusModule {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpteriusModule {
+    pub fn new() -> Self {
+        Self {
+            info: ModuleInfo {
+                id: "opterius",
+                label: "Opterius Panel",
+                description: "Creates, suspends, unsuspends and terminates hosting accounts on Opterius Panel servers over HMAC-SHA256 signed API requests.",
+                credential_fields: vec![
+                    CredentialField {
+                        name: "api_url",
+                        label: "API URL",
+                        input_type: InputType::Url,
+                        required: true,
+                        secret: false,
+                        placeholder: "https://panel.example.com",
+                        help: "Panel base URL, no trailing slash.",
+                    },
+                    CredentialField {
+                        name: "api_token",
+                        label: "API token",
+                        input_type: InputType::Password,
+                        required: true,
+                        secret: true,
+                        placeholder: "eyJ...",
+                        help: "Token from Panel → Settings → API.",
+                    },
+                ],
+            },
+        }
+    }
+
+    fn client(&self, ctx: &ModuleContext, creds: &Credentials) -> Result<PanelClient, Failure> {
+        let config = |msg: String| {
+            Failure::new(
+                FailureKind::Panel(opterius::ErrorKind::Config),
+                msg,
+                opterius::ErrorKind::Config.hint(),
+                false,
+            )
+        };
+        let url = ApiUrl::parse(creds.field("api_url").unwrap_or_default())
+            .map_err(|e| config(e.to_string()))?;
+        let token = creds
+            .secrets
+            .get("api_token")
+            .filter(|t| !t.expose_secret().trim().is_empty())
+            .ok_or_else(|| config("the server has no api_token set".into()))?;
+        Ok(PanelClient::new(ctx.http.clone(), url, token.clone()))
+    }
+}
+
+/// Turns a client exchange into a result, with `ok` describing the success.
+fn finish<T>(ex: Exchange<T>, ok: impl FnOnce(T) -> Success) -> ProvisioningResult {
+    ProvisioningResult {
+        outcome: ex.result.map(ok).map_err(Failure::from),
+        request: Some(ex.request),
+        response: ex.response,
+        duration: ex.elapsed,
+    }
+}
+
+fn plain(message: &str) -> impl FnOnce(serde_json::Value) -> Success + '_ {
+    move |data| Success {
+        message: message.to_owned(),
+        data,
+        account_id: None,
+    }
+}
+
+fn config_failure(failure: Failure) -> ProvisioningResult {
+    ProvisioningResult {
+        duration: Duration::ZERO,
+        ..ProvisioningResult::failure(failure)
+    }
+}
+
+#[async_trait]
+impl ProvisioningModule for OpteriusModule {
+    fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    fn validate_credentials(&self, creds: &Credentials) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        if let Err(e) = ApiUrl::parse(
+            creds
+                .fields
+                .get("api_url")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        ) {
+            errors
+                .entry("api_url".into())
+                .or_default()
+                .push(e.to_string());
+        }
+        if creds
+            .secrets
+            .get("api_token")
+            .is_none_or(|t| t.expose_secret().trim().is_empty())
+        {
+            errors
+                .entry("api_token".into())
+                .or_default()
+                .push("api_token is required".into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    async fn create_account(
+        &self,
+        ctx: &ModuleContext,
+        creds: &Credentials,
+        spec: &AccountSpec,
+    ) -> ProvisioningResult {
+        let client = match self.client(ctx, creds) {
+            Ok(c) => c,
+            Err(f) => return config_failure(f),
+        };
+        let payload = CreateAccount {
+            username: spec.username.clone(),
+            password: spec.password.expose_secret().to_owned(),
+            domain: spec.domain.clone(),
+            package: spec.package.clone(),
+            email: spec.email.clone(),
+            disk_limit_mb: spec.disk_limit_mb,
+            bandwidth_limit_mb: spec.bandwidth_limit_mb,
+        };
+        finish(client.create_account(&payload).await, |created| Success {
+            message: format!(
+                "Account {} created on the Panel with id {}",
+                spec.username, created.id
+            ),
+            data: json!({ "account_id": created.id, "username": spec.username }),
+            account_id: Some(created.id),
+        })
+    }
+
+    async fn suspend_account(
+        &self,
+        ctx: &ModuleContext,
+        creds: &Credentials,
+        account_id: &str,
+    ) -> ProvisioningResult {
+        match self.client(ctx, creds) {
+            Ok(c) => finish(
+                c.suspend_account(account_id).await,
+                plain("Account suspended"),
+            ),
+            Err(f) => config_failure(f),
+        }
+    }
+
+    async fn unsuspend_account(
+        &self,
+        ctx: &ModuleContext,
+        creds: &Credentials,
+        account_id: &str,
+    ) -> ProvisioningResult {
+        match self.client(ctx, creds) {
+            Ok(c) => finish(
+                c.unsuspend_account(account_id).await,
+                plain("Account unsuspended"),
+            ),
+            Err(f) => config_failure(f),
+        }
+    }
+
+    async fn terminate_account(
+        &self,
+        ctx: &ModuleContext,
+        creds: &Credentials,
+        account_id: &str,
+    ) -> ProvisioningResult {
+        match self.client(ctx, creds) {
+            Ok(c) => finish(
+                c.terminate_account(account_id).await,
+                plain("Account terminated"),
+            ),
+            Err(f) => config_failure(f),
+        }
+    }
+
+    async fn account_info(
+        &self,
+        ctx: &ModuleContext,
+        creds: &Credentials,
+        account_id: &str,
+    ) -> ProvisioningResult {
+        match self.client(ctx, creds) {
+            Ok(c) => finish(c.account_info(account_id).await, |info| Success {
+                message: format!(
+                    "Account {} is {}",
+                    account_id,
+                    info.status.as_deref().unwrap_or("present")
+                ),
+                data: serde_json::to_value(&info).unwrap_or_default(),
+                account_id: info.id.clone(),
+            }),
+            Err(f) => config_failure(f),
+        }
+    }
+
+    async fn test_connection(
+        &self,
+        ctx: &ModuleContext,
+        creds: &Credentials,
+    ) -> ProvisioningResult {
+        match self.client(ctx, creds) {
+            Ok(c) => finish(c.server_stats().await, |stats| Success {
+                message: format!(
+                    "Connected to {} (version {})",
+                    stats.name.as_deref().unwrap_or("the Panel"),
+                    stats.version.as_deref().unwrap_or("unknown")
+                ),
+                data: json!({ "name": stats.name, "version": stats.version, "stats": stats.raw }),
+                account_id: None,
+            }),
+            Err(f) => config_failure(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn creds(url: &str, token: &str) -> Credentials {
+        let mut c = Credentials::default();
+        c.fields.insert("api_url".into(), url.into());
+        c.secrets
+            .insert("api_token".into(), SecretString::from(token.to_owned()));
+        c
+    }
+
+    #[test]
+    fn metadata_marks_api_token_secret() {
+        let m = OpteriusModule::new();
+        assert_eq!(
+            (m.info().id, m.info().label),
+            ("opterius", "Opterius Panel")
+        );
+        assert_eq!(
+            m.info().secret_fields().collect::<Vec<_>>(),
+            vec!["api_token"]
+        );
+    }
+
+    #[test]
+    fn credentials_are_validated_per_field() {
+        let m = OpteriusModule::new();
+        assert!(
+            m.validate_credentials(&creds("https://p.example.com", "t"))
+                .is_ok()
+        );
+        let errs = m
+            .validate_credentials(&creds("https://p.example.com/", ""))
+            .expect_err("invalid");
+        assert!(errs["api_url"][0].contains("trailing slash"));
+        assert!(errs["api_token"][0].contains("required"));
+    }
+}
