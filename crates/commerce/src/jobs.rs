@@ -156,11 +156,10 @@ async fn run_job(
 macro_rules! handler {
     ($fn_name:ident, $job:ty) => {
         async fn $fn_name(
-            job: Vec<u8>,
+            args: JobArgs,
             task_id: TaskId,
             state: Data<AppState>,
         ) -> Result<(), BoxDynError> {
-            let args: JobArgs = serde_json::from_slice(&job)?;
             run_job(args, <$job>::ACTION, task_id, state).await
         }
     };
@@ -171,7 +170,7 @@ handler!(handle_suspend, SuspendHostingAccountJob);
 handler!(handle_unsuspend, UnsuspendHostingAccountJob);
 handler!(handle_terminate, TerminateHostingAccountJob);
 
-fn storage(state: &AppState, queue: &str) -> PostgresStorage<Vec<u8>> {
+fn storage(state: &AppState, queue: &str) -> PostgresStorage<JobArgs> {
     let config = PgQueueConfig::default()
         .queue(queue)
         .batch_size(state.config.worker_concurrency.clamp(10, 100))

@@ -442,7 +442,12 @@ impl Run<'_> {
             let info = module
                 .account_info(&self.state.module_ctx, creds, &id)
                 .await;
-            let ours = matches!(&info.outcome, Ok(ok) if ok.data.get("username").and_then(Value::as_str) == Some(username.as_str()));
+            let field = |ok: &provisioning::Success, k: &str| {
+                ok.data.get(k).and_then(Value::as_str).map(str::to_owned)
+            };
+            let ours = matches!(&info.outcome, Ok(ok)
+                if field(ok, "username").as_deref() == Some(username.as_str())
+                    && field(ok, "domain").is_none_or(|d| d.eq_ignore_ascii_case(&self.service.domain)));
             let (req, resp) = exchange_json(&info, secrets);
             let message = if ours {
                 format!("account {id} on the Panel belongs to {username}: adopting it")

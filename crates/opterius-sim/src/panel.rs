@@ -296,10 +296,12 @@ fn create(server: &mut Server, body: &[u8]) -> Reply {
             json!({"message": "The given data was invalid.", "errors": errors}),
         );
     }
-    if server.find_username(&username).is_some() {
-        return error(
+    if let Some(existing) = server.find_username(&username) {
+        // Like the Panel, the 409 names the account that holds the username, so a
+        // client whose earlier reply was lost can recognise its own account.
+        return Reply::Json(
             StatusCode::CONFLICT,
-            format!("An account with username '{username}' already exists."),
+            json!({"message": format!("An account with username '{username}' already exists."), "account_id": existing.id}),
         );
     }
     let id = server.next_id;

@@ -417,42 +417,38 @@ pub async fn record_health(
 }
 
 /// Takes one account slot on a server of `group_id` for `module`, following the
-/// group's placement strategy. Skips disabled, offline and full servers. The
-/// capacity CHECK and the row lock make concurrent placements exact.
+/// group's placement strategy; skips disabled, offline and full servers.
+///
+/// Candidates are tried in strategy order with a conditional increment: the
+/// UPDATE waits for the row lock and re-checks capacity on the latest row
+/// version, so concurrent placements never overfill (the CHECK constraint is
+/// the backstop) and never report "no capacity" while a slot is free.
 pub async fn place(conn: &mut PgConnection, group_id: i64, module: &str) -> AppResult<Option<i64>> {
-    for _ in 0..20 {
-        let placed: Option<i64> = sqlx::query_scalar(
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "SELECT s.id FROM servers s JOIN server_groups g ON g.id = s.group_id
+         WHERE s.group_id = $1 AND s.module = $2 AND s.enabled AND s.health_status <> 'offline'
+           AND (s.max_accounts = 0 OR s.account_count < s.max_accounts)
+         ORDER BY CASE WHEN g.placement = 'fill' THEN s.id::float8
+                       ELSE s.account_count::float8 / GREATEST(s.max_accounts, 1) END,
+                  s.account_count, s.id",
+    )
+    .bind(group_id)
+    .bind(module)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in candidates {
+        let taken: Option<i64> = sqlx::query_scalar(
             "UPDATE servers SET account_count = account_count + 1, updated_at = now()
-             WHERE id = (
-                 SELECT s.id FROM servers s JOIN server_groups g ON g.id = s.group_id
-                 WHERE s.group_id = $1 AND s.module = $2 AND s.enabled AND s.health_status <> 'offline'
-                   AND (s.max_accounts = 0 OR s.account_count < s.max_accounts)
-                 ORDER BY CASE WHEN g.placement = 'fill' THEN s.id::float8
-                               ELSE s.account_count::float8 / GREATEST(s.max_accounts, 1) END,
-                          s.account_count, s.id
-                 LIMIT 1 FOR UPDATE OF s SKIP LOCKED)
+             WHERE id = $1 AND enabled AND health_status <> 'offline'
+               AND (max_accounts = 0 OR account_count < max_accounts)
              RETURNING id",
         )
-        .bind(group_id)
-        .bind(module)
+        .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-        if placed.is_some() {
-            return Ok(placed);
+        if taken.is_some() {
+            return Ok(taken);
         }
-        // Nothing free and unlocked: is anything free at all?
-        let any_free: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM servers WHERE group_id = $1 AND module = $2 AND enabled
-                 AND health_status <> 'offline' AND (max_accounts = 0 OR account_count < max_accounts))",
-        )
-        .bind(group_id)
-        .bind(module)
-        .fetch_one(&mut *conn)
-        .await?;
-        if !any_free {
-            return Ok(None);
-        }
-        tokio::task::yield_now().await;
     }
     Ok(None)
 }

@@ -1,0 +1,5 @@
+//! Integration tests: real PostgreSQL, the real worker pool and HTTP server, the
+//! in-process Panel simulator. One binary for the crate.
+
+mod provisioning;
+mod support;

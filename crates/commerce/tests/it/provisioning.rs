@@ -1,0 +1,517 @@
+//! Orders become accounts; lifecycle actions; failures classified and retried;
+//! nothing lost, nothing created twice.
+
+use opterius_sim::{Faults, SimConfig, Target};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+fn service_id(order: &Value) -> i64 {
+    order["services"][0]["id"].as_i64().expect("service id")
+}
+
+#[tokio::test]
+async fn order_with_auto_setup_becomes_an_active_account_with_panel_account_id() {
+    let app = TestApp::spawn().await;
+    let (_, server_id, product_id) = app.catalog("Starter", "on_order").await;
+    let order = app.order(product_id, "alice-shop.example.com").await;
+    assert_eq!(order["services"][0]["username"], "aliceshop");
+    let sid = service_id(&order);
+    let service = app.settle(sid, &["active"]).await;
+
+    let accounts = app.sim.accounts(Target::Server(0));
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(service["panel_account_id"], accounts[0].id.to_string());
+    assert_eq!(service["server_id"], server_id);
+    assert_eq!(accounts[0].package, "Starter");
+    assert_eq!(accounts[0].email, "owner@alice-shop.example.com");
+    assert!(service.get("password").is_none());
+
+    let log = app.log_for(sid).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (
+            log[0]["action"].as_str(),
+            log[0]["status"].as_str(),
+            log[0]["http_status"].as_i64()
+        ),
+        (Some("create"), Some("success"), Some(201))
+    );
+    assert_eq!(log[0]["triggered_by"], "order");
+    let detail = app
+        .get(&format!("/api/v1/provisioning-log/{}", log[0]["id"]))
+        .await;
+    assert_eq!(detail["request"]["method"], "POST");
+    assert_eq!(detail["request"]["path"], "/api/accounts");
+    assert_eq!(detail["request"]["body"]["password"], "[redacted]");
+    assert_eq!(detail["request"]["body"]["username"], "aliceshop");
+    assert_eq!(detail["response"]["status"], 201);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
+    let app = TestApp::spawn().await;
+    let (_, server_id, product_id) = app.catalog("Pro", "on_order").await;
+    let sid = service_id(&app.order(product_id, "bob.example.org").await);
+    app.settle(sid, &["active"]).await;
+
+    let (code, body) = app
+        .call("POST", &format!("/api/v1/services/{sid}/suspend"), None)
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert!(body["job_id"].as_str().is_some_and(|j| !j.is_empty()));
+    app.settle(sid, &["suspended"]).await;
+    assert!(app.sim.accounts(Target::Server(0))[0].suspended);
+
+    app.post(&format!("/api/v1/services/{sid}/unsuspend"), json!({}))
+        .await;
+    app.settle(sid, &["active"]).await;
+    assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
+
+    let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
+    app.post(&format!("/api/v1/services/{sid}/terminate"), json!({}))
+        .await;
+    let done = app.settle(sid, &["terminated"]).await;
+    assert!(done["terminated_at"].is_string());
+    assert!(app.sim.accounts(Target::Server(0)).is_empty());
+    let after = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
+    assert_eq!(
+        (before, after),
+        (Some(1), Some(0)),
+        "terminate frees the slot"
+    );
+
+    let actions: Vec<(String, String)> = app
+        .log_for(sid)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let want = ["create", "suspend", "unsuspend", "terminate"]
+        .map(|a| (a.to_owned(), "success".to_owned()));
+    assert_eq!(actions, want);
+
+    // A terminated service refuses further actions with 409.
+    let (code, body) = app
+        .call("POST", &format!("/api/v1/services/{sid}/suspend"), None)
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("terminated"))
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint() {
+    let app = TestApp::spawn().await;
+    let (_, _, product_id) = app.catalog("starter", "on_order").await;
+    let sid = service_id(&app.order(product_id, "carol.example.com").await);
+    let service = app.settle(sid, &["failed"]).await;
+    let err = &service["last_error"];
+    assert_eq!(err["kind"], "validation");
+    assert_eq!(err["retryable"], false);
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Package 'starter' does not exist")),
+        "{err}"
+    );
+    assert!(
+        err["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("case-sensitive") && h.contains("Panel → Packages")),
+        "{err}"
+    );
+    let log = app.log_for(sid).await;
+    assert_eq!(log.len(), 1, "no retries for a 422: {log:?}");
+    assert_eq!(
+        (log[0]["status"].as_str(), log[0]["http_status"].as_i64()),
+        (Some("failed"), Some(422))
+    );
+    let creates = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/api/accounts"))
+        .count();
+    assert_eq!(creates, 1);
+
+    // Fix the package and retry: the service becomes active.
+    let product = app.get(&format!("/api/v1/products/{product_id}")).await;
+    let mut fixed = product.clone();
+    fixed["package"] = json!("Starter");
+    let input = json!({"name": fixed["name"], "module": "opterius", "group_id": fixed["group_id"], "package": "Starter",
+                       "disk_limit_mb": fixed["disk_limit_mb"], "bandwidth_limit_mb": fixed["bandwidth_limit_mb"], "auto_setup": "on_order"});
+    let (code, _) = app
+        .call(
+            "PUT",
+            &format!("/api/v1/products/{product_id}"),
+            Some(input),
+        )
+        .await;
+    assert_eq!(code, 200);
+    app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
+        .await;
+    app.settle(sid, &["active"]).await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn transient_503s_are_retried_with_every_attempt_logged_until_active() {
+    let app = TestApp::spawn().await;
+    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            error_rate: 1.0,
+            remaining: Some(2),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product_id, "dave.example.com").await);
+    app.settle(sid, &["active"]).await;
+    let log = app.log_for(sid).await;
+    let summary: Vec<(i64, String, Option<i64>)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["attempt"].as_i64().unwrap_or(0),
+                e["status"].as_str().unwrap_or_default().to_owned(),
+                e["http_status"].as_i64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "failed".into(), Some(503)),
+            (2, "failed".into(), Some(503)),
+            (3, "success".into(), Some(201))
+        ]
+    );
+    assert_eq!(log[0]["error"]["kind"], "server_error");
+    assert_eq!(log[0]["error"]["retryable"], true);
+    assert_eq!(app.sim.creates(Target::All).get("dave"), Some(&1));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn unauthorized_stops_at_once_with_the_token_hint() {
+    let app = TestApp::spawn().await;
+    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    app.sim
+        .rotate_token(Target::Server(0), "rotated-on-the-panel");
+    let sid = service_id(&app.order(product_id, "erin.example.com").await);
+    let service = app.settle(sid, &["failed"]).await;
+    assert_eq!(service["last_error"]["kind"], "unauthorized");
+    assert!(
+        service["last_error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("Generate a new token in Panel → Settings → API"))
+    );
+    assert_eq!(app.log_for(sid).await.len(), 1, "401 is not retried");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn lost_reply_after_commit_ends_with_one_account_and_says_what_happened() {
+    let app = TestApp::spawn().await;
+    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            lose_reply: true,
+            remaining: Some(1),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product_id, "frank.example.com").await);
+    let service = app.settle(sid, &["active", "failed"]).await;
+    assert_eq!(
+        app.sim.creates(Target::All).get("frank"),
+        Some(&1),
+        "exactly one account"
+    );
+    assert_eq!(app.sim.accounts(Target::All).len(), 1);
+    assert_eq!(service["status"], "active", "{service}");
+    assert_eq!(
+        service["panel_account_id"],
+        app.sim.accounts(Target::Server(0))[0].id.to_string()
+    );
+
+    let log = app.log_for(sid).await;
+    let first = &log[0];
+    assert_eq!(first["status"], "failed");
+    assert_eq!(first["error"]["kind"], "connection_dropped");
+    let adopted = log
+        .iter()
+        .find(|e| e["action"] == "create" && e["status"] == "success")
+        .expect("a success row");
+    assert!(
+        adopted["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("adopted")),
+        "{adopted}"
+    );
+    assert!(
+        log.iter()
+            .any(|e| e["action"] == "info" && e["status"] == "success"),
+        "the reconcile lookup is logged"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_never_renamed() {
+    let app = TestApp::spawn().await;
+    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    // The first create hangs past the timeout (sent, no answer), but the Panel
+    // does not create; then another client takes the username on the Panel.
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            hang: true,
+            remaining: Some(1),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product_id, "grace.example.com").await);
+    // While our create hangs, someone else's account takes the username on the Panel.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !app.sim.requests().iter().any(|r| r.outcome == "hung") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the create never reached the Panel"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let stranger = opterius::CreateAccount {
+        username: "grace".into(),
+        password: "Someone-elses-pass1".into(),
+        domain: "other.example.net".into(),
+        package: "Starter".into(),
+        email: "x@other.example.net".into(),
+        disk_limit_mb: 1,
+        bandwidth_limit_mb: 1,
+    };
+    let http = opterius::ClientOptions::default().build().expect("client");
+    let panel = opterius::PanelClient::new(
+        http,
+        opterius::ApiUrl::parse(&app.sim.server_url(0)).expect("url"),
+        app.sim.token(0).into(),
+    );
+    panel
+        .create_account(&stranger)
+        .await
+        .result
+        .expect("stranger's account");
+    let service = app.settle(sid, &["failed", "active"]).await;
+    assert_eq!(service["status"], "failed", "{service}");
+    assert_eq!(service["last_error"]["kind"], "needs_attention");
+    assert!(
+        service["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("will not create it again under another name"))
+    );
+    assert_eq!(
+        app.sim.accounts(Target::All).len(),
+        1,
+        "only the stranger's account exists"
+    );
+    assert_eq!(service["username"], "grace");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capacity() {
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 2,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let group = app
+        .post(
+            "/api/v1/server-groups",
+            json!({"name": "Pool", "placement": "least_full"}),
+        )
+        .await["id"]
+        .as_i64()
+        .expect("id");
+    let s0 = app.add_server("pool-a", group, 0, 100).await;
+    let s1 = app.add_server("pool-b", group, 1, 100).await;
+    let product = app
+        .post("/api/v1/products", json!({"name": "Pool plan", "module": "opterius", "group_id": group, "package": "Starter", "auto_setup": "on_order"}))
+        .await["id"]
+        .as_i64()
+        .expect("id");
+    let orders = futures::future::join_all((0..250).map(|i| {
+        let app = &app;
+        async move { service_id(&app.order(product, &format!("site{i}.example.com")).await) }
+    }))
+    .await;
+    let mut active = 0;
+    let mut no_capacity = Vec::new();
+    for sid in &orders {
+        let s = app.settle(*sid, &["active", "failed"]).await;
+        if s["status"] == "active" {
+            active += 1;
+        } else {
+            assert_eq!(s["last_error"]["kind"], "no_capacity", "{s}");
+            no_capacity.push(*sid);
+        }
+    }
+    assert_eq!((active, no_capacity.len()), (200, 50));
+    for s in [s0, s1] {
+        assert_eq!(
+            app.get(&format!("/api/v1/servers/{s}")).await["account_count"],
+            100
+        );
+    }
+    assert_eq!(app.sim.accounts(Target::Server(0)).len(), 100);
+    assert_eq!(app.sim.accounts(Target::Server(1)).len(), 100);
+
+    // Add capacity, retry the 50: all become active.
+    let (code, _) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/servers/{s1}"),
+            Some(json!({"max_accounts": 150})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    for sid in &no_capacity {
+        app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
+            .await;
+    }
+    for sid in &no_capacity {
+        app.settle(*sid, &["active"]).await;
+    }
+    assert_eq!(app.sim.accounts(Target::Server(1)).len(), 150);
+    assert!(app.sim.creates(Target::All).values().all(|n| *n == 1));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_rolled_back_order_leaves_no_job() {
+    let app = TestApp::spawn().await;
+    let (_, _, product_id) = app.catalog("Starter", "manual").await;
+    let sid = service_id(&app.order(product_id, "hank.example.com").await);
+    let jobs = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM apalis.jobs")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    assert_eq!(
+        jobs(app.state.pool.clone()).await,
+        0,
+        "manual products enqueue nothing"
+    );
+    let row = commerce::app::services::get(&app.state.pool, sid)
+        .await
+        .expect("service");
+    let mut tx = app.state.pool.begin().await.expect("tx");
+    commerce::app::services::queue_action(
+        &mut tx,
+        &app.state,
+        &row,
+        commerce::domain::Action::Create,
+        commerce::domain::TriggeredBy::Admin,
+    )
+    .await
+    .expect("enqueue");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(
+        jobs(app.state.pool.clone()).await,
+        0,
+        "rollback removed the job with the state change"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/services/{sid}")).await["status"],
+        "pending"
+    );
+    // A rejected order writes nothing at all.
+    let (code, body) = app
+        .call(
+            "POST",
+            "/api/v1/orders",
+            Some(
+                json!({"client_id": 999_999, "product_id": product_id, "domain": "x.example.com"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(app.get("/api/v1/services").await["total"], 1);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
+    let app = TestApp::spawn().await;
+    let (group, _, _) = app.catalog("Starter", "on_payment").await;
+    let paid_product = app.get("/api/v1/products").await["items"][0]["id"]
+        .as_i64()
+        .expect("id");
+    let order = app.order(paid_product, "ivy.example.com").await;
+    let sid = service_id(&order);
+    assert_eq!(
+        app.get(&format!("/api/v1/services/{sid}")).await["status"],
+        "pending"
+    );
+    app.post(&format!("/api/v1/orders/{}/pay", order["id"]), json!({}))
+        .await;
+    app.settle(sid, &["active"]).await;
+    let (code, _) = app
+        .call("POST", &format!("/api/v1/orders/{}/pay", order["id"]), None)
+        .await;
+    assert_eq!(code, 409, "paying twice is refused");
+
+    let manual = app
+        .post("/api/v1/products", json!({"name": "Manual", "module": "opterius", "group_id": group, "package": "Pro", "auto_setup": "manual"}))
+        .await["id"]
+        .as_i64()
+        .expect("id");
+    let sid = service_id(&app.order(manual, "jack.example.com").await);
+    assert_eq!(
+        app.get(&format!("/api/v1/services/{sid}")).await["status"],
+        "pending"
+    );
+    app.post(&format!("/api/v1/services/{sid}/create"), json!({}))
+        .await;
+    app.settle(sid, &["active"]).await;
+    let (code, _) = app
+        .call("POST", &format!("/api/v1/services/{sid}/create"), None)
+        .await;
+    assert_eq!(code, 409, "an active service cannot be created again");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn colliding_domains_get_suffixed_usernames() {
+    let app = TestApp::spawn().await;
+    let (_, _, product_id) = app.catalog("Starter", "manual").await;
+    let a = app.order(product_id, "shop.example.com").await;
+    let b = app.order(product_id, "shop.example.net").await;
+    let c = app.order(product_id, "www.shop.example.org").await;
+    let names: Vec<&str> = [&a, &b, &c]
+        .iter()
+        .map(|o| o["services"][0]["username"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["shop", "shop1", "shop2"]);
+    app.finish().await;
+}

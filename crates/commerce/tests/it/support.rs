@@ -1,0 +1,313 @@
+//! Test harness: a fresh database per test, the in-process Panel simulator, the
+//! real worker pool and HTTP server on loopback, and an API client that keeps
+//! every response so tests can assert no secret ever left the service.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use commerce::config::Config;
+use commerce::state::AppState;
+use opterius_sim::{Sim, SimConfig};
+use serde_json::{Value, json};
+use sqlx::Connection as _;
+use tokio::sync::watch;
+
+pub const APP_KEY: &str = "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    match url.rfind('/') {
+        Some(i) if !url[i..].contains('@') => format!("{}/{db}", &url[..i]),
+        _ => format!("{url}/{db}"),
+    }
+}
+
+static DROPPED_STALE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Creates an empty database for one test (and once per run drops leftovers).
+pub async fn fresh_database() -> String {
+    let admin = admin_url();
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect(
+        "PostgreSQL must be reachable at DATABASE_URL (scripts/ensure-postgres.sh starts one)",
+    );
+    DROPPED_STALE
+        .get_or_init(|| async {
+            let stale: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'commerce_it_%' AND datname NOT LIKE $1",
+            )
+            .bind(format!("commerce_it_{}_%", std::process::id()))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            for db in stale {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut conn).await;
+            }
+        })
+        .await;
+    let name = format!(
+        "commerce_it_{}_{}",
+        std::process::id(),
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    with_db(&admin, &name)
+}
+
+/// Test configuration: quick retries, short Panel timeouts.
+pub fn config(database_url: &str, overrides: &[(&str, &str)]) -> Config {
+    let mut vars = vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("APP_KEY", APP_KEY.to_owned()),
+        ("DATABASE_MAX_CONNECTIONS", "40".into()),
+        ("WORKER_CONCURRENCY", "32".into()),
+        ("PANEL_TIMEOUT_SECS", "2".into()),
+        ("PANEL_CONNECT_TIMEOUT_SECS", "1".into()),
+        ("RETRY_BASE_MS", "20".into()),
+        ("RETRY_MAX_MS", "200".into()),
+        ("PROVISION_MAX_ATTEMPTS", "5".into()),
+        ("SWEEP_TIMEOUT_SECS", "2".into()),
+    ];
+    for (k, v) in overrides {
+        vars.retain(|(name, _)| name != k);
+        vars.push((k, (*v).to_owned()));
+    }
+    Config::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .expect("test config")
+}
+
+/// One running service with its simulator.
+pub struct TestApp {
+    pub state: AppState,
+    pub sim: Sim,
+    pub base: String,
+    pub token: String,
+    http: reqwest::Client,
+    stop: watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    responses: Mutex<Vec<String>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(
+            SimConfig {
+                servers: 4,
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+    }
+
+    pub async fn spawn_with(sim_config: SimConfig, overrides: &[(&str, &str)]) -> Self {
+        let url = fresh_database().await;
+        let state = commerce::build_state(config(&url, overrides))
+            .await
+            .expect("state");
+        commerce::migrate(&state.pool).await.expect("migrate");
+        let sim = Sim::start_local(sim_config).await.expect("sim");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stop_rx) = watch::channel(false);
+        let server = tokio::spawn(commerce::runtime::serve_until(
+            state.clone(),
+            listener,
+            true,
+            stop_rx,
+        ));
+        let token = commerce::api::auth::create_token(&state.pool, "tests")
+            .await
+            .expect("token");
+        Self {
+            state,
+            sim,
+            base,
+            token,
+            http: reqwest::Client::new(),
+            stop,
+            server: Some(server),
+            responses: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends a request with the API token; returns status and JSON body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", self.base),
+            )
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        self.responses.lock().expect("lock").push(text.clone());
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call("GET", path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, out) = self.call("POST", path, Some(body)).await;
+        assert!((200..300).contains(&status), "POST {path}: {status} {out}");
+        out
+    }
+
+    /// A group, a server on simulated Panel `n`, and a product with `package`.
+    pub async fn catalog(&self, package: &str, auto_setup: &str) -> (i64, i64, i64) {
+        let group = self
+            .post(
+                "/api/v1/server-groups",
+                json!({"name": "Shared EU", "placement": "least_full"}),
+            )
+            .await;
+        let group_id = group["id"].as_i64().expect("group id");
+        let server = self.add_server("panel-0", group_id, 0, 0).await;
+        let product = self
+            .post(
+                "/api/v1/products",
+                json!({"name": "Starter plan", "module": "opterius", "group_id": group_id, "package": package,
+                       "disk_limit_mb": 1024, "bandwidth_limit_mb": 10240, "auto_setup": auto_setup}),
+            )
+            .await;
+        (
+            group_id,
+            server,
+            product["id"].as_i64().expect("product id"),
+        )
+    }
+
+    pub async fn add_server(
+        &self,
+        name: &str,
+        group_id: i64,
+        sim_server: usize,
+        max_accounts: i64,
+    ) -> i64 {
+        let s = self
+            .post(
+                "/api/v1/servers",
+                json!({"name": name, "module": "opterius", "group_id": group_id, "max_accounts": max_accounts, "enabled": true,
+                       "credentials": {"api_url": self.sim.server_url(sim_server), "api_token": self.sim.token(sim_server)}}),
+            )
+            .await;
+        s["id"].as_i64().expect("server id")
+    }
+
+    pub async fn order(&self, product_id: i64, domain: &str) -> Value {
+        self.post(
+            "/api/v1/orders",
+            json!({"client": {"email": format!("owner@{domain}"), "name": "Test Client"}, "product_id": product_id, "domain": domain}),
+        )
+        .await
+    }
+
+    /// Waits until the service's status is one of `want` (or fails after 30 s).
+    pub async fn settle(&self, service_id: i64, want: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.get(&format!("/api/v1/services/{service_id}")).await;
+            if want.iter().any(|w| s["status"] == *w) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "service {service_id} never reached {want:?}: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn log_for(&self, service_id: i64) -> Vec<Value> {
+        let page = self
+            .get(&format!(
+                "/api/v1/provisioning-log?service_id={service_id}&per_page=100"
+            ))
+            .await;
+        let mut items = page["items"].as_array().cloned().unwrap_or_default();
+        items.reverse();
+        items
+    }
+
+    /// Every generated account password, opened from the database.
+    pub async fn passwords(&self) -> Vec<String> {
+        let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT password_sealed FROM services")
+            .fetch_all(&self.state.pool)
+            .await
+            .expect("passwords");
+        sealed
+            .iter()
+            .map(|s| {
+                String::from_utf8(
+                    self.state
+                        .sealer
+                        .open("services.password", s)
+                        .expect("open"),
+                )
+                .expect("utf8")
+            })
+            .collect()
+    }
+
+    /// Asserts no response so far carried a server token or a generated password,
+    /// then stops the service.
+    pub async fn finish(mut self) {
+        let mut secrets = self.passwords().await;
+        secrets.extend((0..4).map(|n| self.sim.token(n)));
+        secrets.push(opterius_sim::SimConfig::default().token);
+        secrets.retain(|s| s.len() >= 8);
+        let responses = self.responses.lock().expect("lock").clone();
+        assert!(!responses.is_empty());
+        for body in &responses {
+            for secret in &secrets {
+                assert!(
+                    !body.contains(secret.as_str()),
+                    "a response leaked a secret: {body}"
+                );
+            }
+        }
+        let log_rows: Vec<String> = sqlx::query_scalar(
+            "SELECT coalesce(request::text, '') || coalesce(response::text, '') || coalesce(error::text, '') FROM provisioning_log",
+        )
+        .fetch_all(&self.state.pool)
+        .await
+        .expect("log");
+        for row in &log_rows {
+            for secret in &secrets {
+                assert!(
+                    !row.contains(secret.as_str()),
+                    "the provisioning log holds a secret: {row}"
+                );
+            }
+        }
+        let _ = self.stop.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+        }
+        self.state.pool.close().await;
+    }
+}
