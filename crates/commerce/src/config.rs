@@ -182,25 +182,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let e = Config::from_lookup(lookup(&[("APP_KEY", KEY)]))
-            .err()
-            .expect("missing url");
+        let e = Config::from_lookup(lookup(&[("APP_KEY", KEY)])).expect_err("missing url");
         assert!(e.to_string().contains("DATABASE_URL"));
         let e = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "p"),
             ("APP_KEY", KEY),
             ("SSL_VERIFY", "maybe"),
         ]))
-        .err()
-        .expect("bad flag");
+        .expect_err("bad flag");
         assert!(e.to_string().contains("SSL_VERIFY"));
         let e = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "p"),
             ("APP_KEY", KEY),
             ("PANEL_TIMEOUT_SECS", "x"),
         ]))
-        .err()
-        .expect("bad number");
+        .expect_err("bad number");
         assert!(e.to_string().contains("PANEL_TIMEOUT_SECS"));
         let c = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "p"),

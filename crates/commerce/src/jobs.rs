@@ -114,7 +114,7 @@ pub async fn prune_finished(pool: &sqlx::PgPool, older_than: Duration) -> anyhow
     let secs = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
     let done = sqlx::query(
         "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Killed') AND done_at IS NOT NULL
-           AND done_at < extract(epoch FROM now())::bigint - $1",
+           AND done_at < now() - make_interval(secs => $1::float8)",
     )
     .bind(secs)
     .execute(pool)

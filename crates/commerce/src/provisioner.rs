@@ -198,7 +198,7 @@ impl Run<'_> {
         let mut tx = self.pool().begin().await?;
         let err = error.map(|f| failure_json(f, &[]));
         log::record(
-            &mut *tx,
+            &mut tx,
             &self.entry(server_id, module, self.action),
             &Finish {
                 status,
@@ -858,7 +858,7 @@ impl Run<'_> {
         }
         let mut tx = self.pool().begin().await?;
         log::record(
-            &mut *tx,
+            &mut tx,
             &self.entry(s.server_id, module, Action::Terminate),
             &Finish {
                 status: LogStatus::Success,
@@ -941,7 +941,7 @@ pub async fn record_panic(
     .await?;
     if finished.rows_affected() == 0 {
         log::record(
-            &mut *tx,
+            &mut tx,
             &NewEntry {
                 service_id: Some(args.service_id),
                 server_id: None,

@@ -275,7 +275,7 @@ fn create(server: &mut Server, body: &[u8]) -> Reply {
     let email = text("email", &mut errors);
     let disk_limit_mb = limit("disk_limit_mb", &mut errors);
     let bandwidth_limit_mb = limit("bandwidth_limit_mb", &mut errors);
-    if !package.is_empty() && !server.packages.iter().any(|p| *p == package) {
+    if !package.is_empty() && !server.packages.contains(&package) {
         errors.insert(
             "package".into(),
             json!([format!(
