@@ -7,4 +7,6 @@ bash scripts/ensure-postgres.sh
 bash scripts/ensure-chromium.sh
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export SQLX_OFFLINE=true
+# The fault suite drives the real `commerce` and `opterius-sim` binaries.
+cargo build --workspace --bins --locked
 exec cargo test --workspace --locked "$@"
