@@ -10,7 +10,7 @@ mod registry;
 mod result;
 
 pub use module::{
-    AccountSpec, CredentialField, Credentials, InputType, ModuleContext, ModuleInfo,
+    AccountSpec, CredentialField, Credentials, FieldErrors, InputType, ModuleContext, ModuleInfo,
     ProvisioningModule,
 };
 pub use naming::{generate_password, username_base, username_candidate};

@@ -1,5 +1,6 @@
 //! Integration tests: real PostgreSQL, the real worker pool and HTTP server, the
 //! in-process Panel simulator. One binary for the crate.
 
+mod api;
 mod provisioning;
 mod support;

@@ -111,10 +111,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(sim_config: SimConfig, overrides: &[(&str, &str)]) -> Self {
+        Self::spawn_custom(sim_config, overrides, |_| {}).await
+    }
+
+    /// Like `spawn_with`, letting the test adjust the state (e.g. add a module).
+    pub async fn spawn_custom(
+        sim_config: SimConfig,
+        overrides: &[(&str, &str)],
+        customize: impl FnOnce(&mut AppState),
+    ) -> Self {
         let url = fresh_database().await;
-        let state = commerce::build_state(config(&url, overrides))
+        let mut state = commerce::build_state(config(&url, overrides))
             .await
             .expect("state");
+        customize(&mut state);
         commerce::migrate(&state.pool).await.expect("migrate");
         let sim = Sim::start_local(sim_config).await.expect("sim");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -237,6 +247,26 @@ impl TestApp {
             assert!(
                 Instant::now() < deadline,
                 "service {service_id} never reached {want:?}: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the service's log satisfies `done` (or fails after 30 s).
+    pub async fn wait_for_log(
+        &self,
+        service_id: i64,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log_for(service_id).await;
+            if done(&log) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log of service {service_id} never got there: {log:?}"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
