@@ -33,6 +33,12 @@ pub enum Command {
     },
     /// Run only the worker pool (scale out with several).
     Worker,
+    /// Run a demo: in-process Panel simulator, demo catalog, admin login printed.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
     /// Manage admin users.
     Admin {
         #[command(subcommand)]
@@ -103,6 +109,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(listen = %listener.local_addr()?, workers = !no_worker, "serving");
             crate::runtime::serve(state, listener, !no_worker).await?;
+        }
+        Command::Demo { listen } => {
+            let state = crate::build_state(config).await?;
+            crate::migrate(&state.pool)
+                .await
+                .context("applying migrations at startup")?;
+            crate::demo::run(state, listen).await?;
         }
         Command::Worker => {
             let state = crate::build_state(config).await?;

@@ -218,6 +218,12 @@ pub async fn run_workers(
         .register(worker!(SuspendHostingAccountJob, handle_suspend))
         .register(worker!(UnsuspendHostingAccountJob, handle_unsuspend))
         .register(worker!(TerminateHostingAccountJob, handle_terminate))
+        // A worker that dies (PostgreSQL unreachable for a while) is rebuilt by
+        // its factory, under a new unique name, so its orphans are recovered.
+        .should_restart(|ctx, err| {
+            tracing::error!(worker = ctx.name(), error = %err, "worker stopped; restarting it");
+            true
+        })
         .shutdown_timeout(state.config.panel_timeout + Duration::from_secs(5))
         .run_with_signal(async move {
             shutdown.await;

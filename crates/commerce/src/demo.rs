@@ -1,0 +1,120 @@
+//! `commerce demo`: a working system out of the box. Starts an in-process Panel
+//! simulator, seeds demo servers, products and a client (idempotently), prints
+//! an admin login, then serves with workers.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use opterius_sim::{Sim, SimConfig};
+
+use crate::app::catalog::{self, GroupInput, ProductInput};
+use crate::app::servers::{self, ServerInput};
+use crate::state::AppState;
+
+/// Demo admin login, printed at startup.
+pub const ADMIN_EMAIL: &str = "admin@demo.test";
+const SIM_TOKEN: &str = "demo-panel-token";
+const SERVERS: usize = 3;
+
+/// Seeds (or refreshes) the demo catalog pointing at `sim`.
+pub async fn seed(state: &AppState, sim: &Sim) -> anyhow::Result<()> {
+    let err = |e: crate::app::error::AppError| anyhow::anyhow!("{e}");
+    let groups = catalog::list_groups(&state.pool).await.map_err(err)?;
+    let group_id = match groups.iter().find(|g| g.name == "Demo shared hosting") {
+        Some(g) => g.id,
+        None => {
+            catalog::create_group(
+                &state.pool,
+                &GroupInput {
+                    name: "Demo shared hosting".into(),
+                    placement: "least_full".into(),
+                },
+            )
+            .await
+            .map_err(err)?
+            .id
+        }
+    };
+    let existing = servers::all(&state.pool).await.map_err(err)?;
+    for n in 0..SERVERS {
+        let name = format!("demo-panel-{}", n + 1);
+        let input = ServerInput {
+            name: name.clone(),
+            module: "opterius".into(),
+            group_id,
+            max_accounts: 500,
+            enabled: true,
+            credentials: [
+                ("api_url".to_owned(), sim.server_url(n)),
+                ("api_token".to_owned(), sim.token(n)),
+            ]
+            .into(),
+        };
+        // The simulator listens on a new port each start: keep the servers pointing at it.
+        match existing.iter().find(|s| s.name == name) {
+            Some(s) => {
+                servers::replace(state, s.id, &input, None)
+                    .await
+                    .map_err(err)?;
+            }
+            None => {
+                servers::create(state, &input).await.map_err(err)?;
+            }
+        }
+    }
+    let products = catalog::list_products(&state.pool).await.map_err(err)?;
+    for (name, package, disk, bw, auto) in [
+        ("Starter hosting", "Starter", 5_120, 51_200, "on_order"),
+        ("Pro hosting", "Pro", 20_480, 204_800, "on_payment"),
+    ] {
+        if !products.iter().any(|p| p.name == name) {
+            let input = ProductInput {
+                name: name.into(),
+                module: "opterius".into(),
+                group_id,
+                package: package.into(),
+                disk_limit_mb: disk,
+                bandwidth_limit_mb: bw,
+                auto_setup: auto.into(),
+            };
+            catalog::create_product(state, &input).await.map_err(err)?;
+        }
+    }
+    catalog::upsert_client(&state.pool, "jane@example.com", "Jane Example")
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Runs the demo: simulator, seed, admin login, serve with workers.
+pub async fn run(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
+    let sim = Sim::start_local(SimConfig {
+        token: SIM_TOKEN.into(),
+        servers: SERVERS,
+        ..Default::default()
+    })
+    .await
+    .context("starting the Panel simulator")?;
+    seed(&state, &sim).await?;
+    let password = provisioning::generate_password(16);
+    crate::app::admins::create(&state.pool, ADMIN_EMAIL, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = crate::api::auth::create_token(&state.pool, "demo").await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!();
+    println!("  Commerce demo is running at http://{addr}/");
+    println!("  Admin login:  {ADMIN_EMAIL}  /  {password}");
+    println!("  API token:    {token}");
+    println!(
+        "  Simulated Opterius Panel: {} ({SERVERS} servers; faults via {}/_sim)",
+        sim.url(),
+        sim.url()
+    );
+    println!("  Stop with Ctrl-C.");
+    println!();
+    crate::runtime::serve(state, listener, true).await
+}
