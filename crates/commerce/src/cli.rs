@@ -128,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AdminCommand::Create { email, password },
         } => {
             let pool = crate::connect(&config).await?;
+            crate::migrate(&pool).await.context("applying migrations")?;
             let (password, generated) = match password {
                 Some(p) => (p, false),
                 None => (provisioning::generate_password(20), true),
@@ -144,6 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: TokenCommand::Create { name },
         } => {
             let pool = crate::connect(&config).await?;
+            crate::migrate(&pool).await.context("applying migrations")?;
             let token = crate::api::auth::create_token(&pool, &name).await?;
             println!("API token {name:?} created; it is shown only once:");
             println!("{token}");

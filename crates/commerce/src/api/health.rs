@@ -20,9 +20,13 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// The database answers, migrations are applied, and (when this process runs
 /// them) the workers are running.
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let db = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&s.pool)
-        .await;
+    let query = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&s.pool);
+    // Answer within two seconds even when the database does not.
+    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), query).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    };
     let expected = crate::MIGRATOR.iter().count() as i64;
     let (db_ok, migrations_ok, detail) = match db {
         Ok(n) => (

@@ -2,5 +2,7 @@
 //! in-process Panel simulator. One binary for the crate.
 
 mod api;
+mod cluster;
+mod ops;
 mod provisioning;
 mod support;

@@ -121,6 +121,17 @@ impl TestApp {
         customize: impl FnOnce(&mut AppState),
     ) -> Self {
         let url = fresh_database().await;
+        Self::spawn_on(&url, sim_config, overrides, customize).await
+    }
+
+    /// Starts the service on the database at `url`.
+    pub async fn spawn_on(
+        url: &str,
+        sim_config: SimConfig,
+        overrides: &[(&str, &str)],
+        customize: impl FnOnce(&mut AppState),
+    ) -> Self {
+        let url = url.to_owned();
         let mut state = commerce::build_state(config(&url, overrides))
             .await
             .expect("state");
@@ -311,7 +322,6 @@ impl TestApp {
         secrets.push(opterius_sim::SimConfig::default().token);
         secrets.retain(|s| s.len() >= 8);
         let responses = self.responses.lock().expect("lock").clone();
-        assert!(!responses.is_empty());
         for body in &responses {
             for secret in &secrets {
                 assert!(

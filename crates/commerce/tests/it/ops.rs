@@ -1,0 +1,283 @@
+//! Operating it: readiness through a database outage, workers that resume by
+//! themselves, Prometheus metrics, JSON logs without secrets.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use opterius_sim::SimConfig;
+use serde_json::{Value, json};
+
+use crate::cluster::TempCluster;
+use crate::support::TestApp;
+
+async fn ready(app: &TestApp) -> (u16, Value) {
+    let resp = reqwest::get(format!("{}/readyz", app.base))
+        .await
+        .expect("readyz");
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_ready(app: &TestApp, want: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = ready(app).await;
+        if code == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readyz never answered {want}: {code} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_fails_while_the_database_is_down_and_recovers_after() {
+    let pg = TempCluster::start();
+    let app = TestApp::spawn_on(&pg.url(), SimConfig::default(), &[], |_| {}).await;
+    let healthy = wait_ready(&app, 200).await;
+    assert_eq!(healthy["database"], true);
+    assert_eq!(healthy["workers"], "running");
+    assert!(
+        healthy["migrations"]
+            .as_str()
+            .is_some_and(|m| m.contains("applied"))
+    );
+
+    pg.down();
+    let down = wait_ready(&app, 503).await;
+    assert_eq!(down["ready"], false);
+    assert_eq!(down["database"], false);
+    assert!(
+        reqwest::get(format!("{}/healthz", app.base))
+            .await
+            .expect("healthz")
+            .status()
+            .is_success(),
+        "liveness stays up"
+    );
+
+    pg.up();
+    let back = wait_ready(&app, 200).await;
+    assert_eq!(back["database"], true);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
+    let pg = TempCluster::start();
+    let app = TestApp::spawn_on(&pg.url(), SimConfig::default(), &[], |_| {}).await;
+    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    let before = app.order(product_id, "before.example.com").await["services"][0]["id"]
+        .as_i64()
+        .expect("id");
+    app.settle(before, &["active"]).await;
+
+    pg.down();
+    // The outage itself is the scenario: a minute without the database.
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    pg.up();
+
+    wait_ready(&app, 200).await;
+    let after = app.order(product_id, "after.example.com").await["services"][0]["id"]
+        .as_i64()
+        .expect("id");
+    let service = app.settle(after, &["active"]).await;
+    assert!(service["panel_account_id"].is_string());
+    assert_eq!(ready(&app).await.1["workers"], "running");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn metrics_count_jobs_latency_queue_depth_and_server_health() {
+    let app = TestApp::spawn().await;
+    let (_, server_id, product_id) = app.catalog("Starter", "on_order").await;
+    app.post(&format!("/api/v1/servers/{server_id}/test"), json!({}))
+        .await;
+    let sid = app.order(product_id, "metrics.example.com").await["services"][0]["id"]
+        .as_i64()
+        .expect("id");
+    app.settle(sid, &["active"]).await;
+    let text = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    };
+    assert_eq!(
+        value("commerce_jobs_enqueued_total{job=\"create_hosting_account\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("commerce_jobs_succeeded_total{job=\"create_hosting_account\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("commerce_jobs_failed_total{job=\"create_hosting_account\"}"),
+        0.0
+    );
+    assert_eq!(
+        value("commerce_provisioning_call_seconds_count{module=\"opterius\",action=\"create\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("commerce_queue_depth{queue=\"commerce.create_hosting_account\"}"),
+        0.0
+    );
+    assert_eq!(value("commerce_servers{status=\"online\"}"), 1.0);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
+    let db = crate::support::fresh_database().await;
+    let sim = opterius_sim::Sim::start_local(SimConfig::default())
+        .await
+        .expect("sim");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let exe = env!("CARGO_BIN_EXE_commerce");
+    let envs = [
+        ("DATABASE_URL", db.as_str()),
+        ("APP_KEY", crate::support::APP_KEY),
+        ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+    ];
+    let token_out = Command::new(exe)
+        .args(["token", "create", "--name", "logs"])
+        .envs(envs)
+        .output()
+        .expect("token");
+    assert!(
+        token_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token_out.stderr)
+    );
+    let mut child = Command::new(exe)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .envs(envs)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let token = String::from_utf8_lossy(&token_out.stdout)
+        .lines()
+        .last()
+        .expect("token line")
+        .to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "serve never came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let call = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let group: Value = call("/api/v1/server-groups", json!({"name": "G"}))
+        .await
+        .expect("g")
+        .json()
+        .await
+        .expect("json");
+    call(
+        "/api/v1/servers",
+        json!({"name": "s", "module": "opterius", "group_id": group["id"], "credentials": {"api_url": sim.url(), "api_token": sim.token(0)}}),
+    )
+    .await
+    .expect("server");
+    let product: Value = call(
+        "/api/v1/products",
+        json!({"name": "P", "module": "opterius", "group_id": group["id"], "package": "Starter"}),
+    )
+    .await
+    .expect("p")
+    .json()
+    .await
+    .expect("json");
+    let order: Value = call("/api/v1/orders", json!({"client": {"email": "l@example.com", "name": "L"}, "product_id": product["id"], "domain": "logs.example.com"}))
+        .await
+        .expect("order")
+        .json()
+        .await
+        .expect("json");
+    let sid = order["services"][0]["id"].as_i64().expect("id");
+    loop {
+        let s: Value = http
+            .get(format!("{base}/api/v1/services/{sid}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("s")
+            .json()
+            .await
+            .expect("json");
+        if s["status"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never active: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().expect("exit");
+    assert!(status.success(), "graceful shutdown on SIGTERM exits 0");
+    let lines: Vec<String> = BufReader::new(child.stderr.take().expect("stderr"))
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(lines.len() > 3, "{lines:?}");
+    let mut saw_job = false;
+    for line in &lines {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        saw_job |= v["fields"]["message"] == "account created" || v["message"] == "account created";
+        for secret in [sim.token(0).as_str(), token.as_str()] {
+            assert!(!line.contains(secret), "a log line holds a secret: {line}");
+        }
+    }
+    assert!(saw_job, "a job attempt line: {lines:?}");
+    let joined = lines.join("\n");
+    assert!(
+        joined.contains("\"service.id\":") || joined.contains("service.id"),
+        "ids on job lines"
+    );
+    let pool = sqlx::PgPool::connect(&db).await.expect("pool");
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT password_sealed FROM services")
+        .fetch_one(&pool)
+        .await
+        .expect("pw");
+    let key = commerce::crypto::AppKey::parse(crate::support::APP_KEY).expect("key");
+    let password = String::from_utf8(
+        commerce::crypto::Sealer::new(&key)
+            .open("services.password", &sealed)
+            .expect("open"),
+    )
+    .expect("utf8");
+    assert!(
+        !joined.contains(&password),
+        "the generated password never reaches a log"
+    );
+}
