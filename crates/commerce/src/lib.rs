@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod provisioner;
 pub mod runtime;
 pub mod state;
+pub mod web;
 
 use std::time::Duration;
 
@@ -47,9 +48,10 @@ pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     jobs::setup(pool).await
 }
 
-/// The whole HTTP app: JSON API, health, metrics.
+/// The whole HTTP app: JSON API, health, metrics, admin UI.
 pub fn router(state: AppState) -> Router {
     api::router()
+        .merge(web::router())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {

@@ -4,6 +4,7 @@
 pub mod admins;
 pub mod catalog;
 pub mod connection;
+pub mod dashboard;
 pub mod error;
 pub mod log;
 pub mod orders;

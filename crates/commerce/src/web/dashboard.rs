@@ -1,0 +1,86 @@
+//! The dashboard: services by status, server health, recent failures.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+
+use crate::app::dashboard;
+use crate::app::log::{self, LogFilter};
+use crate::app::page::PageParams;
+use crate::domain::ServiceStatus;
+use crate::state::AppState;
+use crate::web::error::WebResult;
+use crate::web::log::LogLine;
+use crate::web::page::{Chrome, page};
+use crate::web::session::Admin;
+use crate::web::view::status_class;
+
+struct Tile {
+    label: String,
+    count: i64,
+    class: &'static str,
+    href: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    services: Vec<Tile>,
+    servers: Vec<Tile>,
+    failures: Vec<LogLine>,
+    total_services: i64,
+}
+
+pub async fn show(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
+    let (state, admin) = (&state, &admin);
+    let by_status = dashboard::services_by_status(&state.pool).await?;
+    let count = |s: &str, list: &[(String, i64)]| {
+        list.iter()
+            .find(|(k, _)| k == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    let services = ServiceStatus::ALL
+        .iter()
+        .map(|s| Tile {
+            label: s.as_str().to_owned(),
+            count: count(s.as_str(), &by_status),
+            class: status_class(s.as_str()),
+            href: format!("/admin/services?status={}", s.as_str()),
+        })
+        .collect();
+    let by_health = dashboard::servers_by_health(&state.pool).await?;
+    let servers = ["online", "offline", "unknown"]
+        .iter()
+        .map(|h| Tile {
+            label: (*h).to_owned(),
+            count: count(h, &by_health),
+            class: status_class(h),
+            href: "/admin/servers".to_owned(),
+        })
+        .collect();
+    let failures = log::list(
+        &state.pool,
+        &LogFilter {
+            status: Some("failed".into()),
+            ..Default::default()
+        },
+        PageParams {
+            page: 1,
+            per_page: 10,
+        },
+    )
+    .await?
+    .items
+    .into_iter()
+    .map(LogLine::from)
+    .collect();
+    let t = DashboardPage {
+        chrome: Chrome::new(admin, "dashboard"),
+        total_services: by_status.iter().map(|(_, n)| n).sum(),
+        services,
+        servers,
+        failures,
+    };
+    page(state, admin, &t)
+}

@@ -1,0 +1,109 @@
+//! Errors of the admin UI, answered with a page that says what to do next.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::app::error::AppError;
+
+/// What went wrong while answering an admin request.
+#[derive(Debug)]
+pub enum WebError {
+    NotFound(String),
+    BadRequest(String),
+    Forbidden(String),
+    Conflict(String),
+    Internal(anyhow::Error),
+}
+
+pub type WebResult<T> = Result<T, WebError>;
+
+impl WebError {
+    pub fn db(e: sqlx::Error) -> Self {
+        Self::from(AppError::from(e))
+    }
+}
+
+impl From<AppError> for WebError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(what) => Self::NotFound(format!("This {what} does not exist (any more).")),
+            AppError::Conflict { message, .. } => Self::Conflict(message),
+            AppError::Validation(fields) => Self::BadRequest(
+                fields
+                    .0
+                    .iter()
+                    .flat_map(|(k, v)| v.iter().map(move |m| format!("{k}: {m}")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            AppError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> Self {
+        Self::Internal(anyhow::Error::new(e).context("rendering a template"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    fix: &'a str,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, message, fix) = match &self {
+            Self::NotFound(m) => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                m.clone(),
+                "Go back to the list and pick an existing item.",
+            ),
+            Self::BadRequest(m) => (
+                StatusCode::BAD_REQUEST,
+                "That request could not be understood",
+                m.clone(),
+                "Go back, correct the values and try again.",
+            ),
+            Self::Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                "Request refused",
+                m.clone(),
+                "Reload the page you came from (you may need to sign in again), then repeat the action.",
+            ),
+            Self::Conflict(m) => (
+                StatusCode::CONFLICT,
+                "That cannot be done right now",
+                m.clone(),
+                "Reload the page to see the current state, then try again.",
+            ),
+            Self::Internal(e) => {
+                // Logged once, here at the boundary; the page shows no internals.
+                tracing::error!(error = %format!("{e:#}"), "admin UI internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side",
+                    "The error has been logged with its details.".to_owned(),
+                    "Try again in a moment; if it keeps happening, check the service logs.",
+                )
+            }
+        };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message: &message,
+            fix,
+        };
+        let body = page
+            .render()
+            .unwrap_or_else(|_| format!("{} {title}: {message}", status.as_u16()));
+        (status, Html(body)).into_response()
+    }
+}

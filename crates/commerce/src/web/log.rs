@@ -1,0 +1,285 @@
+//! The provisioning log viewer: filters, newest first, one page per entry with
+//! the redacted request, the response, the error and its fix; retry from there.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+
+use crate::app::log::{self, LogEntry, LogFilter};
+use crate::app::servers;
+use crate::app::services::Requested;
+use crate::domain::{Action, LogStatus};
+use crate::state::AppState;
+use crate::web::error::WebResult;
+use crate::web::form::Errors;
+use crate::web::page::{Chrome, page};
+use crate::web::server_form::Choice;
+use crate::web::session::Admin;
+use crate::web::view::{DASH, ErrorBox, Pager, ago, pretty, status_class, when, when_opt};
+
+/// One log row in a table.
+pub struct LogLine {
+    pub id: i64,
+    pub when: String,
+    pub ago: String,
+    pub action: String,
+    pub status: String,
+    pub status_class: &'static str,
+    pub service_id: i64,
+    pub server: String,
+    pub attempt: i32,
+    pub http: String,
+    pub duration: String,
+    pub message: String,
+    pub triggered_by: String,
+}
+
+impl From<LogEntry> for LogLine {
+    fn from(e: LogEntry) -> Self {
+        let error = e.error.as_ref().and_then(|j| ErrorBox::from_json(&j.0));
+        Self {
+            id: e.id,
+            when: when(e.created_at),
+            ago: ago(e.created_at),
+            status_class: status_class(&e.status),
+            service_id: e.service_id.unwrap_or_default(),
+            server: e.server_id.map_or_else(|| DASH.to_owned(), |s| format!("#{s}")),
+            attempt: e.attempt,
+            http: e.http_status.map_or_else(|| DASH.to_owned(), |h| h.to_string()),
+            duration: e
+                .duration_ms
+                .map_or_else(|| DASH.to_owned(), |d| format!("{d} ms")),
+            message: match error {
+                Some(err) => format!("{}: {}", err.title, err.message),
+                None => e.message.clone().unwrap_or_default(),
+            },
+            action: e.action,
+            status: e.status,
+            triggered_by: e.triggered_by,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogQuery {
+    #[serde(default)]
+    service_id: String,
+    #[serde(default)]
+    server_id: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// A `datetime-local` value (taken as UTC) or RFC 3339.
+fn parse_time(raw: &str, field: &str, errors: &mut Errors) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let parsed = raw.parse::<DateTime<Utc>>().ok().or_else(|| {
+        ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
+            .map(|n| n.and_utc())
+    });
+    if parsed.is_none() {
+        errors
+            .0
+            .entry(field.to_owned())
+            .or_default()
+            .push(format!("{field}: use a date and time like 2026-11-22T10:00 (UTC)"));
+    }
+    parsed
+}
+
+fn parse_id(raw: &str, field: &str, errors: &mut Errors) -> Option<i64> {
+    let raw = raw.trim().trim_start_matches('#');
+    if raw.is_empty() {
+        return None;
+    }
+    let id = raw.parse().ok();
+    if id.is_none() {
+        errors
+            .0
+            .entry(field.to_owned())
+            .or_default()
+            .push(format!("{field}: enter a number"));
+    }
+    id
+}
+
+#[derive(Template)]
+#[template(path = "log/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    rows: Vec<LogLine>,
+    pager: Pager,
+    errors: Errors,
+    service_id: String,
+    since: String,
+    until: String,
+    servers: Vec<Choice>,
+    actions: Vec<Choice>,
+    statuses: Vec<Choice>,
+}
+
+fn choices(all: impl Iterator<Item = &'static str>, current: &str) -> Vec<Choice> {
+    all.map(|v| Choice {
+        value: v.to_owned(),
+        label: v.replace('_', " "),
+        selected: v == current,
+    })
+    .collect()
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<LogQuery>,
+) -> WebResult<Response> {
+    let mut errors = Errors::default();
+    let filter = LogFilter {
+        service_id: parse_id(&q.service_id, "service", &mut errors),
+        server_id: parse_id(&q.server_id, "server", &mut errors),
+        action: Some(q.action.clone()).filter(|a| !a.is_empty()),
+        status: Some(q.status.clone()).filter(|s| !s.is_empty()),
+        since: parse_time(&q.since, "since", &mut errors),
+        until: parse_time(&q.until, "until", &mut errors),
+        page: q.page.trim().parse().ok(),
+        per_page: Some(50),
+    };
+    let all_servers = servers::all(&state.pool).await?;
+    let names: HashMap<i64, String> = all_servers
+        .iter()
+        .map(|s| (s.id, s.name.clone()))
+        .collect();
+    let list = match log::list(&state.pool, &filter, filter.page()).await {
+        Ok(l) => l,
+        Err(e) => {
+            errors.0.extend(crate::web::form::form_errors(e)?.0);
+            log::list(&state.pool, &LogFilter::default(), filter.page()).await?
+        }
+    };
+    let params = [
+        ("service_id", q.service_id.clone()),
+        ("server_id", q.server_id.clone()),
+        ("action", q.action.clone()),
+        ("status", q.status.clone()),
+        ("since", q.since.clone()),
+        ("until", q.until.clone()),
+    ];
+    let pager = Pager::new(
+        "/admin/log",
+        &params,
+        list.page,
+        list.per_page,
+        list.items.len(),
+        list.total.unwrap_or_default(),
+    );
+    let rows = list
+        .items
+        .into_iter()
+        .map(|e| {
+            let server = e.server_id.and_then(|id| names.get(&id).cloned());
+            let mut line = LogLine::from(e);
+            if let Some(name) = server {
+                line.server = name;
+            }
+            line
+        })
+        .collect();
+    let t = ListPage {
+        chrome: Chrome::new(&admin, "log"),
+        rows,
+        pager,
+        errors,
+        service_id: q.service_id.clone(),
+        since: q.since.clone(),
+        until: q.until.clone(),
+        servers: all_servers
+            .into_iter()
+            .map(|s| Choice {
+                selected: s.id.to_string() == q.server_id.trim(),
+                value: s.id.to_string(),
+                label: s.name,
+            })
+            .collect(),
+        actions: choices(Action::ALL.iter().map(|a| a.as_str()), &q.action),
+        statuses: choices(LogStatus::ALL.iter().map(|s| s.as_str()), &q.status),
+    };
+    page(&state, &admin, &t)
+}
+
+#[derive(Template)]
+#[template(path = "log/show.html")]
+struct ShowPage {
+    chrome: Chrome,
+    line: LogLine,
+    module: String,
+    server_id: i64,
+    job_id: String,
+    finished: String,
+    request: String,
+    response: String,
+    error: Option<ErrorBox>,
+    can_retry: bool,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> WebResult<Response> {
+    let d = log::get(&state.pool, id).await?;
+    let server = match d.entry.server_id {
+        Some(sid) => servers::get(&state.pool, sid).await.ok().map(|s| s.name),
+        None => None,
+    };
+    let error = d.entry.error.as_ref().and_then(|e| ErrorBox::from_json(&e.0));
+    let t = ShowPage {
+        chrome: Chrome::new(&admin, "log"),
+        module: d.entry.module.clone(),
+        server_id: d.entry.server_id.unwrap_or_default(),
+        job_id: d.entry.job_id.clone().unwrap_or_else(|| DASH.to_owned()),
+        finished: when_opt(d.entry.finished_at),
+        request: d.request.as_ref().map(|j| pretty(&j.0)).unwrap_or_default(),
+        response: d.response.as_ref().map(|j| pretty(&j.0)).unwrap_or_default(),
+        can_retry: d.entry.status == "failed" && d.entry.service_id.is_some(),
+        error,
+        line: {
+            let mut line = LogLine::from(d.entry);
+            if let Some(name) = server {
+                line.server = name;
+            }
+            line
+        },
+    };
+    page(&state, &admin, &t)
+}
+
+/// Retries the failed action of this entry's service.
+pub async fn retry(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+) -> WebResult<Response> {
+    let d = log::get(&state.pool, id).await?;
+    let Some(service_id) = d.entry.service_id else {
+        return Err(crate::web::error::WebError::Conflict(
+            "This log entry belongs to no service, so there is nothing to retry.".into(),
+        ));
+    };
+    crate::web::services::queue(&state, &admin, service_id, Requested::Retry, "Retry").await
+}

@@ -1,0 +1,102 @@
+//! The admin UI: server-rendered askama pages and htmx fragments. Every screen
+//! calls the same application services (`crate::app`) as the JSON API; the
+//! handlers here only parse forms, call a service and render the answer.
+
+mod clients;
+mod dashboard;
+mod error;
+mod form;
+mod groups;
+mod login;
+mod log;
+mod orders;
+mod page;
+mod products;
+mod ratelimit;
+mod server_form;
+mod servers;
+mod services;
+mod session;
+mod view;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use tower_http::services::ServeDir;
+
+use crate::state::AppState;
+
+/// The admin UI's routes, `/static` and the `/` redirect.
+pub fn router() -> Router<AppState> {
+    let limiter = Arc::new(ratelimit::LoginLimiter::default());
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/admin") }))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/admin", get(dashboard::show))
+        .route("/admin/servers", get(servers::list).post(server_form::create))
+        .route("/admin/servers/new", get(server_form::new))
+        .route("/admin/servers/test", post(server_form::test))
+        .route("/admin/servers/module-fields", get(server_form::module_fields))
+        .route("/admin/servers/sweep", post(servers::sweep))
+        .route("/admin/servers/{id}", post(server_form::update))
+        .route("/admin/servers/{id}/edit", get(server_form::edit))
+        .route("/admin/servers/{id}/test", post(servers::test_one))
+        .route("/admin/groups", get(groups::list).post(groups::create))
+        .route("/admin/products", get(products::list).post(products::create))
+        .route("/admin/products/new", get(products::new))
+        .route("/admin/products/{id}", post(products::update))
+        .route("/admin/products/{id}/edit", get(products::edit))
+        .route("/admin/clients", get(clients::list).post(clients::create))
+        .route("/admin/orders", get(orders::list).post(orders::create))
+        .route("/admin/orders/new", get(orders::new))
+        .route("/admin/orders/{id}", get(orders::show))
+        .route("/admin/orders/{id}/progress", get(orders::progress))
+        .route("/admin/orders/{id}/pay", post(orders::pay))
+        .route("/admin/services", get(services::list))
+        .route("/admin/services/{id}", get(services::show))
+        .route("/admin/services/{id}/panel", get(services::panel))
+        .route("/admin/services/{id}/terminate", post(services::terminate))
+        .route("/admin/services/{id}/{action}", post(services::action))
+        .route("/admin/log", get(log::list))
+        .route("/admin/log/{id}", get(log::show))
+        .route("/admin/log/{id}/retry", post(log::retry))
+        .layer(axum::middleware::from_fn(session::csrf_from_form))
+        .layer(axum::Extension(limiter))
+        .nest_service("/static", ServeDir::new(static_dir()))
+}
+
+/// `static/` in the working directory (a deployment), else the repository's.
+fn static_dir() -> PathBuf {
+    let here = PathBuf::from("static");
+    if here.join("app.css").is_file() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../static"))
+}
+
+/// Every admin page and fragment that answers a GET, for tests that crawl the UI.
+pub const ADMIN_GET_ROUTES: &[&str] = &[
+    "/admin",
+    "/admin/servers",
+    "/admin/servers/new",
+    "/admin/servers/module-fields?module=opterius",
+    "/admin/servers/{server}/edit",
+    "/admin/groups",
+    "/admin/products",
+    "/admin/products/new",
+    "/admin/products/{product}/edit",
+    "/admin/clients",
+    "/admin/orders",
+    "/admin/orders/new",
+    "/admin/orders/{order}",
+    "/admin/orders/{order}/progress",
+    "/admin/services",
+    "/admin/services/{service}",
+    "/admin/services/{service}/panel",
+    "/admin/log",
+    "/admin/log/{log}",
+];

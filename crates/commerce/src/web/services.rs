@@ -1,0 +1,362 @@
+//! Services: filtered list, detail page with live status and lifecycle actions.
+//! Terminate needs the domain typed back.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::app::catalog;
+use crate::app::error::AppError;
+use crate::app::log::{self, LogFilter};
+use crate::app::page::PageParams;
+use crate::app::servers;
+use crate::app::services::{self, Requested, ServiceFilter};
+use crate::domain::{ServiceStatus, TriggeredBy};
+use crate::state::AppState;
+use crate::web::error::{WebError, WebResult};
+use crate::web::form::FormData;
+use crate::web::log::LogLine;
+use crate::web::page::{Chrome, fragment, page};
+use crate::web::server_form::Choice;
+use crate::web::session::{Admin, flash_redirect};
+use crate::web::view::{DASH, ErrorBox, Pager, ago, status_class, when_opt};
+
+struct Row {
+    id: i64,
+    domain: String,
+    username: String,
+    product: String,
+    server: String,
+    status: String,
+    status_class: &'static str,
+    updated: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "services/list.html")]
+struct ListPage {
+    chrome: Chrome,
+    rows: Vec<Row>,
+    pager: Pager,
+    q: String,
+    statuses: Vec<Choice>,
+    servers: Vec<Choice>,
+    products: Vec<Choice>,
+}
+
+fn choice(value: String, label: String, current: Option<&str>) -> Choice {
+    Choice {
+        selected: current == Some(value.as_str()),
+        value,
+        label,
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    q: Result<Query<ServiceFilter>, QueryRejection>,
+) -> WebResult<Response> {
+    let Query(f) = q.map_err(|e| WebError::BadRequest(e.body_text()))?;
+    let list = services::list(&state.pool, &f, f.page()).await?;
+    let server_rows = servers::all(&state.pool).await?;
+    let product_rows = catalog::list_products(&state.pool).await?;
+    let server_names: HashMap<i64, String> =
+        server_rows.iter().map(|s| (s.id, s.name.clone())).collect();
+    let product_names: HashMap<i64, String> = product_rows
+        .iter()
+        .map(|p| (p.id, p.name.clone()))
+        .collect();
+    let params = [
+        ("status", f.status.clone().unwrap_or_default()),
+        (
+            "server_id",
+            f.server_id.map(|v| v.to_string()).unwrap_or_default(),
+        ),
+        (
+            "product_id",
+            f.product_id.map(|v| v.to_string()).unwrap_or_default(),
+        ),
+        ("q", f.q.clone().unwrap_or_default()),
+    ];
+    let pager = Pager::new(
+        "/admin/services",
+        &params,
+        list.page,
+        list.per_page,
+        list.items.len(),
+        list.total.unwrap_or_default(),
+    );
+    let rows = list
+        .items
+        .into_iter()
+        .map(|s| Row {
+            id: s.id,
+            product: product_names.get(&s.product_id).cloned().unwrap_or_default(),
+            server: s
+                .server_id
+                .and_then(|id| server_names.get(&id).cloned())
+                .unwrap_or_else(|| DASH.to_owned()),
+            status_class: status_class(&s.status),
+            updated: ago(s.updated_at),
+            error: s
+                .last_error
+                .as_ref()
+                .and_then(ErrorBox::from_json)
+                .map(|e| e.title)
+                .unwrap_or_default(),
+            status: s.status,
+            domain: s.domain,
+            username: s.username,
+        })
+        .collect();
+    let sid = f.server_id.map(|v| v.to_string());
+    let pid = f.product_id.map(|v| v.to_string());
+    let t = ListPage {
+        chrome: Chrome::new(&admin, "services"),
+        rows,
+        pager,
+        q: f.q.clone().unwrap_or_default(),
+        statuses: ServiceStatus::ALL
+            .iter()
+            .map(|s| choice(s.as_str().into(), s.as_str().into(), f.status.as_deref()))
+            .collect(),
+        servers: server_rows
+            .into_iter()
+            .map(|s| choice(s.id.to_string(), s.name, sid.as_deref()))
+            .collect(),
+        products: product_rows
+            .into_iter()
+            .map(|p| choice(p.id.to_string(), p.name, pid.as_deref()))
+            .collect(),
+    };
+    page(&state, &admin, &t)
+}
+
+struct ActionButton {
+    action: &'static str,
+    label: &'static str,
+    class: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "services/panel.html")]
+struct Panel {
+    id: i64,
+    csrf: String,
+    polling: bool,
+    poll_url: String,
+    status: String,
+    status_class: &'static str,
+    username: String,
+    server: String,
+    server_id: i64,
+    panel_account_id: String,
+    product: String,
+    package: String,
+    order_id: i64,
+    client: String,
+    created: String,
+    activated: String,
+    suspended: String,
+    terminated: String,
+    error: Option<ErrorBox>,
+    outcome_unknown: bool,
+    actions: Vec<ActionButton>,
+    log: Vec<LogLine>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct Watch {
+    /// The service's `updated_at` (µs) before an action: poll until it moves.
+    watch: Option<i64>,
+    #[serde(default)]
+    n: u32,
+}
+
+/// Polls stop after this many seconds even if nothing changed.
+const MAX_POLLS: u32 = 120;
+
+async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebResult<Panel> {
+    let s = services::get(&state.pool, id).await?;
+    let product = catalog::get_product(&state.pool, s.product_id).await?;
+    let client = catalog::get_client(&state.pool, s.client_id).await?;
+    let server = match s.server_id {
+        Some(sid) => servers::get(&state.pool, sid).await?.name,
+        None => DASH.to_owned(),
+    };
+    let recent = log::list(
+        &state.pool,
+        &LogFilter {
+            service_id: Some(id),
+            ..Default::default()
+        },
+        PageParams {
+            page: 1,
+            per_page: 10,
+        },
+    )
+    .await?;
+    let status = s.status();
+    let changed = w
+        .watch
+        .is_none_or(|before| s.updated_at.timestamp_micros() > before);
+    let polling =
+        status == ServiceStatus::Provisioning || (!changed && w.n < MAX_POLLS);
+    let mut actions = Vec::new();
+    let button = |action, label, class| ActionButton {
+        action,
+        label,
+        class,
+    };
+    match status {
+        ServiceStatus::Active => actions.push(button("suspend", "Suspend", "secondary")),
+        ServiceStatus::Suspended => actions.push(button("unsuspend", "Unsuspend", "")),
+        ServiceStatus::Pending => actions.push(button("create", "Create account now", "")),
+        _ => {}
+    }
+    if s.last_error.is_some() && status != ServiceStatus::Provisioning {
+        actions.push(button("retry", "Retry failed action", ""));
+    }
+    Ok(Panel {
+        id,
+        csrf: admin.csrf.clone(),
+        polling,
+        poll_url: format!(
+            "/admin/services/{id}/panel?watch={}&n={}",
+            w.watch.unwrap_or(0),
+            w.n + 1
+        ),
+        status: s.status.clone(),
+        status_class: status_class(&s.status),
+        username: s.username.clone(),
+        server,
+        server_id: s.server_id.unwrap_or_default(),
+        panel_account_id: s.panel_account_id.clone().unwrap_or_else(|| DASH.to_owned()),
+        product: product.name,
+        package: product.package,
+        order_id: s.order_id,
+        client: format!("{} <{}>", client.name, client.email),
+        created: when_opt(Some(s.created_at)),
+        activated: when_opt(s.activated_at),
+        suspended: when_opt(s.suspended_at),
+        terminated: when_opt(s.terminated_at),
+        error: s.last_error.as_ref().and_then(|e| ErrorBox::from_json(&e.0)),
+        outcome_unknown: s.create_outcome_unknown,
+        actions,
+        log: recent.items.into_iter().map(LogLine::from).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "services/show.html")]
+struct ShowPage {
+    chrome: Chrome,
+    id: i64,
+    domain: String,
+    can_terminate: bool,
+    panel_html: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    Query(w): Query<Watch>,
+) -> WebResult<Response> {
+    let s = services::get(&state.pool, id).await?;
+    let panel_html = panel_view(&state, &admin, id, &w).await?.render()?;
+    let t = ShowPage {
+        chrome: Chrome::new(&admin, "services"),
+        id,
+        can_terminate: !matches!(
+            s.status(),
+            ServiceStatus::Terminated | ServiceStatus::Provisioning
+        ),
+        domain: s.domain,
+        panel_html,
+    };
+    page(&state, &admin, &t)
+}
+
+/// The live part of the service page.
+pub async fn panel(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    Query(w): Query<Watch>,
+) -> WebResult<Response> {
+    fragment(&panel_view(&state, &admin, id, &w).await?)
+}
+
+/// Queues an action and returns to the service page, which watches for its end.
+pub async fn queue(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    requested: Requested,
+    what: &str,
+) -> WebResult<Response> {
+    let before = services::get(&state.pool, id).await?.updated_at;
+    let to = format!("/admin/services/{id}");
+    match services::request(state, id, requested, TriggeredBy::Admin).await {
+        Ok(job) => {
+            tracing::info!(admin.id = admin.id, service.id = id, job.id = %job, "admin queued {what}");
+            Ok(flash_redirect(
+                state,
+                &format!("{to}?watch={}", before.timestamp_micros()),
+                "info",
+                &format!("{what} queued; this page updates when it is done."),
+            ))
+        }
+        Err(AppError::Conflict { message, .. }) => Ok(flash_redirect(state, &to, "error", &message)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn action(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, action)): Path<(i64, String)>,
+) -> WebResult<Response> {
+    let (requested, what) = match action.as_str() {
+        "create" => (Requested::Create, "Create"),
+        "suspend" => (Requested::Suspend, "Suspend"),
+        "unsuspend" => (Requested::Unsuspend, "Unsuspend"),
+        "retry" => (Requested::Retry, "Retry"),
+        _ => {
+            return Err(WebError::NotFound(format!(
+                "There is no service action {action:?}."
+            )));
+        }
+    };
+    queue(&state, &admin, id, requested, what).await
+}
+
+/// Terminate, only with the service's domain typed back exactly.
+pub async fn terminate(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    form: FormData,
+) -> WebResult<Response> {
+    let s = services::get(&state.pool, id).await?;
+    let typed = form.get("confirm_domain");
+    if !typed.trim().eq_ignore_ascii_case(&s.domain) {
+        return Ok(flash_redirect(
+            &state,
+            &format!("/admin/services/{id}"),
+            "error",
+            &format!(
+                "Nothing was terminated: the domain you typed does not match {}. Type it exactly to confirm.",
+                s.domain
+            ),
+        ));
+    }
+    queue(&state, &admin, id, Requested::Terminate, "Terminate").await
+}

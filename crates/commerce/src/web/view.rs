@@ -1,0 +1,154 @@
+//! Presentation helpers: dates, labels, error boxes and pagination links.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub const DASH: &str = "—";
+
+/// An absolute timestamp, to the second.
+pub fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+pub fn when_opt(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(|| DASH.to_owned(), when)
+}
+
+/// How long ago, roughly.
+pub fn ago(t: DateTime<Utc>) -> String {
+    let s = (Utc::now() - t).num_seconds().max(0);
+    match s {
+        0..=4 => "just now".to_owned(),
+        5..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// The title an admin recognises for a failure kind (seed 001's wording).
+pub fn kind_title(kind: &str) -> String {
+    match kind {
+        "unauthorized" => "401 Unauthorized",
+        "forbidden" => "403 Forbidden",
+        "not_found" => "404 Not Found",
+        "conflict" => "409 Conflict",
+        "validation" => "422 Rejected by the Panel",
+        "rate_limited" => "429 Too Many Requests",
+        "client_error" => "Request refused by the Panel",
+        "server_error" => "Panel server error (5xx)",
+        "gateway_timeout" => "504 Gateway Timeout",
+        "timeout" => "Timed out",
+        "connection_refused" => "Connection refused",
+        "connection_dropped" => "Connection dropped",
+        "dns" => "Could not resolve host",
+        "tls" => "SSL certificate verify failed",
+        "invalid_response" => "Invalid response",
+        "config" => "Configuration error",
+        "no_capacity" => "No server has room",
+        "needs_attention" => "Needs attention",
+        "internal" => "Internal error",
+        other => return other.replace('_', " "),
+    }
+    .to_owned()
+}
+
+/// A classified failure as the UI shows it: what happened and how to fix it.
+#[derive(Debug, Clone)]
+pub struct ErrorBox {
+    pub title: String,
+    pub message: String,
+    pub hint: String,
+    /// When the provisioner will try again by itself, if it will.
+    pub next_retry: String,
+}
+
+impl ErrorBox {
+    /// From the JSON the app stores (`{kind, message, hint, retryable, ...}`).
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+        if text("message").is_empty() && text("kind").is_empty() {
+            return None;
+        }
+        let next_retry = v
+            .get("next_retry_at")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+            .map(when)
+            .unwrap_or_default();
+        Some(Self {
+            title: kind_title(text("kind")),
+            message: text("message").to_owned(),
+            hint: text("hint").to_owned(),
+            next_retry,
+        })
+    }
+
+    pub fn from_failure(f: &provisioning::Failure) -> Self {
+        Self {
+            title: kind_title(f.kind.as_str()),
+            message: f.message.clone(),
+            hint: f.hint.clone(),
+            next_retry: String::new(),
+        }
+    }
+}
+
+/// The CSS class of a status badge.
+pub fn status_class(status: &str) -> &'static str {
+    match status {
+        "active" | "success" | "online" | "paid" => "ok",
+        "failed" | "offline" | "cancelled" => "bad",
+        "suspended" => "warn",
+        "provisioning" | "pending" => "busy",
+        _ => "muted",
+    }
+}
+
+/// Pretty-printed JSON for `<pre>` blocks.
+pub fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// Previous/next links that keep the list's filters.
+pub struct Pager {
+    pub summary: String,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// `base` is the path; `params` the filters (empty values are dropped).
+    pub fn new(
+        base: &str,
+        params: &[(&str, String)],
+        page: i64,
+        per_page: i64,
+        shown: usize,
+        total: i64,
+    ) -> Self {
+        let link = |p: i64| {
+            let mut q: Vec<(&str, String)> = params
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .cloned()
+                .collect();
+            q.push(("page", p.to_string()));
+            format!(
+                "{base}?{}",
+                serde_urlencoded::to_string(&q).unwrap_or_default()
+            )
+        };
+        let first = (page - 1) * per_page;
+        let summary = if total == 0 {
+            "Nothing to show".to_owned()
+        } else {
+            format!("{}–{} of {total}", first + 1, first + shown as i64)
+        };
+        Self {
+            summary,
+            prev: (page > 1).then(|| link(page - 1)),
+            next: (first + (shown as i64) < total).then(|| link(page + 1)),
+        }
+    }
+}
