@@ -101,12 +101,24 @@ async fn metrics_count_jobs_latency_queue_depth_and_server_health() {
         .as_i64()
         .expect("id");
     app.settle(sid, &["active"]).await;
-    let text = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    // The queue's ack lands just after the service turns active.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = reqwest::get(format!("{}/metrics", app.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("commerce_queue_depth{queue=\"commerce.create_hosting_account\"} 0") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the create job never left the queue:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let value = |series: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(series))

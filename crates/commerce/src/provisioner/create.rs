@@ -1,0 +1,357 @@
+//! Creating an account: placement, the Panel call, reconciliation after an
+//! unknown outcome, and recording the result.
+
+use provisioning::{
+    AccountSpec, Credentials, Failure, FailureKind, ProvisioningModule, ProvisioningResult, Success,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+
+use super::{Run, failure_json, last_error};
+use crate::app::catalog::{self, Product};
+use crate::app::log;
+use crate::app::orders::PASSWORD_PURPOSE;
+use crate::app::servers::{self, ServerRow};
+use crate::domain::{Action, LogStatus, ServiceStatus};
+
+impl Run<'_> {
+    pub(super) async fn create(&mut self) -> anyhow::Result<()> {
+        let s = self.service.clone();
+        let product = catalog::get_product(self.pool(), s.product_id).await?;
+        if matches!(s.status(), ServiceStatus::Active | ServiceStatus::Suspended)
+            && s.panel_account_id.is_some()
+        {
+            let msg = format!(
+                "already provisioned as Panel account {}; nothing to do",
+                s.panel_account_id.as_deref().unwrap_or_default()
+            );
+            return self
+                .settle(s.server_id, &product.module, &msg, None, None)
+                .await;
+        }
+        if s.status() == ServiceStatus::Terminated {
+            let f = Failure::new(
+                FailureKind::Internal,
+                "the service was terminated before the create ran",
+                "Nothing to do.",
+                false,
+            );
+            return self
+                .settle(s.server_id, &product.module, &f.message, Some(&f), None)
+                .await;
+        }
+        self.recover_orphaned_attempts().await?;
+
+        let server_id = match s.server_id {
+            Some(id) => id,
+            None => match self.place(&product).await? {
+                Some(id) => id,
+                None => return self.no_capacity(&product).await,
+            },
+        };
+        let (server, creds, module) = match self.target(server_id).await? {
+            Ok(t) => t,
+            Err(f) => {
+                let log_id = log::start(
+                    self.pool(),
+                    &self.entry(Some(server_id), &product.module, Action::Create),
+                )
+                .await?;
+                return self
+                    .finish(
+                        log_id,
+                        &product.module,
+                        server_id,
+                        ProvisioningResult::failure(f),
+                        &[],
+                    )
+                    .await;
+            }
+        };
+        let spec = self.spec(&product).await?;
+        let log_id = log::start(
+            self.pool(),
+            &self.entry(Some(server.id), &server.module, Action::Create),
+        )
+        .await?;
+        let mut result = module
+            .create_account(&self.state.module_ctx, &creds, &spec)
+            .await;
+        let token = creds
+            .secrets
+            .get("api_token")
+            .map(|t| t.expose_secret().to_owned())
+            .unwrap_or_default();
+        let secrets = [spec.password.expose_secret(), token.as_str()];
+
+        // A 409 for our own username after an attempt whose outcome is unknown:
+        // that attempt most likely created the account. Reconcile, never rename.
+        if let Err(f) = &result.outcome
+            && f.kind == FailureKind::Panel(opterius::ErrorKind::Conflict)
+            && self.service.create_outcome_unknown
+        {
+            result = self
+                .reconcile(&*module, &creds, &server, result, &secrets)
+                .await?;
+        }
+        self.finish(log_id, &server.module, server.id, result, &secrets)
+            .await
+    }
+
+    /// Takes a slot on a server of the product's group and assigns it.
+    async fn place(&mut self, product: &Product) -> anyhow::Result<Option<i64>> {
+        let mut tx = self.pool().begin().await?;
+        let Some(id) = servers::place(&mut tx, product.group_id, &product.module).await? else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE services SET server_id = $2, status = 'provisioning', updated_at = now() WHERE id = $1")
+            .bind(self.service.id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.service.server_id = Some(id);
+        Ok(Some(id))
+    }
+
+    /// The account to create: fixed username, the sealed password opened.
+    async fn spec(&self, product: &Product) -> anyhow::Result<AccountSpec> {
+        let s = &self.service;
+        let client = catalog::get_client(self.pool(), s.client_id).await?;
+        let sealed: Vec<u8> =
+            sqlx::query_scalar("SELECT password_sealed FROM services WHERE id = $1")
+                .bind(s.id)
+                .fetch_one(self.pool())
+                .await?;
+        let password = String::from_utf8(self.state.sealer.open(PASSWORD_PURPOSE, &sealed)?)?;
+        Ok(AccountSpec {
+            username: s.username.clone(),
+            password: SecretString::from(password),
+            domain: s.domain.clone(),
+            package: product.package.clone(),
+            email: client.email,
+            disk_limit_mb: product.disk_limit_mb,
+            bandwidth_limit_mb: product.bandwidth_limit_mb,
+        })
+    }
+
+    /// Marks create attempts a crashed run left pending as outcome-unknown.
+    async fn recover_orphaned_attempts(&mut self) -> anyhow::Result<()> {
+        let f = Failure {
+            outcome_unknown: true,
+            ..Failure::new(
+                FailureKind::Panel(opterius::ErrorKind::ConnectionDropped),
+                "the worker stopped before the Panel's answer was recorded; the outcome of this attempt is unknown",
+                "Commerce reconciles this on the next attempt; nothing to do unless the service ends as needing attention.",
+                true,
+            )
+        };
+        let orphaned = sqlx::query(
+            "UPDATE provisioning_log SET status = 'failed', error = $2, error_kind = 'connection_dropped', message = $3,
+                    finished_at = now(), updated_at = now()
+             WHERE service_id = $1 AND action = 'create' AND status = 'pending'",
+        )
+        .bind(self.service.id)
+        .bind(Json(failure_json(&f, &[])))
+        .bind(&f.message)
+        .execute(self.pool())
+        .await?;
+        if orphaned.rows_affected() > 0 {
+            sqlx::query("UPDATE services SET create_outcome_unknown = true WHERE id = $1")
+                .bind(self.service.id)
+                .execute(self.pool())
+                .await?;
+            self.service.create_outcome_unknown = true;
+        }
+        Ok(())
+    }
+
+    /// After a 409 following an unknown outcome: adopt the Panel's account when the
+    /// Panel names it and it is ours (username and domain), else report that a
+    /// person must check.
+    async fn reconcile(
+        &self,
+        module: &dyn ProvisioningModule,
+        creds: &Credentials,
+        server: &ServerRow,
+        conflict: ProvisioningResult,
+        secrets: &[&str],
+    ) -> anyhow::Result<ProvisioningResult> {
+        let username = &self.service.username;
+        let named_id = conflict
+            .response
+            .as_ref()
+            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .and_then(|body| opterius::CreatedAccount::from_json(&body))
+            .map(|a| a.id);
+        if let Some(id) = named_id {
+            let log_id = log::start(
+                self.pool(),
+                &self.entry(Some(server.id), &server.module, Action::Info),
+            )
+            .await?;
+            let info = module
+                .account_info(&self.state.module_ctx, creds, &id)
+                .await;
+            let field =
+                |ok: &Success, k: &str| ok.data.get(k).and_then(Value::as_str).map(str::to_owned);
+            let ours = matches!(&info.outcome, Ok(ok)
+                if field(ok, "username").as_deref() == Some(username.as_str())
+                    && field(ok, "domain").is_none_or(|d| d.eq_ignore_ascii_case(&self.service.domain)));
+            let message = if ours {
+                format!("account {id} on the Panel belongs to {username}: adopting it")
+            } else {
+                format!("account {id} named by the Panel's 409 is not {username}'s")
+            };
+            let status = if info.is_success() {
+                LogStatus::Success
+            } else {
+                LogStatus::Failed
+            };
+            let mut tx = self.pool().begin().await?;
+            self.close_attempt(
+                &mut tx,
+                log_id,
+                &server.module,
+                &info,
+                status,
+                &message,
+                secrets,
+            )
+            .await?;
+            tx.commit().await?;
+            if ours {
+                let adopted = Success {
+                    message: format!(
+                        "Account {username} already existed on the Panel as id {id}, created by an earlier attempt whose reply was lost; adopted it instead of creating another"
+                    ),
+                    data: json!({"account_id": id, "adopted": true}),
+                    account_id: Some(id),
+                };
+                return Ok(ProvisioningResult {
+                    outcome: Ok(adopted),
+                    ..conflict
+                });
+            }
+        }
+        let needs = Failure::new(
+            FailureKind::NeedsAttention,
+            format!(
+                "An earlier attempt to create {username} was sent but its answer never arrived; the Panel now says {username} already exists, so that attempt most likely created it. Commerce will not create it again under another name."
+            ),
+            format!(
+                "Check Panel → Accounts for {username} on server {}. If it is this service's account, record its id on the service; if not, remove it on the Panel, then retry.",
+                server.name
+            ),
+            false,
+        );
+        Ok(ProvisioningResult {
+            outcome: Err(needs),
+            ..conflict
+        })
+    }
+
+    async fn no_capacity(&self, product: &Product) -> anyhow::Result<()> {
+        let f = Failure::new(
+            FailureKind::NoCapacity,
+            format!(
+                "no server in the product's group can take a new {} account: every enabled, online server is full (or the group has none)",
+                product.module
+            ),
+            "Add a server to the group, raise max_accounts, or enable a server; then retry the service.",
+            false,
+        );
+        self.state.metrics.bump(Action::Create, |c| &c.failed);
+        let last = last_error(&f, Action::Create, None);
+        self.settle(
+            None,
+            &product.module,
+            &f.message,
+            Some(&f),
+            Some(("failed", last)),
+        )
+        .await
+    }
+
+    /// Records a create's outcome in one transaction: log row, service, retry.
+    async fn finish(
+        &self,
+        log_id: i64,
+        module: &str,
+        server_id: i64,
+        result: ProvisioningResult,
+        secrets: &[&str],
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        match &result.outcome {
+            Ok(ok) => {
+                self.close_attempt(
+                    &mut tx,
+                    log_id,
+                    module,
+                    &result,
+                    LogStatus::Success,
+                    &ok.message,
+                    secrets,
+                )
+                .await?;
+                sqlx::query(
+                    "UPDATE services SET status = 'active', panel_account_id = $2, activated_at = now(), last_error = NULL,
+                            create_outcome_unknown = false, lease_until = NULL, updated_at = now()
+                     WHERE id = $1",
+                )
+                .bind(self.service.id)
+                .bind(&ok.account_id)
+                .execute(&mut *tx)
+                .await?;
+                self.state.metrics.bump(Action::Create, |c| &c.succeeded);
+                tracing::info!(server.id = server_id, panel_account_id = ?ok.account_id, duration_ms = result.duration.as_millis() as u64, "account created");
+            }
+            Err(f) => {
+                self.close_attempt(
+                    &mut tx,
+                    log_id,
+                    module,
+                    &result,
+                    LogStatus::Failed,
+                    &f.message,
+                    secrets,
+                )
+                .await?;
+                let unknown = f.outcome_unknown || self.service.create_outcome_unknown;
+                let delay = self.retry_delay(f);
+                // Nothing was created (known outcome) and no retry comes: give the
+                // slot back so a later retry places the service again.
+                let release = delay.is_none() && !unknown;
+                sqlx::query(
+                    "UPDATE services SET last_error = $2, create_outcome_unknown = $3, lease_until = NULL,
+                            status = CASE WHEN $4 THEN status ELSE 'failed' END,
+                            server_id = CASE WHEN $5 THEN NULL ELSE server_id END, updated_at = now()
+                     WHERE id = $1",
+                )
+                .bind(self.service.id)
+                .bind(Json(last_error(f, Action::Create, delay)))
+                .bind(unknown)
+                .bind(delay.is_some())
+                .bind(release)
+                .execute(&mut *tx)
+                .await?;
+                if release {
+                    servers::release(&mut *tx, server_id).await?;
+                }
+                match delay {
+                    Some(d) => self.schedule_retry(&mut tx, d).await?,
+                    None => self.state.metrics.bump(Action::Create, |c| &c.failed),
+                }
+                tracing::warn!(
+                    kind = f.kind.as_str(),
+                    retry_in_ms = delay.map(|d| d.as_millis() as u64),
+                    "create failed"
+                );
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,375 @@
+//! The provisioner: runs one module action for one service and records
+//! everything: a pending log row before the Panel call, then the outcome (log
+//! row, service status, `panel_account_id`, the next retry) in one transaction.
+//!
+//! Never a duplicate account: the username is fixed before the first call; a
+//! service holds a lease while a call is in flight; after an attempt whose
+//! outcome is unknown, a 409 for our own username is reconciled against the
+//! Panel or reported as needing attention, never retried under another name.
+
+mod create;
+mod lifecycle;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use provisioning::{Credentials, Failure, FailureKind, ProvisioningModule, ProvisioningResult};
+use rand::RngExt as _;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use sqlx::types::Json;
+
+use crate::app::log::{self, Finish, NewEntry};
+use crate::app::servers::{self, ServerRow};
+use crate::app::services::{SERVICE_COLUMNS, ServiceRow};
+use crate::domain::{Action, LogStatus};
+use crate::jobs::{self, JobArgs};
+use crate::state::AppState;
+
+/// One run of one job.
+struct Run<'a> {
+    state: &'a AppState,
+    action: Action,
+    args: JobArgs,
+    job_id: &'a str,
+    service: ServiceRow,
+}
+
+/// Runs `action` for the job's service. Errors are infrastructure errors
+/// (database unreachable); every Panel outcome is recorded and returns Ok.
+pub async fn run(
+    state: &AppState,
+    action: Action,
+    args: JobArgs,
+    job_id: &str,
+) -> anyhow::Result<()> {
+    let lease = state.config.panel_timeout * 2 + Duration::from_secs(10);
+    let leased = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE services SET lease_until = now() + make_interval(secs => $2)
+         WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()) RETURNING {SERVICE_COLUMNS}"
+    )))
+    .bind(args.service_id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(service) = leased else {
+        return defer_while_leased(state, action, args).await;
+    };
+    let span = tracing::info_span!("provision", service.id = service.id, action = %action, attempt = args.attempt, job.id = %job_id);
+    let _enter = span.enter();
+    let mut run = Run {
+        state,
+        action,
+        args,
+        job_id,
+        service,
+    };
+    let outcome = match action {
+        Action::Create => run.create().await,
+        Action::Suspend | Action::Unsuspend | Action::Terminate => run.lifecycle().await,
+        Action::Info | Action::TestConnection => Ok(()),
+    };
+    if outcome.is_err() {
+        let _ = sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
+            .bind(args.service_id)
+            .execute(&state.pool)
+            .await;
+    }
+    outcome
+}
+
+/// Another run holds the service: run this job again once its lease ends.
+async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> anyhow::Result<()> {
+    let remaining: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM lease_until - now())::float8 FROM services WHERE id = $1",
+    )
+    .bind(args.service_id)
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten();
+    let Some(remaining) = remaining else {
+        tracing::warn!(
+            service.id = args.service_id,
+            "job for a service that no longer exists: nothing to do"
+        );
+        return Ok(());
+    };
+    let delay = Duration::from_secs_f64(remaining.max(0.0) + 1.0);
+    let mut tx = state.pool.begin().await?;
+    jobs::enqueue(&mut tx, action, args, Some(delay)).await?;
+    tx.commit().await?;
+    tracing::info!(
+        service.id = args.service_id,
+        delay_ms = delay.as_millis() as u64,
+        "service busy; job deferred"
+    );
+    Ok(())
+}
+
+/// Replaces any secret value that slipped into a string, at any depth.
+fn scrub(value: &mut Value, secrets: &[&str]) {
+    match value {
+        Value::String(s) => {
+            for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                if s.contains(secret) {
+                    *s = s.replace(secret, "[redacted]");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub(v, secrets)),
+        _ => {}
+    }
+}
+
+/// A failure as stored in the log and on the service.
+fn failure_json(f: &Failure, secrets: &[&str]) -> Value {
+    let mut v = serde_json::to_value(f).unwrap_or_default();
+    scrub(&mut v, secrets);
+    v
+}
+
+/// The service's `last_error`: the failure, the action, when, and the next try.
+fn last_error(f: &Failure, action: Action, retry_in: Option<Duration>) -> Value {
+    let mut v = failure_json(f, &[]);
+    if let Value::Object(map) = &mut v {
+        map.insert("action".into(), json!(action.as_str()));
+        map.insert("at".into(), json!(chrono::Utc::now()));
+        if let Some(d) = retry_in {
+            map.insert("next_retry_at".into(), json!(chrono::Utc::now() + d));
+        }
+    }
+    v
+}
+
+fn config_failure(message: String) -> Failure {
+    let kind = opterius::ErrorKind::Config;
+    Failure::new(FailureKind::Panel(kind), message, kind.hint(), false)
+}
+
+impl Run<'_> {
+    fn pool(&self) -> &sqlx::PgPool {
+        &self.state.pool
+    }
+
+    fn entry<'b>(
+        &'b self,
+        server_id: Option<i64>,
+        module: &'b str,
+        action: Action,
+    ) -> NewEntry<'b> {
+        NewEntry {
+            service_id: Some(self.service.id),
+            server_id,
+            module,
+            action,
+            attempt: self.args.attempt,
+            triggered_by: self.args.triggered_by,
+            job_id: Some(self.job_id),
+        }
+    }
+
+    /// Records an outcome decided without a Panel call, optionally sets the
+    /// service's status and last error, and releases the lease.
+    async fn settle(
+        &self,
+        server_id: Option<i64>,
+        module: &str,
+        message: &str,
+        error: Option<&Failure>,
+        service_update: Option<(&str, Value)>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool().begin().await?;
+        let err = error.map(|f| failure_json(f, &[]));
+        let status = if error.is_some() {
+            LogStatus::Failed
+        } else {
+            LogStatus::Success
+        };
+        let finish = Finish {
+            status,
+            http_status: None,
+            request: None,
+            response: None,
+            error: err.as_ref(),
+            message,
+            duration_ms: 0,
+        };
+        log::record(
+            &mut tx,
+            &self.entry(server_id, module, self.action),
+            &finish,
+        )
+        .await?;
+        if let Some((new_status, last)) = service_update {
+            sqlx::query("UPDATE services SET status = $2, last_error = $3, updated_at = now() WHERE id = $1")
+                .bind(self.service.id)
+                .bind(new_status)
+                .bind(Json(last))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
+            .bind(self.service.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The server a service is on, its opened credentials and its module.
+    async fn target(
+        &self,
+        server_id: i64,
+    ) -> anyhow::Result<Result<(ServerRow, Credentials, Arc<dyn ProvisioningModule>), Failure>>
+    {
+        let server = servers::get(self.pool(), server_id).await?;
+        let Some(module) = self.state.registry.get(&server.module) else {
+            return Ok(Err(config_failure(format!(
+                "server {} uses unknown module {:?}",
+                server.name, server.module
+            ))));
+        };
+        match servers::credentials(&server, &self.state.sealer) {
+            Ok(creds) => Ok(Ok((server, creds, module))),
+            Err(e) => Ok(Err(config_failure(format!("server {}: {e}", server.name)))),
+        }
+    }
+
+    /// Finishes an attempt's log row from the module's result.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per outcome; a struct would only rename them"
+    )]
+    async fn close_attempt(
+        &self,
+        tx: &mut PgConnection,
+        log_id: i64,
+        module: &str,
+        result: &ProvisioningResult,
+        status: LogStatus,
+        message: &str,
+        secrets: &[&str],
+    ) -> anyhow::Result<()> {
+        let mut request = result
+            .request
+            .as_ref()
+            .map(|r| json!({"method": r.method, "path": r.path, "body": r.body}));
+        let mut response = result.response.as_ref().map(|r| {
+            let body = serde_json::from_str::<Value>(&r.body)
+                .unwrap_or_else(|_| Value::String(r.body.clone()));
+            json!({"status": r.status, "body": body})
+        });
+        for v in [&mut request, &mut response].into_iter().flatten() {
+            scrub(v, secrets);
+        }
+        let error = match (&result.outcome, status) {
+            (Err(f), LogStatus::Failed) => Some(failure_json(f, secrets)),
+            _ => None,
+        };
+        let finish = Finish {
+            status,
+            http_status: result.http_status(),
+            request: request.as_ref(),
+            response: response.as_ref(),
+            error: error.as_ref(),
+            message,
+            duration_ms: result.duration.as_millis() as u64,
+        };
+        log::finish(tx, log_id, &finish).await?;
+        self.state
+            .metrics
+            .observe_call(module, self.action, result.duration);
+        Ok(())
+    }
+
+    /// When a failure may be retried: the backoff before the next attempt,
+    /// base·2^(attempt-1), capped, then 50–100 % jitter.
+    fn retry_delay(&self, f: &Failure) -> Option<Duration> {
+        let config = &self.state.config;
+        if !f.retryable || self.args.attempt >= config.provision_max_attempts {
+            return None;
+        }
+        let exp = config
+            .retry_base
+            .saturating_mul(1u32 << self.args.attempt.saturating_sub(1).min(20));
+        Some(
+            exp.min(config.retry_max)
+                .mul_f64(rand::rng().random_range(0.5..=1.0)),
+        )
+    }
+
+    /// Enqueues the next attempt of this action, in `tx`.
+    async fn schedule_retry(&self, tx: &mut PgConnection, delay: Duration) -> anyhow::Result<()> {
+        let next = JobArgs {
+            attempt: self.args.attempt + 1,
+            ..self.args
+        };
+        jobs::enqueue(tx, self.action, next, Some(delay)).await?;
+        self.state.metrics.bump(self.action, |c| &c.retried);
+        Ok(())
+    }
+}
+
+/// Records a job that panicked: its pending log rows fail with the panic message,
+/// the service shows it, and a create ends failed.
+pub async fn record_panic(
+    state: &AppState,
+    action: Action,
+    args: JobArgs,
+    job_id: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    let f = Failure::new(
+        FailureKind::Internal,
+        format!("the {action} job panicked: {what}"),
+        "This is a bug in Commerce; report it with this log entry. Retry once it is fixed.",
+        false,
+    );
+    let err = failure_json(&f, &[]);
+    let mut tx = state.pool.begin().await?;
+    let finished = sqlx::query(
+        "UPDATE provisioning_log SET status = 'failed', error = $2, error_kind = 'internal', message = $3,
+                finished_at = now(), updated_at = now()
+         WHERE job_id = $1 AND status = 'pending'",
+    )
+    .bind(job_id)
+    .bind(Json(&err))
+    .bind(&f.message)
+    .execute(&mut *tx)
+    .await?;
+    if finished.rows_affected() == 0 {
+        let entry = NewEntry {
+            service_id: Some(args.service_id),
+            server_id: None,
+            module: "unknown",
+            action,
+            attempt: args.attempt,
+            triggered_by: args.triggered_by,
+            job_id: Some(job_id),
+        };
+        let finish = Finish {
+            status: LogStatus::Failed,
+            http_status: None,
+            request: None,
+            response: None,
+            error: Some(&err),
+            message: &f.message,
+            duration_ms: 0,
+        };
+        log::record(&mut tx, &entry, &finish).await?;
+    }
+    sqlx::query(
+        "UPDATE services SET last_error = $2, lease_until = NULL,
+                status = CASE WHEN $3 AND status = 'provisioning' THEN 'failed' ELSE status END, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(args.service_id)
+    .bind(Json(last_error(&f, action, None)))
+    .bind(action == Action::Create)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    state.metrics.bump(action, |c| &c.failed);
+    Ok(())
+}
