@@ -75,6 +75,44 @@ impl OpteriusModule {
     }
 }
 
+/// The account changes that share one shape: call, then a fixed message.
+#[derive(Clone, Copy)]
+enum Change {
+    Suspend,
+    Unsuspend,
+    Terminate,
+}
+
+impl OpteriusModule {
+    async fn change(
+        &self,
+        ctx: &ModuleContext,
+        creds: &Credentials,
+        account_id: &str,
+        change: Change,
+    ) -> ProvisioningResult {
+        let client = match self.client(ctx, creds) {
+            Ok(c) => c,
+            Err(f) => return config_failure(f),
+        };
+        let (exchange, message) = match change {
+            Change::Suspend => (
+                client.suspend_account(account_id).await,
+                "Account suspended",
+            ),
+            Change::Unsuspend => (
+                client.unsuspend_account(account_id).await,
+                "Account unsuspended",
+            ),
+            Change::Terminate => (
+                client.terminate_account(account_id).await,
+                "Account terminated",
+            ),
+        };
+        finish(exchange, plain(message))
+    }
+}
+
 /// Turns a client exchange into a result, with `ok` describing the success.
 fn finish<T>(ex: Exchange<T>, ok: impl FnOnce(T) -> Success) -> ProvisioningResult {
     ProvisioningResult {
@@ -172,13 +210,7 @@ impl ProvisioningModule for OpteriusModule {
         creds: &Credentials,
         account_id: &str,
     ) -> ProvisioningResult {
-        match self.client(ctx, creds) {
-            Ok(c) => finish(
-                c.suspend_account(account_id).await,
-                plain("Account suspended"),
-            ),
-            Err(f) => config_failure(f),
-        }
+        self.change(ctx, creds, account_id, Change::Suspend).await
     }
 
     async fn unsuspend_account(
@@ -187,13 +219,7 @@ impl ProvisioningModule for OpteriusModule {
         creds: &Credentials,
         account_id: &str,
     ) -> ProvisioningResult {
-        match self.client(ctx, creds) {
-            Ok(c) => finish(
-                c.unsuspend_account(account_id).await,
-                plain("Account unsuspended"),
-            ),
-            Err(f) => config_failure(f),
-        }
+        self.change(ctx, creds, account_id, Change::Unsuspend).await
     }
 
     async fn terminate_account(
@@ -202,13 +228,7 @@ impl ProvisioningModule for OpteriusModule {
         creds: &Credentials,
         account_id: &str,
     ) -> ProvisioningResult {
-        match self.client(ctx, creds) {
-            Ok(c) => finish(
-                c.terminate_account(account_id).await,
-                plain("Account terminated"),
-            ),
-            Err(f) => config_failure(f),
-        }
+        self.change(ctx, creds, account_id, Change::Terminate).await
     }
 
     async fn account_info(
@@ -287,7 +307,7 @@ mod tests {
         let errs = m
             .validate_credentials(&creds("https://p.example.com/", ""))
             .expect_err("invalid");
-        assert!(errs["api_url"][0].contains("trailing slash"));
+        assert!(errs["api_url"][0].contains("must not end with a slash"));
         assert!(errs["api_token"][0].contains("required"));
     }
 }
