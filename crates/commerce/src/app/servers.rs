@@ -303,23 +303,42 @@ fn seal(sealer: &Sealer, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) 
 
 pub async fn create(state: &AppState, input: &ServerInput) -> AppResult<ServerView> {
     let p = parse_input(state, input, None)?;
-    let (sealed, names) = seal(&state.sealer, &p.creds);
-    let row = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-    )))
-    .bind(&p.name)
-    .bind(&p.module)
-    .bind(p.group_id)
-    .bind(Json(&p.creds.fields))
-    .bind(sealed)
-    .bind(&names)
-    .bind(p.max_accounts)
-    .bind(p.enabled)
-    .fetch_one(&state.pool)
-    .await?;
+    let row = write(state, None, &p).await?;
     tracing::info!(server.id = row.id, server.name = %row.name, "server created");
     Ok(row.into())
+}
+
+/// Inserts (`id` None) or updates a server from parsed input, secrets sealed.
+async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<ServerRow> {
+    let (sealed, names) = seal(&state.sealer, &p.creds);
+    let sql = match id {
+        None => format!(
+            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        ),
+        Some(_) => format!(
+            "UPDATE servers SET name = $1, module = $2, group_id = $3, credentials = $4, secrets = $5, secrets_set = $6,
+                    max_accounts = $7, enabled = $8, updated_at = now()
+             WHERE id = $9 RETURNING {COLUMNS}"
+        ),
+    };
+    let query = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(sql))
+        .bind(&p.name)
+        .bind(&p.module)
+        .bind(p.group_id)
+        .bind(Json(&p.creds.fields))
+        .bind(sealed)
+        .bind(&names)
+        .bind(p.max_accounts)
+        .bind(p.enabled);
+    let query = match id {
+        Some(id) => query.bind(id),
+        None => query,
+    };
+    query
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(AppError::NotFound("server"))
 }
 
 /// Applies a PATCH: absent fields and blank secrets keep their stored values.
@@ -357,24 +376,7 @@ pub async fn replace(
         }
     };
     let p = parse_input(state, input, stored)?;
-    let (sealed, names) = seal(&state.sealer, &p.creds);
-    let row = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE servers SET name = $2, module = $3, group_id = $4, credentials = $5, secrets = $6, secrets_set = $7,
-                max_accounts = $8, enabled = $9, updated_at = now()
-         WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(&p.name)
-    .bind(&p.module)
-    .bind(p.group_id)
-    .bind(Json(&p.creds.fields))
-    .bind(sealed)
-    .bind(&names)
-    .bind(p.max_accounts)
-    .bind(p.enabled)
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(AppError::NotFound("server"))?;
+    let row = write(state, Some(id), &p).await?;
     tracing::info!(server.id = row.id, "server updated");
     Ok(row.into())
 }

@@ -376,7 +376,11 @@ async fn sweep_reports_every_enabled_server_with_its_own_outcome() {
     for id in &ids[..3] {
         assert_eq!(kind(*id), Some((json!(true), Value::Null)));
     }
-    assert_eq!(kind(ids[4]), Some((json!(false), json!("timeout"))));
+    assert_eq!(
+        kind(ids[4]),
+        Some((json!(false), json!("timeout"))),
+        "{sweep}"
+    );
     assert_eq!(kind(ids[5]), Some((json!(false), json!("unauthorized"))));
     let servers = app.get("/api/v1/servers").await;
     let status_of = |id: i64| {

@@ -65,7 +65,7 @@ pub fn config(database_url: &str, overrides: &[(&str, &str)]) -> Config {
     let mut vars = vec![
         ("DATABASE_URL", database_url.to_owned()),
         ("APP_KEY", APP_KEY.to_owned()),
-        ("DATABASE_MAX_CONNECTIONS", "40".into()),
+        ("DATABASE_MAX_CONNECTIONS", "10".into()),
         ("WORKER_CONCURRENCY", "32".into()),
         ("PANEL_TIMEOUT_SECS", "2".into()),
         ("PANEL_CONNECT_TIMEOUT_SECS", "1".into()),
