@@ -304,7 +304,7 @@ pub(crate) fn classify_transport(e: &reqwest::Error, base: &ApiUrl) -> PanelErro
             ErrorKind::Tls,
             format!(
                 "SSL certificate verify failed for {host}: {}",
-                last_line(&chain)
+                tls_reason(&lower, last_line(&chain))
             ),
         );
     }
@@ -361,6 +361,20 @@ pub(crate) fn classify_transport(e: &reqwest::Error, base: &ApiUrl) -> PanelErro
         ),
     )
     .outcome_unknown(true)
+}
+
+/// Admin words for the common certificate failures.
+fn tls_reason<'a>(lower: &str, raw: &'a str) -> std::borrow::Cow<'a, str> {
+    let reason = if lower.contains("unknownissuer") {
+        "the certificate is not signed by a trusted authority (self-signed or a private CA)"
+    } else if lower.contains("expired") {
+        "the certificate has expired"
+    } else if lower.contains("notvalidforname") {
+        "the certificate is not valid for this host name"
+    } else {
+        return raw.into();
+    };
+    format!("{reason} ({raw})").into()
 }
 
 fn error_chain(e: &reqwest::Error) -> String {
