@@ -35,11 +35,8 @@ struct DashboardPage {
 pub async fn show(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
     let (state, admin) = (&state, &admin);
     let by_status = dashboard::services_by_status(&state.pool).await?;
-    let count = |s: &str, list: &[(String, i64)]| {
-        list.iter()
-            .find(|(k, _)| k == s)
-            .map_or(0, |(_, n)| *n)
-    };
+    let count =
+        |s: &str, list: &[(String, i64)]| list.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
     let services = ServiceStatus::ALL
         .iter()
         .map(|s| Tile {

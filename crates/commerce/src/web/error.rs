@@ -27,7 +27,9 @@ impl WebError {
 impl From<AppError> for WebError {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::NotFound(what) => Self::NotFound(format!("This {what} does not exist (any more).")),
+            AppError::NotFound(what) => {
+                Self::NotFound(format!("This {what} does not exist (any more)."))
+            }
             AppError::Conflict { message, .. } => Self::Conflict(message),
             AppError::Validation(fields) => Self::BadRequest(
                 fields

@@ -73,10 +73,7 @@ impl Errors {
 
     /// The messages for `field`, joined.
     pub fn of(&self, field: &str) -> String {
-        self.0
-            .get(field)
-            .map(|m| m.join("; "))
-            .unwrap_or_default()
+        self.0.get(field).map(|m| m.join("; ")).unwrap_or_default()
     }
 
     /// `aria-invalid` for a field: "true" when it has an error, else "".

@@ -47,9 +47,13 @@ impl From<LogEntry> for LogLine {
             ago: ago(e.created_at),
             status_class: status_class(&e.status),
             service_id: e.service_id.unwrap_or_default(),
-            server: e.server_id.map_or_else(|| DASH.to_owned(), |s| format!("#{s}")),
+            server: e
+                .server_id
+                .map_or_else(|| DASH.to_owned(), |s| format!("#{s}")),
             attempt: e.attempt,
-            http: e.http_status.map_or_else(|| DASH.to_owned(), |h| h.to_string()),
+            http: e
+                .http_status
+                .map_or_else(|| DASH.to_owned(), |h| h.to_string()),
             duration: e
                 .duration_ms
                 .map_or_else(|| DASH.to_owned(), |d| format!("{d} ms")),
@@ -95,11 +99,9 @@ fn parse_time(raw: &str, field: &str, errors: &mut Errors) -> Option<DateTime<Ut
             .map(|n| n.and_utc())
     });
     if parsed.is_none() {
-        errors
-            .0
-            .entry(field.to_owned())
-            .or_default()
-            .push(format!("{field}: use a date and time like 2026-11-22T10:00 (UTC)"));
+        errors.0.entry(field.to_owned()).or_default().push(format!(
+            "{field}: use a date and time like 2026-11-22T10:00 (UTC)"
+        ));
     }
     parsed
 }
@@ -161,10 +163,7 @@ pub async fn list(
         per_page: Some(50),
     };
     let all_servers = servers::all(&state.pool).await?;
-    let names: HashMap<i64, String> = all_servers
-        .iter()
-        .map(|s| (s.id, s.name.clone()))
-        .collect();
+    let names: HashMap<i64, String> = all_servers.iter().map(|s| (s.id, s.name.clone())).collect();
     let list = match log::list(&state.pool, &filter, filter.page()).await {
         Ok(l) => l,
         Err(e) => {
@@ -247,7 +246,11 @@ pub async fn show(
         Some(sid) => servers::get(&state.pool, sid).await.ok().map(|s| s.name),
         None => None,
     };
-    let error = d.entry.error.as_ref().and_then(|e| ErrorBox::from_json(&e.0));
+    let error = d
+        .entry
+        .error
+        .as_ref()
+        .and_then(|e| ErrorBox::from_json(&e.0));
     let t = ShowPage {
         chrome: Chrome::new(&admin, "log"),
         module: d.entry.module.clone(),
@@ -255,7 +258,11 @@ pub async fn show(
         job_id: d.entry.job_id.clone().unwrap_or_else(|| DASH.to_owned()),
         finished: when_opt(d.entry.finished_at),
         request: d.request.as_ref().map(|j| pretty(&j.0)).unwrap_or_default(),
-        response: d.response.as_ref().map(|j| pretty(&j.0)).unwrap_or_default(),
+        response: d
+            .response
+            .as_ref()
+            .map(|j| pretty(&j.0))
+            .unwrap_or_default(),
         can_retry: d.entry.status == "failed" && d.entry.service_id.is_some(),
         error,
         line: {

@@ -105,7 +105,8 @@ pub async fn submit(
             StatusCode::FORBIDDEN,
             email,
             next,
-            "This sign-in form had expired. It has been refreshed: enter your password again.".into(),
+            "This sign-in form had expired. It has been refreshed: enter your password again."
+                .into(),
         );
     }
     let ip = client_ip(info.as_ref().map(|e| &e.0));

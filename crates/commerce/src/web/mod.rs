@@ -7,8 +7,8 @@ mod dashboard;
 mod error;
 mod form;
 mod groups;
-mod login;
 mod log;
+mod login;
 mod orders;
 mod page;
 mod products;
@@ -37,16 +37,25 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/admin", get(dashboard::show))
-        .route("/admin/servers", get(servers::list).post(server_form::create))
+        .route(
+            "/admin/servers",
+            get(servers::list).post(server_form::create),
+        )
         .route("/admin/servers/new", get(server_form::new))
         .route("/admin/servers/test", post(server_form::test))
-        .route("/admin/servers/module-fields", get(server_form::module_fields))
+        .route(
+            "/admin/servers/module-fields",
+            get(server_form::module_fields),
+        )
         .route("/admin/servers/sweep", post(servers::sweep))
         .route("/admin/servers/{id}", post(server_form::update))
         .route("/admin/servers/{id}/edit", get(server_form::edit))
         .route("/admin/servers/{id}/test", post(servers::test_one))
         .route("/admin/groups", get(groups::list).post(groups::create))
-        .route("/admin/products", get(products::list).post(products::create))
+        .route(
+            "/admin/products",
+            get(products::list).post(products::create),
+        )
         .route("/admin/products/new", get(products::new))
         .route("/admin/products/{id}", post(products::update))
         .route("/admin/products/{id}/edit", get(products::edit))

@@ -10,8 +10,8 @@ use crate::app::catalog;
 use crate::app::error::AppError;
 use crate::app::orders::{self, OrderInput};
 use crate::app::page::{PageParams, PageQuery};
-use crate::app::services;
 use crate::app::servers;
+use crate::app::services;
 use crate::domain::{FieldErrors, TriggeredBy};
 use crate::state::AppState;
 use crate::web::error::WebResult;
@@ -248,7 +248,10 @@ pub async fn progress_of(state: &AppState, id: i64) -> WebResult<ServiceProgress
         (None, "failed") => step("Server chosen", "failed", String::new()),
         _ => step("Server chosen", "todo", String::new()),
     };
-    let error = s.last_error.as_ref().and_then(|e| ErrorBox::from_json(&e.0));
+    let error = s
+        .last_error
+        .as_ref()
+        .and_then(|e| ErrorBox::from_json(&e.0));
     let created = match status {
         _ if has_account => step(
             "Account created on the Panel",

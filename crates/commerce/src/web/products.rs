@@ -194,7 +194,15 @@ pub async fn edit(
         bandwidth: p.bandwidth_limit_mb.to_string(),
         auto_setup: p.auto_setup,
     };
-    render(&state, &admin, StatusCode::OK, Some(id), v, Errors::default()).await
+    render(
+        &state,
+        &admin,
+        StatusCode::OK,
+        Some(id),
+        v,
+        Errors::default(),
+    )
+    .await
 }
 
 async fn save(

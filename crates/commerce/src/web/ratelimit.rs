@@ -27,7 +27,10 @@ impl LoginLimiter {
         let Some(times) = map.get_mut(&Self::key(ip, email)) else {
             return Ok(());
         };
-        while times.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > WINDOW)
+        {
             times.pop_front();
         }
         if times.len() >= MAX_FAILURES {

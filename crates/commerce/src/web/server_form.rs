@@ -151,7 +151,10 @@ async fn render(
         } else {
             "Add server".to_owned()
         },
-        action: id.map_or_else(|| "/admin/servers".to_owned(), |i| format!("/admin/servers/{i}")),
+        action: id.map_or_else(
+            || "/admin/servers".to_owned(),
+            |i| format!("/admin/servers/{i}"),
+        ),
         server_id: id.map(|i| i.to_string()).unwrap_or_default(),
         name: v.name,
         module_description: module
@@ -203,7 +206,15 @@ pub async fn edit(
         creds: r.credentials.0,
         stored_secrets: r.secrets_set,
     };
-    render(&state, &admin, StatusCode::OK, Some(id), v, Errors::default()).await
+    render(
+        &state,
+        &admin,
+        StatusCode::OK,
+        Some(id),
+        v,
+        Errors::default(),
+    )
+    .await
 }
 
 fn input_of(form: &FormData, errors: &mut FieldErrors) -> ServerInput {

@@ -61,7 +61,11 @@ impl HealthCell {
             _ => "never checked".to_owned(),
         };
         let error = (r.health_status == "offline")
-            .then(|| r.last_error.as_ref().and_then(|e| ErrorBox::from_json(&e.0)))
+            .then(|| {
+                r.last_error
+                    .as_ref()
+                    .and_then(|e| ErrorBox::from_json(&e.0))
+            })
             .flatten();
         Self {
             id: r.id,

@@ -97,7 +97,10 @@ pub async fn list(
         .into_iter()
         .map(|s| Row {
             id: s.id,
-            product: product_names.get(&s.product_id).cloned().unwrap_or_default(),
+            product: product_names
+                .get(&s.product_id)
+                .cloned()
+                .unwrap_or_default(),
             server: s
                 .server_id
                 .and_then(|id| server_names.get(&id).cloned())
@@ -206,8 +209,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
     let changed = w
         .watch
         .is_none_or(|before| s.updated_at.timestamp_micros() > before);
-    let polling =
-        status == ServiceStatus::Provisioning || (!changed && w.n < MAX_POLLS);
+    let polling = status == ServiceStatus::Provisioning || (!changed && w.n < MAX_POLLS);
     let mut actions = Vec::new();
     let button = |action, label, class| ActionButton {
         action,
@@ -237,7 +239,10 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         username: s.username.clone(),
         server,
         server_id: s.server_id.unwrap_or_default(),
-        panel_account_id: s.panel_account_id.clone().unwrap_or_else(|| DASH.to_owned()),
+        panel_account_id: s
+            .panel_account_id
+            .clone()
+            .unwrap_or_else(|| DASH.to_owned()),
         product: product.name,
         package: product.package,
         order_id: s.order_id,
@@ -246,7 +251,10 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         activated: when_opt(s.activated_at),
         suspended: when_opt(s.suspended_at),
         terminated: when_opt(s.terminated_at),
-        error: s.last_error.as_ref().and_then(|e| ErrorBox::from_json(&e.0)),
+        error: s
+            .last_error
+            .as_ref()
+            .and_then(|e| ErrorBox::from_json(&e.0)),
         outcome_unknown: s.create_outcome_unknown,
         actions,
         log: recent.items.into_iter().map(LogLine::from).collect(),
@@ -314,7 +322,9 @@ pub async fn queue(
                 &format!("{what} queued; this page updates when it is done."),
             ))
         }
-        Err(AppError::Conflict { message, .. }) => Ok(flash_redirect(state, &to, "error", &message)),
+        Err(AppError::Conflict { message, .. }) => {
+            Ok(flash_redirect(state, &to, "error", &message))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -225,7 +225,8 @@ pub async fn csrf_from_form(req: Request, next: Next) -> Response {
     if let Ok(CsrfField { csrf: Some(token) }) = serde_urlencoded::from_bytes(&bytes) {
         parts.extensions.insert(FormCsrf(token));
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn read_flash(headers: &HeaderMap) -> Option<Flash> {
@@ -247,7 +248,8 @@ fn read_flash(headers: &HeaderMap) -> Option<Flash> {
 
 /// A 303 to `to` that shows `message` there.
 pub fn flash_redirect(state: &AppState, to: &str, kind: &str, message: &str) -> Response {
-    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}|{message}"));
+    let value =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}|{message}"));
     let mut resp = Redirect::to(to).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,

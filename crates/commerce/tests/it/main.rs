@@ -6,3 +6,4 @@ mod cluster;
 mod ops;
 mod provisioning;
 mod support;
+mod ui;

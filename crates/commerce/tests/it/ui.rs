@@ -1,0 +1,906 @@
+//! The admin UI in a real browser (headless Chromium over WebDriver), plus
+//! HTTP-level checks: every admin route needs a session, state-changing
+//! requests need the CSRF token, and no page or fragment carries a secret.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use opterius_sim::{Faults, SimConfig, Target};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const ADMIN_EMAIL: &str = "admin@example.com";
+const ADMIN_PASSWORD: &str = "correct horse battery";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WAIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------- browser
+
+/// Headless Chromium driven through a chromedriver this test started.
+struct Browser {
+    client: Client,
+    base: String,
+    driver: Child,
+    profile: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn screenshot_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/ui-screenshots"
+    ))
+}
+
+impl Browser {
+    async fn start(base: &str) -> Self {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(bin).exists(),
+                "{bin} is missing: run scripts/ensure-chromium.sh to install Chromium and chromedriver for the browser tests"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver (run scripts/ensure-chromium.sh)");
+        let profile = std::env::temp_dir().join(format!(
+            "commerce-ui-{}",
+            ulid::Ulid::generate().to_string().to_lowercase()
+        ));
+        std::fs::create_dir_all(&profile).expect("profile dir");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                    "--disable-dev-shm-usage", "--window-size=1440,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("could not start a Chromium session through chromedriver: {e}"),
+            }
+        };
+        Self {
+            client,
+            base: base.to_owned(),
+            driver,
+            profile,
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("goto {path}: {e}"));
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.expect("url");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css} on {}: {e}", self.base))
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let el = self.find(css).await;
+        el.clear().await.expect("clear");
+        el.send_keys(value).await.expect("type");
+    }
+
+    async fn select_index(&self, css: &str, index: usize) {
+        self.find(css)
+            .await
+            .select_by_index(index)
+            .await
+            .unwrap_or_else(|e| panic!("select {css}: {e}"));
+    }
+
+    async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.expect("text")
+    }
+
+    /// Waits until the text of `css` satisfies `ok`; returns it.
+    async fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut last = String::new();
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(t) = el.text().await
+            {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("failure").await;
+                panic!(
+                    "{css} never got the expected text on {}; last text: {last:?}",
+                    self.path().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script {script}: {e}"))
+    }
+
+    /// Sets a marker that only survives while no page load happens.
+    async fn mark(&self) {
+        self.js("window.__ui_marker = 'still-here'; return true;")
+            .await;
+    }
+
+    async fn assert_no_page_load(&self, what: &str) {
+        assert_eq!(
+            self.js("return window.__ui_marker || null;").await,
+            json!("still-here"),
+            "{what} reloaded the page"
+        );
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = screenshot_dir();
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+        }
+    }
+
+    async fn login(&self) {
+        self.goto("/admin/servers").await;
+        assert!(
+            self.path().await.starts_with("/login"),
+            "no redirect to login"
+        );
+        self.fill("input[name='email']", ADMIN_EMAIL).await;
+        self.fill("input[name='password']", ADMIN_PASSWORD).await;
+        self.screenshot("login").await;
+        self.click("#sign-in").await;
+        self.wait_text("h1", |t| t.contains("Servers")).await;
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+// ---------------------------------------------------------------- HTTP
+
+/// A cookie-keeping HTTP client that does not follow redirects.
+struct Http {
+    base: String,
+    client: reqwest::Client,
+    cookies: Vec<(String, String)>,
+    csrf: String,
+}
+
+fn set_cookies(resp: &reqwest::Response) -> Vec<(String, String)> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).map(|i| i + start.len()).unwrap_or(0);
+    let rest = &text[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+impl Http {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: Vec::new(),
+            csrf: String::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, resp: &reqwest::Response) {
+        for (k, v) in set_cookies(resp) {
+            self.cookies.retain(|(name, _)| *name != k);
+            self.cookies.push((k, v));
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .client
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", self.base),
+            )
+            .header("cookie", self.cookie_header());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(f) = form {
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string(f).expect("form"));
+        }
+        let resp = req.send().await.expect("request");
+        self.keep(&resp);
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.expect("body"))
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let (s, _, b) = self.send("GET", path, None, &[]).await;
+        (s, b)
+    }
+
+    /// Signs in through the login form; returns the POST's status.
+    async fn login(&mut self, email: &str, password: &str) -> (u16, String) {
+        let (_, page) = self.get("/login").await;
+        let token = between(&page, "name=\"_csrf\" value=\"", "\"").to_owned();
+        let (status, _, body) = self
+            .send(
+                "POST",
+                "/login",
+                Some(&[
+                    ("_csrf", token.as_str()),
+                    ("email", email),
+                    ("password", password),
+                    ("next", "/admin"),
+                ]),
+                &[],
+            )
+            .await;
+        if status == 303 {
+            let (_, admin) = self.get("/admin").await;
+            self.csrf = between(&admin, "name=\"csrf-token\" content=\"", "\"").to_owned();
+        }
+        (status, body)
+    }
+
+    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let (s, _, b) = self.send("POST", path, Some(form), &[]).await;
+        (s, b)
+    }
+
+    async fn post_htmx(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let csrf = self.csrf.clone();
+        let (s, _, b) = self
+            .send(
+                "POST",
+                path,
+                Some(form),
+                &[("hx-request", "true"), ("x-csrf-token", csrf.as_str())],
+            )
+            .await;
+        (s, b)
+    }
+}
+
+async fn create_admin(app: &TestApp) {
+    commerce::app::admins::create(&app.state.pool, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .expect("admin");
+}
+
+async fn ids(app: &TestApp, table: &str) -> Vec<i64> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {table} ORDER BY id"
+    )))
+    .fetch_all(&app.state.pool)
+    .await
+    .expect("ids")
+}
+
+/// Every admin GET route with each placeholder filled by real ids (or 1).
+async fn admin_urls(app: &TestApp) -> Vec<String> {
+    let fill = [
+        ("{server}", ids(app, "servers").await),
+        ("{product}", ids(app, "products").await),
+        ("{order}", ids(app, "orders").await),
+        ("{service}", ids(app, "services").await),
+        ("{log}", ids(app, "provisioning_log").await),
+    ];
+    let mut urls = Vec::new();
+    for route in commerce::web::ADMIN_GET_ROUTES {
+        match fill.iter().find(|(p, _)| route.contains(p)) {
+            Some((p, list)) if !list.is_empty() => {
+                urls.extend(list.iter().map(|id| route.replace(p, &id.to_string())))
+            }
+            Some((p, _)) => urls.push(route.replace(p, "1")),
+            None => urls.push((*route).to_owned()),
+        }
+    }
+    urls.push("/admin/services?status=failed&q=a".into());
+    urls.push("/admin/log?status=failed&action=create".into());
+    urls
+}
+
+fn assert_no_secret(what: &str, body: &str, secrets: &[String]) {
+    for s in secrets {
+        assert!(
+            !body.contains(s.as_str()),
+            "{what} leaked a secret ({} chars) in: {body}",
+            s.len()
+        );
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ui_in_chromium_tests_servers_and_provisions_an_order_end_to_end() {
+    let started = Instant::now();
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
+    let old_token = app.sim.token(0);
+    let b = Browser::start(&app.base).await;
+    b.login().await;
+
+    // A server group, then a server whose first save fails validation.
+    b.goto("/admin/groups").await;
+    b.fill("#group-name", "Shared EU").await;
+    b.click("#create-group").await;
+    b.wait_text(".flash-success", |t| t.contains("Shared EU"))
+        .await;
+
+    b.goto("/admin/servers/new").await;
+    b.fill("#name", "panel-0").await;
+    b.select_index("#group_id", 1).await;
+    let url = app.sim.server_url(0);
+    b.fill("[name='credentials.api_url']", &format!("{url}/"))
+        .await;
+    b.fill("[name='credentials.api_token']", &old_token).await;
+    b.click("#save").await;
+    let err = b.wait_text("#form-errors", |t| t.contains("api url")).await;
+    assert!(err.contains("slash"), "{err}");
+    assert_eq!(b.value("#name").await, "panel-0", "typed name kept");
+    assert_eq!(
+        b.value("[name='credentials.api_token']").await,
+        "",
+        "a secret is never sent back"
+    );
+
+    // Test Connection on the form, unsaved: green with the Panel's name and version.
+    b.fill("[name='credentials.api_url']", &url).await;
+    b.fill("[name='credentials.api_token']", &old_token).await;
+    b.mark().await;
+    b.click("#test-connection").await;
+    let ok = b
+        .wait_text("#test-banner", |t| t.contains("Connected"))
+        .await;
+    assert!(
+        ok.contains("sim-panel-0") && ok.contains("2.4.1-sim"),
+        "{ok}"
+    );
+    b.assert_no_page_load("Test Connection").await;
+    b.screenshot("server-form-test-ok").await;
+    b.click("#save").await;
+    b.wait_text(".flash-success", |t| t.contains("panel-0"))
+        .await;
+    let server_id = ids(&app, "servers").await[0];
+    let badge = format!("#health-{server_id} .badge");
+    assert_eq!(b.text(&badge).await, "Unknown");
+
+    // The plug icon flips the badge in place.
+    b.mark().await;
+    b.click(&format!("#server-{server_id} .plug")).await;
+    b.wait_text(&badge, |t| t == "Online").await;
+    b.assert_no_page_load("the plug icon").await;
+
+    // The token is rotated on the Panel: the form's test (blank = stored token)
+    // shows the 401 and its fix; the plug icon turns the badge Offline.
+    app.sim
+        .rotate_token(Target::Server(0), "rotated-token-7f3a9c");
+    b.goto(&format!("/admin/servers/{server_id}/edit")).await;
+    assert!(
+        b.text("#credential-fields")
+            .await
+            .contains("A token is stored; leave blank to keep it.")
+    );
+    let source = b.client.source().await.expect("source");
+    assert!(
+        !source.contains(&old_token),
+        "the edit page shows the stored token"
+    );
+    b.click("#test-connection").await;
+    let bad = b.wait_text("#test-banner", |t| t.contains("401")).await;
+    assert!(bad.contains("401 Unauthorized"), "{bad}");
+    assert!(
+        bad.contains("Generate a new token in Panel → Settings → API"),
+        "{bad}"
+    );
+    b.screenshot("server-form-test-401").await;
+    b.goto("/admin/servers").await;
+    b.mark().await;
+    b.click(&format!("#server-{server_id} .plug")).await;
+    b.wait_text(&badge, |t| t == "Offline").await;
+    b.assert_no_page_load("the plug icon").await;
+    assert!(
+        b.text(&format!("#health-{server_id}"))
+            .await
+            .contains("401 Unauthorized")
+    );
+    b.screenshot("servers-offline").await;
+
+    // Paste the new token, test, save: back online.
+    b.goto(&format!("/admin/servers/{server_id}/edit")).await;
+    b.fill("[name='credentials.api_token']", "rotated-token-7f3a9c")
+        .await;
+    b.click("#test-connection").await;
+    b.wait_text("#test-banner", |t| t.contains("Connected"))
+        .await;
+    b.click("#save").await;
+    b.wait_text(".flash-success", |t| t.contains("saved")).await;
+    b.click(&format!("#server-{server_id} .plug")).await;
+    b.wait_text(&badge, |t| t == "Online").await;
+    b.screenshot("servers").await;
+
+    // A product with the wrong package case, a client, an order: it fails with the hint.
+    b.goto("/admin/products/new").await;
+    b.fill("#name", "Starter plan").await;
+    b.select_index("#group_id", 1).await;
+    b.fill("#package", "starter").await;
+    b.fill("#disk_limit_mb", "1024").await;
+    b.click("#save").await;
+    b.wait_text(".flash-success", |t| t.contains("Starter plan"))
+        .await;
+    b.goto("/admin/clients").await;
+    b.fill("#client-name", "Alice Shop").await;
+    b.fill("#client-email", "alice@example.com").await;
+    b.click("#create-client").await;
+    b.wait_text(".flash-success", |t| t.contains("Alice Shop"))
+        .await;
+    b.goto("/admin/orders/new").await;
+    b.select_index("#client_id", 1).await;
+    b.select_index("#product_id", 1).await;
+    b.fill("#domain", "alice-shop.example.com").await;
+    b.click("#place-order").await;
+    b.wait_text("[data-service-status]", |t| t == "failed")
+        .await;
+    let progress = b.text("#order-progress").await;
+    assert!(
+        progress.contains("Package names are case-sensitive"),
+        "{progress}"
+    );
+    b.screenshot("order-failed").await;
+    let service_id = ids(&app, "services").await[0];
+
+    b.goto(&format!("/admin/services/{service_id}")).await;
+    let panel = b.text("#service-panel").await;
+    assert!(
+        panel.contains("Package names are case-sensitive"),
+        "{panel}"
+    );
+    b.goto(&format!("/admin/log?service_id={service_id}")).await;
+    assert!(b.text("#log").await.contains("failed"));
+    b.click("#log tbody tr td a").await;
+    b.wait_text("#entry-status", |t| t == "failed").await;
+    assert!(
+        b.text(".error-box")
+            .await
+            .contains("Package names are case-sensitive")
+    );
+    b.find("#retry").await;
+    b.screenshot("log-entry-failed").await;
+
+    // Fix the package, retry from the service page: it becomes active.
+    b.goto("/admin/products").await;
+    b.click("#products tbody a").await;
+    b.fill("#package", "Starter").await;
+    b.click("#save").await;
+    b.wait_text(".flash-success", |t| t.contains("\"Starter\""))
+        .await;
+    b.goto(&format!("/admin/services/{service_id}")).await;
+    b.click("#action-retry").await;
+    b.wait_text("#service-status", |t| t == "active").await;
+    b.wait_text("#panel-account-id", |t| t != "—").await;
+    assert_eq!(app.sim.accounts(Target::Server(0))[0].package, "Starter");
+    b.screenshot("service-active").await;
+
+    // Suspend, unsuspend, terminate (a wrong domain is refused).
+    b.wait_text(
+        "#service-panel[data-polling='false'] #service-status",
+        |t| t == "active",
+    )
+    .await;
+    b.click("#action-suspend").await;
+    b.wait_text("#service-status", |t| t == "suspended").await;
+    assert!(app.sim.accounts(Target::Server(0))[0].suspended);
+    b.wait_text(
+        "#service-panel[data-polling='false'] #service-status",
+        |t| t == "suspended",
+    )
+    .await;
+    b.click("#action-unsuspend").await;
+    b.wait_text("#service-status", |t| t == "active").await;
+    b.wait_text(
+        "#service-panel[data-polling='false'] #service-status",
+        |t| t == "active",
+    )
+    .await;
+    let danger = b.text(".danger-zone").await;
+    b.click(".danger-zone summary").await;
+    let danger_open = b.text(".danger-zone").await;
+    assert!(
+        danger_open.contains("irreversible")
+            && danger_open.contains("files, databases and email are destroyed"),
+        "{danger} / {danger_open}"
+    );
+    b.fill("#confirm_domain", "other.example.com").await;
+    b.click("#terminate").await;
+    b.wait_text(".flash-error", |t| t.contains("Nothing was terminated"))
+        .await;
+    assert_eq!(b.text("#service-status").await, "active");
+    assert_eq!(app.sim.accounts(Target::Server(0)).len(), 1);
+    b.click(".danger-zone summary").await;
+    b.fill("#confirm_domain", "alice-shop.example.com").await;
+    b.screenshot("service-terminate-confirm").await;
+    b.click("#terminate").await;
+    b.wait_text("#service-status", |t| t == "terminated").await;
+    assert!(app.sim.accounts(Target::Server(0)).is_empty());
+    b.screenshot("service-terminated").await;
+
+    for (path, name) in [
+        ("/admin", "dashboard"),
+        ("/admin/services", "services"),
+        ("/admin/log", "log"),
+        ("/admin/orders", "orders"),
+        ("/admin/products", "products"),
+        ("/admin/groups", "groups"),
+        ("/admin/clients", "clients"),
+    ] {
+        b.goto(path).await;
+        b.find("h1").await;
+        b.screenshot(name).await;
+    }
+    b.close().await;
+
+    // Nothing the admin UI serves carries a token or an account password.
+    let mut secrets = app.passwords().await;
+    assert!(!secrets.is_empty());
+    secrets.extend([old_token, "rotated-token-7f3a9c".to_owned()]);
+    secrets.extend((0..4).map(|n| app.sim.token(n)));
+    let mut http = Http::new(&app.base);
+    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    for url in admin_urls(&app).await {
+        let (status, body) = http.get(&url).await;
+        assert_eq!(status, 200, "GET {url}: {body}");
+        assert_no_secret(&url, &body, &secrets);
+    }
+    let sid = server_id.to_string();
+    for (path, form) in [
+        (format!("/admin/servers/{sid}/test"), vec![]),
+        (
+            "/admin/servers/test".to_owned(),
+            vec![
+                ("module", "opterius"),
+                ("server_id", sid.as_str()),
+                ("credentials.api_url", url.as_str()),
+                ("credentials.api_token", ""),
+            ],
+        ),
+        ("/admin/servers/sweep".to_owned(), vec![]),
+    ] {
+        let (status, body) = http.post_htmx(&path, &form).await;
+        assert_eq!(status, 200, "POST {path}: {body}");
+        assert_no_secret(&path, &body, &secrets);
+    }
+    println!(
+        "admin UI scenario took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    app.get("/api/v1/servers").await;
+    app.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_all_streams_forty_badges_over_sse_within_one_timeout() {
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 40,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    create_admin(&app).await;
+    let group = app
+        .post(
+            "/api/v1/server-groups",
+            json!({"name": "Big", "placement": "least_full"}),
+        )
+        .await["id"]
+        .as_i64()
+        .expect("group");
+    for n in 0..40 {
+        app.add_server(&format!("panel-{n:02}"), group, n, 0).await;
+    }
+    let dead = [5usize, 15, 25, 35];
+    for n in dead {
+        app.sim.set_faults(
+            Target::Server(n),
+            Faults {
+                hang: true,
+                ..Default::default()
+            },
+        );
+    }
+    app.sim.rotate_token(Target::Server(7), "rotated");
+
+    let b = Browser::start(&app.base).await;
+    b.login().await;
+    assert_eq!(
+        b.client
+            .find_all(Locator::Css("td.health .badge"))
+            .await
+            .expect("badges")
+            .len(),
+        40
+    );
+    b.mark().await;
+    let clicked = Instant::now();
+    b.click("#test-all").await;
+    let summary = b
+        .wait_text("#sweep-status[data-done]", |t| t.starts_with("Tested 40"))
+        .await;
+    let took = clicked.elapsed();
+    b.assert_no_page_load("Test all").await;
+    let timeout = app.state.config.sweep_timeout;
+    assert!(
+        took < timeout + Duration::from_secs(3),
+        "the sweep took {took:?} with a {timeout:?} timeout: {summary}"
+    );
+    assert!(summary.contains("35 online, 5 offline"), "{summary}");
+    let mut online = 0;
+    let mut offline = 0;
+    for el in b
+        .client
+        .find_all(Locator::Css("td.health .badge"))
+        .await
+        .expect("badges")
+    {
+        match el.text().await.expect("text").as_str() {
+            "Online" => online += 1,
+            "Offline" => offline += 1,
+            other => panic!("badge still {other:?} after the sweep"),
+        }
+    }
+    assert_eq!((online, offline), (35, 5));
+    let ids = ids(&app, "servers").await;
+    let cell = b.text(&format!("#health-{}", ids[7])).await;
+    assert!(cell.contains("401 Unauthorized"), "{cell}");
+    let cell = b.text(&format!("#health-{}", ids[5])).await;
+    assert!(cell.contains("Offline"), "{cell}");
+    b.screenshot("servers-test-all").await;
+    b.close().await;
+    app.sim.clear_faults();
+    app.get("/api/v1/servers").await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
+    let mut anon = Http::new(&app.base);
+    for url in admin_urls(&app).await {
+        let (status, headers, _) = anon.send("GET", &url, None, &[]).await;
+        let to = headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(status, 303, "GET {url} without a session");
+        assert!(to.starts_with("/login?next="), "GET {url} went to {to}");
+        let (status, headers, _) = anon
+            .send("GET", &url, None, &[("hx-request", "true")])
+            .await;
+        assert_eq!(status, 401, "htmx GET {url}");
+        assert_eq!(headers.get("hx-redirect").expect("HX-Redirect"), "/login");
+    }
+    for path in [
+        "/admin/servers",
+        "/admin/servers/1",
+        "/admin/servers/test",
+        "/admin/servers/sweep",
+        "/admin/servers/1/test",
+        "/admin/groups",
+        "/admin/products",
+        "/admin/products/1",
+        "/admin/clients",
+        "/admin/orders",
+        "/admin/orders/1/pay",
+        "/admin/services/1/suspend",
+        "/admin/services/1/terminate",
+        "/admin/log/1/retry",
+        "/logout",
+    ] {
+        let (status, headers, _) = anon.send("POST", path, Some(&[]), &[]).await;
+        assert_eq!(status, 303, "POST {path} without a session");
+        assert_eq!(headers.get("location").expect("location"), "/login");
+    }
+    assert_eq!(
+        anon.send("GET", "/", None, &[])
+            .await
+            .1
+            .get("location")
+            .expect("location"),
+        "/admin"
+    );
+
+    // Signed in: the cookie is HttpOnly and SameSite=Lax; CSRF is enforced.
+    let mut http = Http::new(&app.base);
+    let (_, page) = http.get("/login").await;
+    let token = between(&page, "name=\"_csrf\" value=\"", "\"").to_owned();
+    let (status, headers, _) = http
+        .send(
+            "POST",
+            "/login",
+            Some(&[
+                ("_csrf", token.as_str()),
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+            ]),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let cookie = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("commerce_session="))
+        .expect("session cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let (_, admin) = http.get("/admin").await;
+    http.csrf = between(&admin, "name=\"csrf-token\" content=\"", "\"").to_owned();
+    let group = [("name", "Shared EU"), ("placement", "least_full")];
+    let (status, body) = http.post_form("/admin/groups", &group).await;
+    assert_eq!(status, 403, "a form without _csrf: {body}");
+    assert!(body.contains("CSRF"), "{body}");
+    let wrong: Vec<(&str, &str)> = group.iter().copied().chain([("_csrf", "forged")]).collect();
+    assert_eq!(http.post_form("/admin/groups", &wrong).await.0, 403);
+    let (status, _, _) = http
+        .send(
+            "POST",
+            "/admin/servers/sweep",
+            None,
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert_eq!(status, 403, "an htmx request without X-CSRF-Token");
+    assert!(ids(&app, "server_groups").await.is_empty());
+    let csrf = http.csrf.clone();
+    let good: Vec<(&str, &str)> = group
+        .iter()
+        .copied()
+        .chain([("_csrf", csrf.as_str())])
+        .collect();
+    assert_eq!(http.post_form("/admin/groups", &good).await.0, 303);
+    assert_eq!(ids(&app, "server_groups").await.len(), 1);
+
+    // Logout ends the session server-side.
+    let stolen = http.cookie_header();
+    assert_eq!(
+        http.post_form("/logout", &[("_csrf", csrf.as_str())])
+            .await
+            .0,
+        303
+    );
+    let mut replay = Http::new(&app.base);
+    let (status, _, _) = replay
+        .send("GET", "/admin", None, &[("cookie", stolen.as_str())])
+        .await;
+    assert_eq!(status, 303, "a logged-out session still works");
+
+    // Five wrong passwords lock the account out, even for the right one.
+    let mut attacker = Http::new(&app.base);
+    for _ in 0..5 {
+        assert_eq!(attacker.login(ADMIN_EMAIL, "wrong password!").await.0, 401);
+    }
+    let (status, body) = attacker.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(status, 429);
+    assert!(body.contains("Too many failed sign-ins"), "{body}");
+    app.get("/api/v1/servers").await;
+    app.finish().await;
+}
