@@ -29,7 +29,7 @@ struct DashboardPage {
     services: Vec<Tile>,
     servers: Vec<Tile>,
     failures: Vec<LogLine>,
-    total_services: i64,
+    summary: String,
 }
 
 pub async fn show(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
@@ -56,7 +56,7 @@ pub async fn show(State(state): State<AppState>, admin: Admin) -> WebResult<Resp
             href: "/admin/servers".to_owned(),
         })
         .collect();
-    let failures = log::list(
+    let failed = log::list(
         &state.pool,
         &LogFilter {
             status: Some("failed".into()),
@@ -68,13 +68,19 @@ pub async fn show(State(state): State<AppState>, admin: Admin) -> WebResult<Resp
         },
     )
     .await?
-    .items
-    .into_iter()
-    .map(LogLine::from)
-    .collect();
+    .items;
+    let failures = crate::web::log::lines(state, failed).await?;
     let t = DashboardPage {
         chrome: Chrome::new(admin, "dashboard"),
-        total_services: by_status.iter().map(|(_, n)| n).sum(),
+        summary: {
+            let n: i64 = by_status.iter().map(|(_, n)| n).sum();
+            let m: i64 = by_health.iter().map(|(_, n)| n).sum();
+            format!(
+                "{n} service{} on {m} enabled server{}.",
+                if n == 1 { "" } else { "s" },
+                if m == 1 { "" } else { "s" }
+            )
+        },
         services,
         servers,
         failures,

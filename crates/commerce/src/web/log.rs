@@ -68,6 +68,26 @@ impl From<LogEntry> for LogLine {
     }
 }
 
+/// Log rows as table lines, with server names instead of ids.
+pub async fn lines(state: &AppState, entries: Vec<LogEntry>) -> WebResult<Vec<LogLine>> {
+    let names: HashMap<i64, String> = servers::all(&state.pool)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let server = e.server_id.and_then(|id| names.get(&id).cloned());
+            let mut line = LogLine::from(e);
+            if let Some(name) = server {
+                line.server = name;
+            }
+            line
+        })
+        .collect())
+}
+
 #[derive(Deserialize, Default)]
 pub struct LogQuery {
     #[serde(default)]

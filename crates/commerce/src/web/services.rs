@@ -257,7 +257,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             .and_then(|e| ErrorBox::from_json(&e.0)),
         outcome_unknown: s.create_outcome_unknown,
         actions,
-        log: recent.items.into_iter().map(LogLine::from).collect(),
+        log: crate::web::log::lines(state, recent.items).await?,
     })
 }
 

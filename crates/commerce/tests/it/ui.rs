@@ -637,6 +637,28 @@ async fn admin_ui_in_chromium_tests_servers_and_provisions_an_order_end_to_end()
     assert!(app.sim.accounts(Target::Server(0)).is_empty());
     b.screenshot("service-terminated").await;
 
+    // A product set up on payment: the order waits until "Mark paid".
+    b.goto("/admin/products").await;
+    b.click("#products tbody a").await;
+    b.select_index("#auto_setup", 1).await;
+    b.click("#save").await;
+    b.wait_text(".flash-success", |t| t.contains("saved")).await;
+    b.goto("/admin/orders/new").await;
+    b.select_index("#client_id", 1).await;
+    b.select_index("#product_id", 1).await;
+    b.fill("#domain", "bob-shop.example.com").await;
+    b.click("#place-order").await;
+    b.wait_text("#order-status", |t| t == "pending").await;
+    assert_eq!(b.text("[data-service-status]").await, "pending");
+    assert!(b.text("#order-progress").await.contains("set up when paid"));
+    b.click("#mark-paid").await;
+    b.wait_text(".flash-success", |t| t.contains("marked paid"))
+        .await;
+    assert_eq!(b.text("#order-status").await, "paid");
+    b.wait_text("[data-service-status]", |t| t == "active")
+        .await;
+    b.screenshot("order-paid-active").await;
+
     for (path, name) in [
         ("/admin", "dashboard"),
         ("/admin/services", "services"),
