@@ -23,9 +23,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
@@ -75,7 +77,20 @@ pub fn router() -> Router<AppState> {
         .route("/admin/log/{id}/retry", post(log::retry))
         .layer(axum::middleware::from_fn(session::csrf_from_form))
         .layer(axum::Extension(limiter))
+        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::REFERRER_POLICY, "same-origin"))
+        .layer(header(header::CACHE_CONTROL, "no-store"))
         .nest_service("/static", ServeDir::new(static_dir()))
+}
+
+/// Pages load scripts, styles and data only from this origin (Pico's icons are
+/// data: URIs) and may not be framed.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+    connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+fn header(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
 /// `static/` in the working directory (a deployment), else the repository's.
