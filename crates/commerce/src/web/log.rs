@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use crate::domain::{Action, LogStatus};
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::Errors;
-use crate::web::page::{Chrome, page};
+use crate::web::page::{Chrome, Id, page};
 use crate::web::server_form::Choice;
 use crate::web::session::Admin;
 use crate::web::view::{DASH, ErrorBox, Pager, ago, pretty, status_class, when, when_opt};
@@ -256,11 +256,7 @@ struct ShowPage {
     can_retry: bool,
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
+pub async fn show(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
     let d = log::get(&state.pool, id).await?;
     let server = match d.entry.server_id {
         Some(sid) => servers::get(&state.pool, sid).await.ok().map(|s| s.name),
@@ -297,11 +293,7 @@ pub async fn show(
 }
 
 /// Retries the failed action of this entry's service.
-pub async fn retry(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
+pub async fn retry(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
     let d = log::get(&state.pool, id).await?;
     let Some(service_id) = d.entry.service_id else {
         return Err(crate::web::error::WebError::Conflict(

@@ -75,6 +75,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/log", get(log::list))
         .route("/admin/log/{id}", get(log::show))
         .route("/admin/log/{id}/retry", post(log::retry))
+        .route("/admin/{*rest}", axum::routing::any(not_found))
         .layer(axum::middleware::from_fn(session::csrf_from_form))
         .layer(axum::Extension(limiter))
         .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
@@ -91,6 +92,11 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; s
 
 fn header(name: header::HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// Unknown admin paths: a page, not the API's JSON 404 (signed-in admins only).
+async fn not_found(_admin: session::Admin) -> error::WebError {
+    error::WebError::NotFound("There is no such page in the admin.".into())
 }
 
 /// `static/` in the working directory (a deployment), else the repository's.

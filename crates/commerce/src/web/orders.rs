@@ -2,7 +2,7 @@
 //! mark a pending order paid.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -16,7 +16,7 @@ use crate::domain::{FieldErrors, TriggeredBy};
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
-use crate::web::page::{Chrome, fragment, page, page_with};
+use crate::web::page::{Chrome, Id, fragment, page, page_with};
 use crate::web::products::auto_setup_label;
 use crate::web::server_form::Choice;
 use crate::web::session::{Admin, flash_redirect};
@@ -329,11 +329,7 @@ struct ShowPage {
     progress_html: String,
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
+pub async fn show(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
     let order = orders::get(&state.pool, id).await?;
     let client = catalog::get_client(&state.pool, order.client_id).await?;
     let progress_html = progress_view(&state, id).await?.render()?;
@@ -358,16 +354,12 @@ pub async fn show(
 pub async fn progress(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> WebResult<Response> {
     fragment(&progress_view(&state, id).await?)
 }
 
-pub async fn pay(
-    State(state): State<AppState>,
-    _admin: Admin,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
+pub async fn pay(State(state): State<AppState>, _admin: Admin, Id(id): Id) -> WebResult<Response> {
     let to = format!("/admin/orders/{id}");
     Ok(match orders::pay(&state, id, TriggeredBy::Admin).await {
         Ok(_) => flash_redirect(&state, &to, "success", &format!("Order #{id} marked paid.")),

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -13,7 +13,7 @@ use crate::domain::{AutoSetup, FieldErrors};
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
-use crate::web::page::{Chrome, page, page_with};
+use crate::web::page::{Chrome, Id, page, page_with};
 use crate::web::server_form::Choice;
 use crate::web::session::{Admin, flash_redirect};
 
@@ -179,11 +179,7 @@ pub async fn new(State(state): State<AppState>, admin: Admin) -> WebResult<Respo
     render(&state, &admin, StatusCode::OK, None, v, Errors::default()).await
 }
 
-pub async fn edit(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
+pub async fn edit(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
     let p = catalog::get_product(&state.pool, id).await?;
     let v = Values {
         name: p.name,
@@ -270,7 +266,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Id(id): Id,
     form: FormData,
 ) -> WebResult<Response> {
     save(state, admin, Some(id), form).await

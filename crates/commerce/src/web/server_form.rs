@@ -3,7 +3,7 @@
 //! as typed, unsaved.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use provisioning::{InputType, ModuleInfo};
@@ -17,7 +17,7 @@ use crate::domain::FieldErrors;
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
-use crate::web::page::{Chrome, fragment, page_with};
+use crate::web::page::{Chrome, Id, fragment, page_with};
 use crate::web::session::{Admin, flash_redirect};
 use crate::web::view::ErrorBox;
 
@@ -191,11 +191,7 @@ pub async fn new(State(state): State<AppState>, admin: Admin) -> WebResult<Respo
     render(&state, &admin, StatusCode::OK, None, v, Errors::default()).await
 }
 
-pub async fn edit(
-    State(state): State<AppState>,
-    admin: Admin,
-    Path(id): Path<i64>,
-) -> WebResult<Response> {
+pub async fn edit(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
     let r = servers::get(&state.pool, id).await?;
     let v = Values {
         name: r.name,
@@ -292,7 +288,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Id(id): Id,
     form: FormData,
 ) -> WebResult<Response> {
     save(state, admin, Some(id), form).await

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt as _};
@@ -18,7 +18,7 @@ use crate::app::connection::{self, SweepItem};
 use crate::app::servers::{self, ServerRow};
 use crate::state::AppState;
 use crate::web::error::WebResult;
-use crate::web::page::{Chrome, fragment, page};
+use crate::web::page::{Chrome, Id, fragment, page};
 use crate::web::session::Admin;
 use crate::web::view::{DASH, ErrorBox, ago};
 
@@ -181,7 +181,7 @@ pub async fn list(State(state): State<AppState>, admin: Admin) -> WebResult<Resp
 pub async fn test_one(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<i64>,
+    Id(id): Id,
 ) -> WebResult<Response> {
     connection::test_saved(&state, id).await?;
     let row = servers::get(&state.pool, id).await?;

@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::web::error::{WebError, WebResult};
 use crate::web::form::FormData;
 use crate::web::log::LogLine;
-use crate::web::page::{Chrome, fragment, page};
+use crate::web::page::{Chrome, Id, fragment, page};
 use crate::web::server_form::Choice;
 use crate::web::session::{Admin, flash_redirect};
 use crate::web::view::{DASH, ErrorBox, Pager, ago, status_class, when_opt};
@@ -274,7 +274,7 @@ struct ShowPage {
 pub async fn show(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(w): Query<Watch>,
 ) -> WebResult<Response> {
     let s = services::get(&state.pool, id).await?;
@@ -296,7 +296,7 @@ pub async fn show(
 pub async fn panel(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Id(id): Id,
     Query(w): Query<Watch>,
 ) -> WebResult<Response> {
     fragment(&panel_view(&state, &admin, id, &w).await?)
@@ -352,7 +352,7 @@ pub async fn action(
 pub async fn terminate(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<i64>,
+    Id(id): Id,
     form: FormData,
 ) -> WebResult<Response> {
     let s = services::get(&state.pool, id).await?;

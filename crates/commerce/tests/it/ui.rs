@@ -901,6 +901,17 @@ async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
     assert_eq!(http.post_form("/admin/groups", &good).await.0, 303);
     assert_eq!(ids(&app, "server_groups").await.len(), 1);
 
+    // Unknown pages and malformed ids get the admin's own 404 page.
+    for path in [
+        "/admin/nope",
+        "/admin/servers/abc/edit",
+        "/admin/services/0",
+    ] {
+        let (status, body) = http.get(path).await;
+        assert_eq!(status, 404, "GET {path}");
+        assert!(body.contains("Back to the dashboard"), "GET {path}: {body}");
+    }
+
     // Logout ends the session server-side.
     let stolen = http.cookie_header();
     assert_eq!(
