@@ -44,6 +44,8 @@ struct ListPage {
     rows: Vec<Row>,
     pager: Pager,
     q: String,
+    client_id: String,
+    order_id: String,
     statuses: Vec<Choice>,
     servers: Vec<Choice>,
     products: Vec<Choice>,
@@ -83,6 +85,14 @@ pub async fn list(
             f.product_id.map(|v| v.to_string()).unwrap_or_default(),
         ),
         ("q", f.q.clone().unwrap_or_default()),
+        (
+            "client_id",
+            f.client_id.map(|v| v.to_string()).unwrap_or_default(),
+        ),
+        (
+            "order_id",
+            f.order_id.map(|v| v.to_string()).unwrap_or_default(),
+        ),
     ];
     let pager = Pager::new(
         "/admin/services",
@@ -125,6 +135,8 @@ pub async fn list(
         rows,
         pager,
         q: f.q.clone().unwrap_or_default(),
+        client_id: f.client_id.map(|v| v.to_string()).unwrap_or_default(),
+        order_id: f.order_id.map(|v| v.to_string()).unwrap_or_default(),
         statuses: ServiceStatus::ALL
             .iter()
             .map(|s| choice(s.as_str().into(), s.as_str().into(), f.status.as_deref()))
