@@ -152,6 +152,8 @@ pub async fn serve_until(
     }
     let app = crate::router(state);
     let mut http_stop = stop.clone();
+    // Connect info lets the login throttle key on the client's address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = http_stop.wait_for(|s| *s).await;

@@ -86,15 +86,12 @@ async fn probe(
         Ok(result) => outcome(result, started),
         Err(_) => {
             let kind = opterius::ErrorKind::Timeout;
-            let f = Failure {
-                retryable: true,
-                ..Failure::new(
-                    FailureKind::Panel(kind),
-                    format!("no answer within {} s", limit.as_secs()),
-                    kind.hint(),
-                    true,
-                )
-            };
+            let f = Failure::new(
+                FailureKind::Panel(kind),
+                format!("no answer within {} s", limit.as_secs()),
+                kind.hint(),
+                true,
+            );
             outcome(ProvisioningResult::failure(f), started)
         }
     }

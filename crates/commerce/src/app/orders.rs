@@ -65,14 +65,46 @@ pub async fn get(db: impl PgExecutor<'_> + Copy, id: i64) -> AppResult<OrderView
     .bind(id)
     .fetch_all(db)
     .await?;
-    Ok(OrderView {
+    Ok(view(o, rows.into_iter()))
+}
+
+pub async fn list(db: impl PgExecutor<'_> + Copy, page: PageParams) -> AppResult<Page<OrderView>> {
+    let orders = sqlx::query_as::<_, OrderRow>(
+        "SELECT id, status, client_id, created_at, paid_at FROM orders ORDER BY id DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(db)
+    .await?;
+    let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
+    // One query for the services of the whole page, not one per order.
+    let services = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SERVICE_COLUMNS} FROM services WHERE order_id = ANY($1) ORDER BY id"
+    )))
+    .bind(&ids)
+    .fetch_all(db)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(db)
+        .await?;
+    let items = orders
+        .into_iter()
+        .map(|o| {
+            let id = o.id;
+            view(o, services.iter().filter(|s| s.order_id == id).cloned())
+        })
+        .collect();
+    Ok(page.with(items).total(total))
+}
+
+fn view(o: OrderRow, services: impl Iterator<Item = ServiceRow>) -> OrderView {
+    OrderView {
         id: o.id,
         status: o.status,
         client_id: o.client_id,
         created_at: o.created_at,
         paid_at: o.paid_at,
-        services: rows
-            .into_iter()
+        services: services
             .map(|s| OrderService {
                 id: s.id,
                 status: s.status,
@@ -80,24 +112,7 @@ pub async fn get(db: impl PgExecutor<'_> + Copy, id: i64) -> AppResult<OrderView
                 username: s.username,
             })
             .collect(),
-    })
-}
-
-pub async fn list(db: impl PgExecutor<'_> + Copy, page: PageParams) -> AppResult<Page<OrderView>> {
-    let ids: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM orders ORDER BY id DESC LIMIT $1 OFFSET $2")
-            .bind(page.limit())
-            .bind(page.offset())
-            .fetch_all(db)
-            .await?;
-    let mut items = Vec::with_capacity(ids.len());
-    for id in ids {
-        items.push(get(db, id).await?);
     }
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
-        .fetch_one(db)
-        .await?;
-    Ok(page.with(items).total(total))
 }
 
 /// Inserts the service with the first free username derived from the domain.

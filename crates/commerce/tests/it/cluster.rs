@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL cluster (initdb in a temp dir, a free port), so tests
 //! can stop and start "the database" without disturbing anything else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub struct TempCluster {
@@ -23,7 +23,7 @@ fn pg_bin() -> PathBuf {
 }
 
 /// Runs a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root).
-fn run(bin: &PathBuf, tool: &str, args: &[&str]) {
+fn run(bin: &Path, tool: &str, args: &[&str]) {
     let is_root = Command::new("id")
         .arg("-u")
         .output()

@@ -498,6 +498,19 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
         .call("POST", &format!("/api/v1/services/{sid}/create"), None)
         .await;
     assert_eq!(code, 409, "an active service cannot be created again");
+    let orders = app.get("/api/v1/orders").await;
+    assert_eq!(orders["total"], 2);
+    let domains: Vec<&str> = orders["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|o| o["services"][0]["domain"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        domains,
+        ["jack.example.com", "ivy.example.com"],
+        "newest first, each with its own service"
+    );
     app.finish().await;
 }
 
