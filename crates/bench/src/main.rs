@@ -52,6 +52,9 @@ struct Args {
     /// pgbench duration in seconds.
     #[arg(long, default_value_t = 15)]
     pgbench_secs: u32,
+    /// Throughput cases as LATENCY_MS:WORKER_CONCURRENCY.
+    #[arg(long, value_delimiter = ',', default_value = "0:64,100:64,0:1,100:1")]
+    cases: Vec<String>,
     /// Scenarios to run: any of pgbench, throughput, sweep, api.
     #[arg(
         long,
@@ -133,7 +136,12 @@ async fn run() -> anyhow::Result<()> {
         )?;
         if want("throughput") {
             let mut cases = Vec::new();
-            for (latency_ms, concurrency) in [(0, 64), (100, 64), (0, 1), (100, 1)] {
+            for spec in &args.cases {
+                let (latency_ms, concurrency) = spec
+                    .split_once(':')
+                    .and_then(|(l, c)| Some((l.parse::<u64>().ok()?, c.parse::<usize>().ok()?)))
+                    .filter(|(_, c)| *c > 0)
+                    .with_context(|| format!("--cases: {spec:?} is not LATENCY_MS:CONCURRENCY"))?;
                 let slow = latency_ms > 0 && concurrency == 1;
                 let orders = if slow {
                     args.orders_slow.min(args.orders)

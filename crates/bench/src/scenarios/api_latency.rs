@@ -27,14 +27,19 @@ pub const TARGET_P99_MS: f64 = 25.0;
 
 pub async fn run(ctx: &Ctx, sim: &SimProc, case: &Case) -> anyhow::Result<Value> {
     let mut stack = Stack::start(&ctx.bins, &ctx.db_name, |e| e, false, &ctx.log("api")).await?;
-    let result = measure(case, sim, &mut stack).await;
+    let result = measure(ctx, case, sim, &mut stack).await;
     let stopped = stack.stop().await;
     let result = result?;
     stopped?;
     Ok(result)
 }
 
-async fn measure(case: &Case, sim: &SimProc, stack: &mut Stack) -> anyhow::Result<Value> {
+async fn measure(
+    ctx: &Ctx,
+    case: &Case,
+    sim: &SimProc,
+    stack: &mut Stack,
+) -> anyhow::Result<Value> {
     let api = &stack.api;
     let group = id_of(
         &api.create(
@@ -74,7 +79,7 @@ async fn measure(case: &Case, sim: &SimProc, stack: &mut Stack) -> anyhow::Resul
     let mut rng = Rng::new(0x5eed);
     let pick_server = |rng: &mut Rng| server_ids[rng.below(server_ids.len() as u64) as usize];
     type Gen<'a> = Box<dyn FnMut(&mut Rng) -> String + 'a>;
-    let endpoints: Vec<(&str, bool, Gen<'_>)> = vec![
+    let mut endpoints: Vec<(&str, bool, Gen<'_>)> = vec![
         (
             "GET /api/v1/services?per_page=50",
             true,
@@ -121,18 +126,59 @@ async fn measure(case: &Case, sim: &SimProc, stack: &mut Stack) -> anyhow::Resul
             Box::new(|_| "/api/v1/services?status=suspended&per_page=50".into()),
         ),
     ];
+    // The admin pages, when this build serves them (they need a session).
+    let session = match admin_session(ctx, stack).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("bench: admin UI not measured: {e:#}");
+            None
+        }
+    };
+    if session.is_some() {
+        endpoints.push((
+            "GET /admin/services (page 1)",
+            true,
+            Box::new(|_| "/admin/services".into()),
+        ));
+        endpoints.push((
+            "GET /admin/log?server_id=S&status=failed&action=create",
+            true,
+            Box::new(|rng| {
+                format!(
+                    "/admin/log?server_id={}&status=failed&action=create",
+                    pick_server(rng)
+                )
+            }),
+        ));
+        endpoints.push((
+            "GET /admin/services/{id}",
+            true,
+            Box::new(move |rng| {
+                format!(
+                    "/admin/services/{}",
+                    lo + rng.below((hi - lo + 1) as u64) as i64
+                )
+            }),
+        ));
+    }
+    let bearer = format!("Bearer {}", api.token);
     // Warm up connections and caches.
     load(
         api,
         vec!["/api/v1/services?per_page=50".into(); 200],
         case.clients,
+        ("authorization", &bearer),
     )
     .await;
     let mut rows = Vec::new();
     for (name, main, mut gen_url) in endpoints {
         let urls: Vec<String> = (0..case.requests).map(|_| gen_url(&mut rng)).collect();
+        let auth = match (&session, name.contains("/admin")) {
+            (Some(cookie), true) => ("cookie", cookie.as_str()),
+            _ => ("authorization", bearer.as_str()),
+        };
         let started = Instant::now();
-        let (lat, errors) = load(api, urls, case.clients).await;
+        let (lat, errors) = load(api, urls, case.clients, auth).await;
         let secs = started.elapsed().as_secs_f64();
         let s = Summary::of(&lat);
         rows.push(json!({
@@ -145,13 +191,6 @@ async fn measure(case: &Case, sim: &SimProc, stack: &mut Stack) -> anyhow::Resul
             "target_met": main.then_some(s.p99 < TARGET_P99_MS && errors == 0),
         }));
     }
-    let admin = api
-        .http
-        .get(format!("{}/admin/login", api.base))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0);
     let explain = explain(&stack.pool, server_ids[0]).await?;
     Ok(json!({
         "name": format!("API latency, {services} services, {log_rows} log rows, {} clients", case.clients),
@@ -161,23 +200,32 @@ async fn measure(case: &Case, sim: &SimProc, stack: &mut Stack) -> anyhow::Resul
         "clients": case.clients,
         "bulk_load_s": round(load_s),
         "endpoints": rows,
-        "admin_ui": if admin == 404 || admin == 0 {
-            "not measured: /admin is not served by this build".to_owned()
+        "admin_ui": if session.is_some() {
+            "measured (signed-in session, rows above)"
         } else {
-            format!("not measured: /admin/login answers {admin} but needs a login session")
+            "not measured: this build has no admin sign-in at /login"
         },
         "explain": explain,
     }))
 }
 
-/// Sends every url (GET) with `width` in flight; returns latencies (ms) of the
-/// 200 answers and the number of other outcomes.
-async fn load(api: &Api, urls: Vec<String>, width: usize) -> (Vec<f64>, usize) {
+/// Sends every url (GET, with the `auth` header) with `width` in flight;
+/// returns latencies (ms) of the 200 answers and the number of other outcomes.
+async fn load(api: &Api, urls: Vec<String>, width: usize, auth: (&str, &str)) -> (Vec<f64>, usize) {
     let results: Vec<Option<f64>> = futures::stream::iter(urls)
         .map(|u| async move {
             let t = Instant::now();
-            match api.get(&u).await {
-                Ok(a) if a.status == 200 => Some(t.elapsed().as_secs_f64() * 1000.0),
+            let sent = api
+                .http
+                .get(format!("{}{u}", api.base))
+                .header(auth.0, auth.1)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().as_u16() == 200 => {
+                    let _ = r.bytes().await;
+                    Some(t.elapsed().as_secs_f64() * 1000.0)
+                }
                 _ => None,
             }
         })
@@ -336,4 +384,72 @@ async fn explain(pool: &sqlx::PgPool, server_id: i64) -> anyhow::Result<Value> {
         .execute(&mut *conn)
         .await?;
     Ok(json!(out))
+}
+
+/// The value of cookie `name` among a response's Set-Cookie headers.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find(|(k, v)| k.trim() == name && !v.is_empty())
+        .map(|(_, v)| v.to_owned())
+}
+
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Creates an admin and signs in through /login; returns the Cookie header.
+async fn admin_session(ctx: &Ctx, stack: &Stack) -> anyhow::Result<String> {
+    const EMAIL: &str = "bench@bench.test";
+    const PASSWORD: &str = "bench-admin-password";
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let base = &stack.api.base;
+    let form = http.get(format!("{base}/login")).send().await?;
+    anyhow::ensure!(
+        form.status().is_success(),
+        "GET /login answered {}",
+        form.status()
+    );
+    let csrf = set_cookie(&form, "commerce_login_csrf")
+        .ok_or_else(|| anyhow::anyhow!("GET /login set no commerce_login_csrf cookie"))?;
+    stack.env.run(
+        &ctx.bins,
+        &["admin", "create", "--email", EMAIL, "--password", PASSWORD],
+    )?;
+    let signed = http
+        .post(format!("{base}/login"))
+        .header("cookie", format!("commerce_login_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_encode(&[
+            ("_csrf", &csrf),
+            ("email", EMAIL),
+            ("password", PASSWORD),
+            ("next", "/admin"),
+        ]))
+        .send()
+        .await?;
+    let session = set_cookie(&signed, "commerce_session").ok_or_else(|| {
+        anyhow::anyhow!("POST /login answered {} without a session", signed.status())
+    })?;
+    Ok(format!("commerce_session={session}"))
 }

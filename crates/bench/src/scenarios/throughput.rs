@@ -161,6 +161,10 @@ async fn measure(
         })
     };
 
+    let activity = {
+        let (done, pool) = (done.clone(), stack.pool.clone());
+        tokio::spawn(async move { sample_activity(&pool, &done).await })
+    };
     let counters_before = db_counters(&stack.pool).await?;
     let cpu_before = Cpu::now(pid, sim.proc.pid, &ctx.db_name);
     let started = Instant::now();
@@ -204,6 +208,7 @@ async fn measure(
     done.store(true, Ordering::Relaxed);
     let _ = sampler.await;
     let placed = placing.await??;
+    let activity = activity.await.unwrap_or_default();
     let rss_hwm = procs::status_kib(pid, "VmHWM").unwrap_or(0);
 
     let latencies: Vec<f64> = sqlx::query_scalar(
@@ -260,10 +265,53 @@ async fn measure(
             "rows_updated_per_account": per_account(counters_after.2, counters_before.2, 0),
             "provisioning_log_rows": log_rows,
         },
+        "pg_activity": activity,
         "sim": {
             "creates": creates.get("total"),
             "usernames": creates.get("usernames"),
             "duplicates": creates.get("duplicates").and_then(Value::as_array).map_or(0, Vec::len),
         },
     }))
+}
+
+/// Samples what the service's PostgreSQL sessions are doing every 20 ms until
+/// `done`: the share of samples per (statement, wait event), busiest first.
+/// Idle sessions are left out; "busy" is the mean number of active sessions.
+async fn sample_activity(pool: &sqlx::PgPool, done: &AtomicBool) -> Value {
+    let mut counts: std::collections::HashMap<(String, String), u64> = Default::default();
+    let mut samples = 0u64;
+    let mut active = 0u64;
+    while !done.load(Ordering::Relaxed) {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT state, coalesce(wait_event_type || ':' || wait_event, 'cpu'),
+                    regexp_replace(left(query, 90), '\\s+', ' ', 'g')
+             FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND state NOT IN ('idle')",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        samples += 1;
+        for (state, wait, query) in rows {
+            active += 1;
+            let what = if state == "idle in transaction" {
+                format!("(idle in transaction) after: {query}")
+            } else {
+                query
+            };
+            *counts.entry((what, wait)).or_insert(0) += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut top: Vec<_> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1));
+    let total = active.max(1) as f64;
+    json!({
+        "samples": samples,
+        "mean_active_sessions": round(active as f64 / samples.max(1) as f64),
+        "top": top.into_iter().take(15).map(|((q, w), n)| json!({
+            "share": round(n as f64 / total * 100.0) / 100.0, "wait": w, "query": q,
+        })).collect::<Vec<_>>(),
+    })
 }
