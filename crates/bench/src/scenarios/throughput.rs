@@ -305,7 +305,7 @@ async fn sample_activity(pool: &sqlx::PgPool, done: &AtomicBool) -> Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut top: Vec<_> = counts.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|e| std::cmp::Reverse(e.1));
     let total = active.max(1) as f64;
     json!({
         "samples": samples,
