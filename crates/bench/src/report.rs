@@ -182,11 +182,12 @@ pub fn table(r: &Value) -> String {
                     a.get("clients").unwrap_or(&Value::Null),
                 ),
                 format!(
-                    "p50 {:.1} ms, p99 {:.1} ms, {:.0} req/s, {} errors",
+                    "p50 {:.1} ms, p99 {:.1} ms, {:.0} req/s, {} errors (one client alone: p50 {:.1} ms)",
                     f(e, "/latency/p50_ms"),
                     f(e, "/latency/p99_ms"),
                     f(e, "/requests_per_s"),
                     e.get("errors").unwrap_or(&Value::Null),
+                    f(e, "/one_client/p50_ms"),
                 ),
                 e.get("target_p99_ms")
                     .and_then(Value::as_f64)

@@ -405,6 +405,17 @@ pub fn pg_cluster() -> Result<Cluster, String> {
         cluster: line[1].to_owned(),
         port,
     };
+    let me = Command::new("id")
+        .arg("-un")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let owner = line.get(4).copied().unwrap_or("postgres");
+    if me != "root" && me != owner {
+        return Err(format!(
+            "pg_ctlcluster needs root or the cluster owner {owner}; running as {me:?}"
+        ));
+    }
     if !c.online() {
         return Err(format!("cluster {} is not online", c.name()));
     }
