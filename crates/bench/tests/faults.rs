@@ -187,3 +187,32 @@ async fn postgres_restart_mid_run_loses_no_job() {
     drop(cluster);
     rig.finish().await;
 }
+
+/// Under concurrency, each log line describes its own job: no line carries the
+/// spans of unrelated jobs (a span entered across an await leaks into every
+/// task that runs on that thread afterwards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_stay_bounded_under_concurrent_jobs() {
+    let _serial = support::serial().await;
+    let rig = Rig::start("log-lines", false, |e| e.set("WORKER_CONCURRENCY", 64)).await;
+    rig.sim_faults(json!({"latency_ms": 50})).await;
+    rig.place_orders(500).await;
+    rig.wait_for(Duration::from_secs(120), "all 500 services active", |c| {
+        c.active == 500
+    })
+    .await;
+    let log = std::fs::read_to_string(rig.log_path()).expect("serve.log");
+    let longest = log
+        .lines()
+        .max_by_key(|l| l.len())
+        .unwrap_or_default()
+        .to_owned();
+    let spans = longest.matches("provision{").count();
+    rig.finish().await;
+    assert!(
+        longest.len() < 4096 && spans <= 1,
+        "the longest log line is {} bytes and nests {spans} provision spans; it begins:\n{}",
+        longest.len(),
+        longest.chars().take(600).collect::<String>()
+    );
+}

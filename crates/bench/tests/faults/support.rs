@@ -312,6 +312,11 @@ impl Rig {
         self.stack.as_mut().is_some_and(|s| s.serve.proc.running())
     }
 
+    /// The `commerce serve` log.
+    pub fn log_path(&self) -> PathBuf {
+        self.log_dir.join("serve.log")
+    }
+
     pub fn log_tail(&self) -> String {
         log_tail(&self.log_dir.join("serve.log"), 40)
     }
