@@ -90,7 +90,7 @@ pub fn parse_email(raw: &str) -> Result<String, String> {
         || host.is_empty()
         || !host.contains('.')
         || e.len() > 254
-        || e.chars().any(char::is_whitespace)
+        || e.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err("email must look like name@example.com".into());
     }
@@ -231,6 +231,13 @@ mod tests {
         ] {
             assert!(Domain::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn emails_with_control_characters_are_rejected() {
+        assert!(parse_email("a@b.co").is_ok());
+        assert!(parse_email("nul\u{0}@x.test").is_err());
+        assert!(parse_email("tab\t@x.test").is_err());
     }
 
     #[test]

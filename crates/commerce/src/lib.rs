@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use axum::Router;
 use sqlx::postgres::PgPoolOptions;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -53,7 +52,9 @@ pub fn router(state: AppState) -> Router {
     api::router()
         .merge(web::router())
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // A limit on the body extractors (not a raw layer), so an oversized body
+        // is answered in the API's JSON error shape.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))

@@ -18,6 +18,7 @@ pub struct AppState {
     pub module_ctx: ModuleContext,
     pub metrics: Arc<Metrics>,
     pub workers: crate::runtime::WorkerStatus,
+    pub api_tokens: Arc<crate::api::auth::TokenCache>,
 }
 
 impl AppState {
@@ -34,6 +35,7 @@ impl AppState {
             module_ctx: ModuleContext { http },
             metrics: Arc::new(Metrics::default()),
             workers: crate::runtime::WorkerStatus::default(),
+            api_tokens: Arc::default(),
         })
     }
 }

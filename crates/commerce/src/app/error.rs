@@ -101,6 +101,17 @@ const CONSTRAINTS: &[(&str, &str, &str, bool)] = &[
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
+        // Text PostgreSQL cannot store (a NUL character) is bad input, not a crash.
+        if let Some(db) = e.as_database_error()
+            && matches!(db.code().as_deref(), Some("22021" | "22P05"))
+        {
+            let mut f = FieldErrors::default();
+            f.add(
+                "body",
+                "text must not contain NUL (\\u0000) or other unencodable characters",
+            );
+            return Self::Validation(f);
+        }
         if let Some(db) = e.as_database_error()
             && let Some(name) = db.constraint()
         {

@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams, empty_as_none};
+use crate::app::page::{Page, PageParams, capped_count_sql, empty_as_none};
 use crate::domain::{Action, LogStatus, TriggeredBy};
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -164,31 +164,31 @@ pub async fn list(
     let cond = "($1::bigint IS NULL OR service_id = $1) AND ($2::bigint IS NULL OR server_id = $2)
         AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR status = $4)
         AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)";
-    let rows = sqlx::query_as::<_, LogEntry>(sqlx::AssertSqlSafe(format!(
+    macro_rules! filtered {
+        ($query:expr) => {
+            $query
+                .bind(f.service_id)
+                .bind(f.server_id)
+                .bind(action)
+                .bind(status)
+                .bind(f.since)
+                .bind(f.until)
+        };
+    }
+    let rows = filtered!(sqlx::query_as::<_, LogEntry>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM provisioning_log WHERE {cond} ORDER BY id DESC LIMIT $7 OFFSET $8"
-    )))
-    .bind(f.service_id)
-    .bind(f.server_id)
-    .bind(action)
-    .bind(status)
-    .bind(f.since)
-    .bind(f.until)
+    ))))
     .bind(page.limit())
     .bind(page.offset())
     .fetch_all(db)
     .await?;
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM provisioning_log WHERE {cond}"
-    )))
-    .bind(f.service_id)
-    .bind(f.server_id)
-    .bind(action)
-    .bind(status)
-    .bind(f.since)
-    .bind(f.until)
+    let matched: i64 = filtered!(sqlx::query_scalar(sqlx::AssertSqlSafe(capped_count_sql(
+        "provisioning_log",
+        cond
+    ))))
     .fetch_one(db)
     .await?;
-    Ok(page.with(rows).total(total))
+    Ok(page.with(rows).counted(matched))
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<LogDetail> {

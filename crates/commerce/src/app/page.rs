@@ -46,6 +46,7 @@ impl PageParams {
             page: self.page(),
             per_page: self.limit(),
             total: None,
+            total_capped: false,
         }
     }
 }
@@ -57,11 +58,33 @@ pub struct Page<T> {
     pub per_page: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
+    /// `total` stopped counting at [`COUNT_CAP`]: there are at least that many.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub total_capped: bool,
+}
+
+/// Big lists are counted up to here: an exact count of a million log rows on
+/// every page view costs more than the page itself.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// `SELECT count(*)` of `table` rows matching `cond`, stopping past [`COUNT_CAP`].
+pub fn capped_count_sql(table: &str, cond: &str) -> String {
+    format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {cond} LIMIT {}) matched",
+        COUNT_CAP + 1
+    )
 }
 
 impl<T> Page<T> {
     pub fn total(mut self, total: i64) -> Self {
         self.total = Some(total);
+        self
+    }
+
+    /// Sets the total from a capped count (see [`capped_count_sql`]).
+    pub fn counted(mut self, n: i64) -> Self {
+        self.total = Some(n.min(COUNT_CAP));
+        self.total_capped = n > COUNT_CAP;
         self
     }
 }
@@ -95,5 +118,19 @@ impl PageQuery {
             page: self.page.unwrap_or(1),
             per_page: self.per_page.unwrap_or(50),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_past_the_cap_are_reported_as_a_lower_bound() {
+        let exact = PageParams::default().with(vec![1]).counted(42);
+        assert_eq!((exact.total, exact.total_capped), (Some(42), false));
+        let capped = PageParams::default().with(vec![1]).counted(COUNT_CAP + 1);
+        assert_eq!((capped.total, capped.total_capped), (Some(COUNT_CAP), true));
+        assert!(capped_count_sql("services", "true").contains(&format!("LIMIT {}", COUNT_CAP + 1)));
     }
 }

@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams, empty_as_none};
+use crate::app::page::{Page, PageParams, capped_count_sql, empty_as_none};
 use crate::domain::{Action, ServiceStatus, TriggeredBy};
 use crate::jobs::{self, JobArgs};
 use crate::state::AppState;
@@ -153,33 +153,32 @@ pub async fn list(
     let cond = "($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR server_id = $2)
         AND ($3::bigint IS NULL OR product_id = $3) AND ($4::bigint IS NULL OR client_id = $4)
         AND ($5::text IS NULL OR lower(domain) LIKE $5 OR username LIKE $5) AND ($6::bigint IS NULL OR order_id = $6)";
-    let rows = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+    macro_rules! filtered {
+        ($query:expr) => {
+            $query
+                .bind(status)
+                .bind(filter.server_id)
+                .bind(filter.product_id)
+                .bind(filter.client_id)
+                .bind(&q)
+                .bind(filter.order_id)
+        };
+    }
+    let rows = filtered!(sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SERVICE_COLUMNS} FROM services WHERE {cond} ORDER BY id DESC LIMIT $7 OFFSET $8"
-    )))
-    .bind(status)
-    .bind(filter.server_id)
-    .bind(filter.product_id)
-    .bind(filter.client_id)
-    .bind(&q)
-    .bind(filter.order_id)
+    ))))
     .bind(page.limit())
     .bind(page.offset())
     .fetch_all(db)
     .await?;
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM services WHERE {cond}"
-    )))
-    .bind(status)
-    .bind(filter.server_id)
-    .bind(filter.product_id)
-    .bind(filter.client_id)
-    .bind(&q)
-    .bind(filter.order_id)
+    let matched: i64 = filtered!(sqlx::query_scalar(sqlx::AssertSqlSafe(capped_count_sql(
+        "services", cond
+    ))))
     .fetch_one(db)
     .await?;
     Ok(page
         .with(rows.into_iter().map(ServiceView::from).collect())
-        .total(total))
+        .counted(matched))
 }
 
 /// What an admin or API client asks for.

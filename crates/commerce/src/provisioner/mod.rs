@@ -18,6 +18,7 @@ use rand::RngExt as _;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use sqlx::types::Json;
+use tracing::Instrument as _;
 
 use crate::app::log::{self, Finish, NewEntry};
 use crate::app::servers::{self, ServerRow};
@@ -55,8 +56,9 @@ pub async fn run(
     let Some(service) = leased else {
         return defer_while_leased(state, action, args).await;
     };
+    // The span is attached to the future, not entered across awaits, so
+    // lines of concurrent jobs never carry each other's spans.
     let span = tracing::info_span!("provision", service.id = service.id, action = %action, attempt = args.attempt, job.id = %job_id);
-    let _enter = span.enter();
     let mut run = Run {
         state,
         action,
@@ -64,11 +66,15 @@ pub async fn run(
         job_id,
         service,
     };
-    let outcome = match action {
-        Action::Create => run.create().await,
-        Action::Suspend | Action::Unsuspend | Action::Terminate => run.lifecycle().await,
-        Action::Info | Action::TestConnection => Ok(()),
-    };
+    let outcome = async {
+        match action {
+            Action::Create => run.create().await,
+            Action::Suspend | Action::Unsuspend | Action::Terminate => run.lifecycle().await,
+            Action::Info | Action::TestConnection => Ok(()),
+        }
+    }
+    .instrument(span)
+    .await;
     if outcome.is_err() {
         let _ = sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
             .bind(args.service_id)

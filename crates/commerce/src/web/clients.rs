@@ -42,14 +42,7 @@ async fn render(
 ) -> WebResult<Response> {
     let params = q.params();
     let list = catalog::list_clients(&state.pool, params).await?;
-    let pager = Pager::new(
-        "/admin/clients",
-        &[],
-        list.page,
-        list.per_page,
-        list.items.len(),
-        list.total.unwrap_or_default(),
-    );
+    let pager = Pager::new("/admin/clients", &[], &list);
     let rows = list
         .items
         .into_iter()

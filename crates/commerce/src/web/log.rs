@@ -199,14 +199,7 @@ pub async fn list(
         ("since", q.since.clone()),
         ("until", q.until.clone()),
     ];
-    let pager = Pager::new(
-        "/admin/log",
-        &params,
-        list.page,
-        list.per_page,
-        list.items.len(),
-        list.total.unwrap_or_default(),
-    );
+    let pager = Pager::new("/admin/log", &params, &list);
     let rows = list
         .items
         .into_iter()

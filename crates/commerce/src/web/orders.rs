@@ -45,14 +45,7 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> WebResult<Response> {
     let list = orders::list(&state.pool, q.params()).await?;
-    let pager = Pager::new(
-        "/admin/orders",
-        &[],
-        list.page,
-        list.per_page,
-        list.items.len(),
-        list.total.unwrap_or_default(),
-    );
+    let pager = Pager::new("/admin/orders", &[], &list);
     let mut rows = Vec::new();
     for o in list.items {
         let client = catalog::get_client(&state.pool, o.client_id).await?;

@@ -94,14 +94,7 @@ pub async fn list(
             f.order_id.map(|v| v.to_string()).unwrap_or_default(),
         ),
     ];
-    let pager = Pager::new(
-        "/admin/services",
-        &params,
-        list.page,
-        list.per_page,
-        list.items.len(),
-        list.total.unwrap_or_default(),
-    );
+    let pager = Pager::new("/admin/services", &params, &list);
     let rows = list
         .items
         .into_iter()

@@ -119,14 +119,10 @@ pub struct Pager {
 
 impl Pager {
     /// `base` is the path; `params` the filters (empty values are dropped).
-    pub fn new(
-        base: &str,
-        params: &[(&str, String)],
-        page: i64,
-        per_page: i64,
-        shown: usize,
-        total: i64,
-    ) -> Self {
+    pub fn new<T>(base: &str, params: &[(&str, String)], list: &crate::app::page::Page<T>) -> Self {
+        let (page, per_page, shown) = (list.page, list.per_page, list.items.len());
+        let total = list.total.unwrap_or_default();
+        let plus = if list.total_capped { "+" } else { "" };
         let link = |p: i64| {
             let mut q: Vec<(&str, String)> = params
                 .iter()
@@ -143,12 +139,14 @@ impl Pager {
         let summary = if total == 0 {
             "Nothing to show".to_owned()
         } else {
-            format!("{}–{} of {total}", first + 1, first + shown as i64)
+            format!("{}–{} of {total}{plus}", first + 1, first + shown as i64)
         };
         Self {
             summary,
             prev: (page > 1).then(|| link(page - 1)),
-            next: (first + (shown as i64) < total).then(|| link(page + 1)),
+            next: (first + (shown as i64) < total
+                || (list.total_capped && shown as i64 == per_page))
+                .then(|| link(page + 1)),
         }
     }
 }

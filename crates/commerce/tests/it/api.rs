@@ -234,6 +234,50 @@ async fn invalid_input_gets_field_messages_and_stores_nothing() {
         (0, 0, 0, 0),
         "nothing stored from rejected requests"
     );
+    // Trailing bytes after the JSON, NUL characters, oversized bodies: clean 4xx.
+    let http = reqwest::Client::new();
+    let send = |path: &str, body: Vec<u8>| {
+        http.post(format!("{}{path}", app.base))
+            .bearer_auth(&app.token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = send("/api/v1/server-groups", br#"{"name": "x"} xyz"#.to_vec())
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 400);
+    let r = send(
+        "/api/v1/clients",
+        br#"{"email": "nul\u0000@x.test", "name": "N"}"#.to_vec(),
+    )
+    .await
+    .expect("send");
+    assert_eq!(r.status().as_u16(), 422);
+    let r = send(
+        "/api/v1/clients",
+        br#"{"email": "n@x.test", "name": "N\u0000"}"#.to_vec(),
+    )
+    .await
+    .expect("send");
+    assert_eq!(r.status().as_u16(), 422);
+    let (status, body) = app.call("GET", "/api/v1/services?q=%00", None).await;
+    assert_eq!(status, 422, "{body}");
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(300 * 1024));
+    let r = send("/api/v1/server-groups", big.into_bytes())
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 413);
+    let body: Value = r.json().await.expect("JSON error body");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    let groups: i64 = sqlx::query_scalar("SELECT count(*) FROM server_groups")
+        .fetch_one(&app.state.pool)
+        .await
+        .expect("count");
+    assert_eq!(groups, 1, "only the group created above");
     // Duplicates are conflicts named by field.
     let (status, answer) = app
         .call("POST", "/api/v1/server-groups", Some(json!({"name": "G"})))
