@@ -203,18 +203,22 @@ pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> App
     let product = catalog::get_product(&mut *tx, input.product_id)
         .await
         .map_err(|_| AppError::field("product_id", "no product has this id"))?;
-    let order_id: i64 =
-        sqlx::query_scalar("INSERT INTO orders (client_id) VALUES ($1) RETURNING id")
-            .bind(client_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    let service = insert_service(&mut tx, state, order_id, client_id, product.id, &domain).await?;
+    let order = sqlx::query_as::<_, OrderRow>(
+        "INSERT INTO orders (client_id) VALUES ($1) RETURNING id, status, client_id, created_at, paid_at",
+    )
+    .bind(client_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut service =
+        insert_service(&mut tx, state, order.id, client_id, product.id, &domain).await?;
     if AutoSetup::parse(&product.auto_setup) == Some(AutoSetup::OnOrder) {
         services::queue_action(&mut tx, state, &service, Action::Create, by).await?;
+        service.status = "provisioning".into();
     }
     tx.commit().await.map_err(AppError::from)?;
-    tracing::info!(order.id = order_id, service.id = service.id, "order placed");
-    get(&state.pool, order_id).await
+    tracing::info!(order.id = order.id, service.id = service.id, "order placed");
+    // Answer from what was just written: no second read.
+    Ok(view(order, std::iter::once(service)))
 }
 
 /// Marks an order paid and queues creates for its on-payment products.

@@ -8,7 +8,7 @@ use provisioning::{Credentials, ProvisioningModule};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, PgExecutor};
+use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams};
@@ -418,14 +418,22 @@ pub async fn record_health(
     Ok(())
 }
 
-/// Takes one account slot on a server of `group_id` for `module`, following the
-/// group's placement strategy; skips disabled, offline and full servers.
+/// Takes one account slot for `service_id` on a server of `group_id` for
+/// `module`, following the group's placement strategy; skips disabled, offline
+/// and full servers. Returns the server, or None when nothing has room.
 ///
-/// Candidates are tried in strategy order with a conditional increment: the
-/// UPDATE waits for the row lock and re-checks capacity on the latest row
-/// version, so concurrent placements never overfill (the CHECK constraint is
-/// the backstop) and never report "no capacity" while a slot is free.
-pub async fn place(conn: &mut PgConnection, group_id: i64, module: &str) -> AppResult<Option<i64>> {
+/// Candidates are tried in strategy order. Each try is one statement that
+/// increments the server's count and assigns the service together: it waits
+/// for the server row's lock and re-checks capacity on the latest version, so
+/// concurrent placements never overfill (the CHECK constraint is the backstop),
+/// never report "no capacity" while a slot is free, and hold the hot row only
+/// for that one statement.
+pub async fn place_service(
+    db: impl PgExecutor<'_> + Copy,
+    service_id: i64,
+    group_id: i64,
+    module: &str,
+) -> AppResult<Option<i64>> {
     let candidates: Vec<i64> = sqlx::query_scalar(
         "SELECT s.id FROM servers s JOIN server_groups g ON g.id = s.group_id
          WHERE s.group_id = $1 AND s.module = $2 AND s.enabled AND s.health_status <> 'offline'
@@ -436,17 +444,22 @@ pub async fn place(conn: &mut PgConnection, group_id: i64, module: &str) -> AppR
     )
     .bind(group_id)
     .bind(module)
-    .fetch_all(&mut *conn)
+    .fetch_all(db)
     .await?;
-    for id in candidates {
+    for server_id in candidates {
         let taken: Option<i64> = sqlx::query_scalar(
-            "UPDATE servers SET account_count = account_count + 1, updated_at = now()
-             WHERE id = $1 AND enabled AND health_status <> 'offline'
-               AND (max_accounts = 0 OR account_count < max_accounts)
-             RETURNING id",
+            "WITH slot AS (
+                 UPDATE servers SET account_count = account_count + 1, updated_at = now()
+                 WHERE id = $2 AND enabled AND health_status <> 'offline'
+                   AND (max_accounts = 0 OR account_count < max_accounts)
+                 RETURNING id)
+             UPDATE services SET server_id = slot.id, status = 'provisioning', updated_at = now()
+             FROM slot WHERE services.id = $1
+             RETURNING slot.id",
         )
-        .bind(id)
-        .fetch_optional(&mut *conn)
+        .bind(service_id)
+        .bind(server_id)
+        .fetch_optional(db)
         .await?;
         if taken.is_some() {
             return Ok(taken);

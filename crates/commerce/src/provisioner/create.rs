@@ -9,16 +9,33 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use super::{Run, failure_json, last_error};
-use crate::app::catalog::{self, Product};
+use crate::app::catalog::Product;
 use crate::app::log;
 use crate::app::orders::PASSWORD_PURPOSE;
 use crate::app::servers::{self, ServerRow};
 use crate::domain::{Action, LogStatus, ServiceStatus};
 
+/// What a create needs besides the service row, read in one query.
+#[derive(sqlx::FromRow)]
+struct CreateInputs {
+    #[sqlx(flatten)]
+    product: Product,
+    email: String,
+    password_sealed: Vec<u8>,
+}
+
 impl Run<'_> {
     pub(super) async fn create(&mut self) -> anyhow::Result<()> {
         let s = self.service.clone();
-        let product = catalog::get_product(self.pool(), s.product_id).await?;
+        let CreateInputs { product, email, password_sealed } = sqlx::query_as(
+            "SELECT p.id, p.name, p.module, p.group_id, p.package, p.disk_limit_mb, p.bandwidth_limit_mb,
+                    p.auto_setup, p.created_at, p.updated_at, c.email, s.password_sealed
+             FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id
+             WHERE s.id = $1",
+        )
+        .bind(s.id)
+        .fetch_one(self.pool())
+        .await?;
         if matches!(s.status(), ServiceStatus::Active | ServiceStatus::Suspended)
             && s.panel_account_id.is_some()
         {
@@ -69,7 +86,7 @@ impl Run<'_> {
                     .await;
             }
         };
-        let spec = self.spec(&product).await?;
+        let spec = self.spec(&product, email, &password_sealed)?;
         let log_id = log::start(
             self.pool(),
             &self.entry(Some(server.id), &server.module, Action::Create),
@@ -100,37 +117,30 @@ impl Run<'_> {
     }
 
     /// Takes a slot on a server of the product's group and assigns it.
+    /// Takes a slot on a server of the product's group and assigns it, one
+    /// statement per candidate so the server row is locked only briefly.
     async fn place(&mut self, product: &Product) -> anyhow::Result<Option<i64>> {
-        let mut tx = self.pool().begin().await?;
-        let Some(id) = servers::place(&mut tx, product.group_id, &product.module).await? else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE services SET server_id = $2, status = 'provisioning', updated_at = now() WHERE id = $1")
-            .bind(self.service.id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.service.server_id = Some(id);
-        Ok(Some(id))
+        let placed = servers::place_service(
+            self.pool(),
+            self.service.id,
+            product.group_id,
+            &product.module,
+        )
+        .await?;
+        self.service.server_id = placed.or(self.service.server_id);
+        Ok(placed)
     }
 
     /// The account to create: fixed username, the sealed password opened.
-    async fn spec(&self, product: &Product) -> anyhow::Result<AccountSpec> {
+    fn spec(&self, product: &Product, email: String, sealed: &[u8]) -> anyhow::Result<AccountSpec> {
         let s = &self.service;
-        let client = catalog::get_client(self.pool(), s.client_id).await?;
-        let sealed: Vec<u8> =
-            sqlx::query_scalar("SELECT password_sealed FROM services WHERE id = $1")
-                .bind(s.id)
-                .fetch_one(self.pool())
-                .await?;
-        let password = String::from_utf8(self.state.sealer.open(PASSWORD_PURPOSE, &sealed)?)?;
+        let password = String::from_utf8(self.state.sealer.open(PASSWORD_PURPOSE, sealed)?)?;
         Ok(AccountSpec {
             username: s.username.clone(),
             password: SecretString::from(password),
             domain: s.domain.clone(),
             package: product.package.clone(),
-            email: client.email,
+            email,
             disk_limit_mb: product.disk_limit_mb,
             bandwidth_limit_mb: product.bandwidth_limit_mb,
         })
