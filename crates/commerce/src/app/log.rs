@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams, capped_count_sql, empty_as_none};
+use crate::app::page::{Page, PageParams, capped_count, empty_as_none};
 use crate::domain::{Action, LogStatus, TriggeredBy};
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -161,33 +161,35 @@ pub async fn list(
     {
         return Err(AppError::field("status", format!("unknown status {s:?}")));
     }
-    let cond = "($1::bigint IS NULL OR service_id = $1) AND ($2::bigint IS NULL OR server_id = $2)
-        AND ($3::text IS NULL OR action = $3) AND ($4::text IS NULL OR status = $4)
-        AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)";
-    macro_rules! filtered {
-        ($query:expr) => {
-            $query
-                .bind(f.service_id)
-                .bind(f.server_id)
-                .bind(action)
-                .bind(status)
-                .bind(f.since)
-                .bind(f.until)
-        };
-    }
-    let rows = filtered!(sqlx::query_as::<_, LogEntry>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM provisioning_log WHERE {cond} ORDER BY id DESC LIMIT $7 OFFSET $8"
-    ))))
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(db)
-    .await?;
-    let matched: i64 = filtered!(sqlx::query_scalar(sqlx::AssertSqlSafe(capped_count_sql(
-        "provisioning_log",
-        cond
-    ))))
-    .fetch_one(db)
-    .await?;
+    // Only the filters present become SQL (see services::list).
+    let filters = |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
+        qb.push(" WHERE true");
+        for (column, value) in [("service_id", f.service_id), ("server_id", f.server_id)] {
+            if let Some(v) = value {
+                qb.push(format_args!(" AND {column} = ")).push_bind(v);
+            }
+        }
+        for (column, value) in [("action", action), ("status", status)] {
+            if let Some(v) = value {
+                qb.push(format_args!(" AND {column} = "))
+                    .push_bind(v.to_owned());
+            }
+        }
+        if let Some(since) = f.since {
+            qb.push(" AND created_at >= ").push_bind(since);
+        }
+        if let Some(until) = f.until {
+            qb.push(" AND created_at < ").push_bind(until);
+        }
+    };
+    let mut list = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM provisioning_log"));
+    filters(&mut list);
+    list.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let rows = list.build_query_as::<LogEntry>().fetch_all(db).await?;
+    let matched = capped_count(db, "provisioning_log", filters).await?;
     Ok(page.with(rows).counted(matched))
 }
 

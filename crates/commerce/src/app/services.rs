@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams, capped_count_sql, empty_as_none};
+use crate::app::page::{Page, PageParams, capped_count, empty_as_none};
 use crate::domain::{Action, ServiceStatus, TriggeredBy};
 use crate::jobs::{self, JobArgs};
 use crate::state::AppState;
@@ -131,7 +131,8 @@ pub async fn list(
     filter: &ServiceFilter,
     page: PageParams,
 ) -> AppResult<Page<ServiceView>> {
-    if let Some(s) = filter.status.as_deref().filter(|s| !s.is_empty())
+    let status = filter.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = status
         && ServiceStatus::parse(s).is_none()
     {
         return Err(AppError::field("status", format!("unknown status {s:?}")));
@@ -149,33 +150,39 @@ pub async fn list(
                 .replace('_', "\\_");
             format!("{escaped}%")
         });
-    let status = filter.status.as_deref().filter(|s| !s.is_empty());
-    let cond = "($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR server_id = $2)
-        AND ($3::bigint IS NULL OR product_id = $3) AND ($4::bigint IS NULL OR client_id = $4)
-        AND ($5::text IS NULL OR lower(domain) LIKE $5 OR username LIKE $5) AND ($6::bigint IS NULL OR order_id = $6)";
-    macro_rules! filtered {
-        ($query:expr) => {
-            $query
-                .bind(status)
-                .bind(filter.server_id)
-                .bind(filter.product_id)
-                .bind(filter.client_id)
-                .bind(&q)
-                .bind(filter.order_id)
-        };
-    }
-    let rows = filtered!(sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SERVICE_COLUMNS} FROM services WHERE {cond} ORDER BY id DESC LIMIT $7 OFFSET $8"
-    ))))
-    .bind(page.limit())
-    .bind(page.offset())
-    .fetch_all(db)
-    .await?;
-    let matched: i64 = filtered!(sqlx::query_scalar(sqlx::AssertSqlSafe(capped_count_sql(
-        "services", cond
-    ))))
-    .fetch_one(db)
-    .await?;
+    // Only the filters present become SQL: no `($1 IS NULL OR ...)` that a
+    // generic plan could turn into a full scan.
+    let filters = |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
+        qb.push(" WHERE true");
+        if let Some(s) = status {
+            qb.push(" AND status = ").push_bind(s.to_owned());
+        }
+        for (column, value) in [
+            ("server_id", filter.server_id),
+            ("product_id", filter.product_id),
+            ("client_id", filter.client_id),
+            ("order_id", filter.order_id),
+        ] {
+            if let Some(v) = value {
+                qb.push(format_args!(" AND {column} = ")).push_bind(v);
+            }
+        }
+        if let Some(q) = &q {
+            qb.push(" AND (lower(domain) LIKE ")
+                .push_bind(q.clone())
+                .push(" OR username LIKE ")
+                .push_bind(q.clone())
+                .push(")");
+        }
+    };
+    let mut list = sqlx::QueryBuilder::new(format!("SELECT {SERVICE_COLUMNS} FROM services"));
+    filters(&mut list);
+    list.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let rows = list.build_query_as::<ServiceRow>().fetch_all(db).await?;
+    let matched = capped_count(db, "services", filters).await?;
     Ok(page
         .with(rows.into_iter().map(ServiceView::from).collect())
         .counted(matched))

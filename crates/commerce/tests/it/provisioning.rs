@@ -376,6 +376,31 @@ async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capaci
         }
     }
     assert_eq!((active, no_capacity.len()), (200, 50));
+    let app_ref = &app;
+    let total = |q: String| async move {
+        app_ref.get(&format!("/api/v1/services?{q}")).await["total"].clone()
+    };
+    assert_eq!(total(format!("server_id={s0}&status=active")).await, 100);
+    assert_eq!(total("status=failed".into()).await, 50);
+    assert_eq!(
+        total(format!("product_id={product}&q=site1")).await,
+        111,
+        "site1, site10-19, site100-199"
+    );
+    assert_eq!(
+        total("q=SITE24".into()).await,
+        11,
+        "prefix search is case-insensitive"
+    );
+    let log = app
+        .get(&format!(
+            "/api/v1/provisioning-log?server_id={s1}&action=create&status=success&per_page=5"
+        ))
+        .await;
+    assert_eq!(
+        (log["total"].clone(), log["items"].as_array().map(Vec::len)),
+        (json!(100), Some(5))
+    );
     for s in [s0, s1] {
         assert_eq!(
             app.get(&format!("/api/v1/servers/{s}")).await["account_count"],
