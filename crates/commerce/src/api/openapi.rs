@@ -87,7 +87,11 @@ pub fn build() -> Value {
     }
     json!({
         "openapi": "3.0.3",
-        "info": {"title": "Commerce provisioning API", "version": env!("CARGO_PKG_VERSION")},
+        "info": {
+            "title": "Commerce provisioning API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Lists answer {items, page, per_page, total}; totals are counted up to 1,000 and carry total_capped: true beyond (there are at least that many). Errors answer {error, fields?}; provisioning errors {kind, message, hint, retryable}.",
+        },
         "paths": paths,
         "components": {"schemas": schemas(), "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     })

@@ -63,9 +63,10 @@ pub struct Page<T> {
     pub total_capped: bool,
 }
 
-/// Big lists are counted up to here: an exact count of a million log rows on
-/// every page view costs more than the page itself.
-pub const COUNT_CAP: i64 = 10_000;
+/// Big lists are counted up to here ("1,000+"): an exact count of a million
+/// log rows on every page view costs more than the page itself, and past a
+/// thousand an admin filters rather than pages.
+pub const COUNT_CAP: i64 = 1_000;
 
 /// Counts the rows of `table` that `filters` selects (it pushes ` WHERE ...`),
 /// stopping past [`COUNT_CAP`].
