@@ -102,6 +102,39 @@ pub async fn finish(db: impl PgExecutor<'_>, id: i64, f: &Finish<'_>) -> AppResu
     Ok(done.rows_affected() == 1)
 }
 
+/// Finishes a pending create row and activates its service, in one statement.
+pub async fn finish_activating(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    f: &Finish<'_>,
+    service_id: i64,
+    panel_account_id: Option<&str>,
+) -> AppResult<()> {
+    sqlx::query(
+        "WITH done AS (
+             UPDATE provisioning_log SET status = $2, http_status = $3, request = $4, response = $5, error = $6,
+                    error_kind = $7, message = $8, duration_ms = $9, finished_at = now(), updated_at = now()
+             WHERE id = $1 AND status = 'pending' RETURNING id)
+         UPDATE services SET status = 'active', panel_account_id = $11, activated_at = now(), last_error = NULL,
+                create_outcome_unknown = false, lease_until = NULL, updated_at = now()
+         WHERE id = $10",
+    )
+    .bind(id)
+    .bind(f.status.as_str())
+    .bind(f.http_status.map(i32::from))
+    .bind(f.request.map(Json))
+    .bind(f.response.map(Json))
+    .bind(f.error.map(Json))
+    .bind(f.error.and_then(|e| e.get("kind")).and_then(|k| k.as_str()))
+    .bind(f.message)
+    .bind(i32::try_from(f.duration_ms).unwrap_or(i32::MAX))
+    .bind(service_id)
+    .bind(panel_account_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Writes a finished row in one go (outcomes decided without a Panel call).
 pub async fn record(
     conn: &mut sqlx::PgConnection,

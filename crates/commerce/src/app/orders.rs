@@ -10,7 +10,7 @@ use crate::app::catalog::{self, ClientInput};
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams};
 use crate::app::services::{self, SERVICE_COLUMNS, ServiceRow};
-use crate::domain::{Action, AutoSetup, Domain, FieldErrors, TriggeredBy};
+use crate::domain::{Action, AutoSetup, Domain, FieldErrors, ServiceStatus, TriggeredBy};
 use crate::state::AppState;
 
 pub const PASSWORD_PURPOSE: &str = "services.password";
@@ -123,6 +123,7 @@ async fn insert_service(
     client_id: i64,
     product_id: i64,
     domain: &Domain,
+    status: ServiceStatus,
 ) -> AppResult<ServiceRow> {
     let base = provisioning::username_base(domain.as_str());
     let password = secrecy::SecretString::from(provisioning::generate_password(20));
@@ -132,8 +133,8 @@ async fn insert_service(
     for n in 0..100_000u32 {
         let username = provisioning::username_candidate(&base, n);
         let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT ON CONSTRAINT services_username_key DO NOTHING
              RETURNING {SERVICE_COLUMNS}"
         )))
@@ -143,6 +144,7 @@ async fn insert_service(
         .bind(domain.as_str())
         .bind(&username)
         .bind(&sealed)
+        .bind(status.as_str())
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = row {
@@ -209,11 +211,18 @@ pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> App
     .bind(client_id)
     .fetch_one(&mut *tx)
     .await?;
-    let mut service =
-        insert_service(&mut tx, state, order.id, client_id, product.id, &domain).await?;
-    if AutoSetup::parse(&product.auto_setup) == Some(AutoSetup::OnOrder) {
+    let on_order = AutoSetup::parse(&product.auto_setup) == Some(AutoSetup::OnOrder);
+    let status = if on_order {
+        ServiceStatus::Provisioning
+    } else {
+        ServiceStatus::Pending
+    };
+    let service = insert_service(
+        &mut tx, state, order.id, client_id, product.id, &domain, status,
+    )
+    .await?;
+    if on_order {
         services::queue_action(&mut tx, state, &service, Action::Create, by).await?;
-        service.status = "provisioning".into();
     }
     tx.commit().await.map_err(AppError::from)?;
     tracing::info!(order.id = order.id, service.id = service.id, "order placed");

@@ -302,7 +302,8 @@ pub async fn queue_action(
     action: Action,
     by: TriggeredBy,
 ) -> AppResult<String> {
-    if action == Action::Create {
+    // A service inserted for an on-order product is already marked busy.
+    if action == Action::Create && row.status() != ServiceStatus::Provisioning {
         sqlx::query(
             "UPDATE services SET status = 'provisioning', updated_at = now() WHERE id = $1",
         )

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use super::{Run, failure_json, last_error};
+use super::{AttemptRecord, Run, failure_json, last_error};
 use crate::app::catalog::Product;
 use crate::app::log;
 use crate::app::orders::PASSWORD_PURPOSE;
@@ -293,48 +293,44 @@ impl Run<'_> {
         result: ProvisioningResult,
         secrets: &[&str],
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool().begin().await?;
-        match &result.outcome {
-            Ok(ok) => {
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    module,
-                    &result,
-                    LogStatus::Success,
-                    &ok.message,
-                    secrets,
-                )
-                .await?;
-                sqlx::query(
-                    "UPDATE services SET status = 'active', panel_account_id = $2, activated_at = now(), last_error = NULL,
-                            create_outcome_unknown = false, lease_until = NULL, updated_at = now()
-                     WHERE id = $1",
-                )
-                .bind(self.service.id)
-                .bind(&ok.account_id)
-                .execute(&mut *tx)
-                .await?;
-                self.state.metrics.bump(Action::Create, |c| &c.succeeded);
-                tracing::info!(server.id = server_id, panel_account_id = ?ok.account_id, duration_ms = result.duration.as_millis() as u64, "account created");
-            }
-            Err(f) => {
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    module,
-                    &result,
-                    LogStatus::Failed,
-                    &f.message,
-                    secrets,
-                )
-                .await?;
-                let unknown = f.outcome_unknown || self.service.create_outcome_unknown;
-                let delay = self.retry_delay(f);
-                // Nothing was created (known outcome) and no retry comes: give the
-                // slot back so a later retry places the service again.
-                let release = delay.is_none() && !unknown;
-                sqlx::query(
+        if let Ok(ok) = &result.outcome {
+            // The log row and the service change in one statement: atomic, and
+            // one round trip instead of a four-statement transaction.
+            let record = AttemptRecord::of(&result, LogStatus::Success, secrets);
+            let finish = record.finish(LogStatus::Success, &ok.message);
+            log::finish_activating(
+                self.pool(),
+                log_id,
+                &finish,
+                self.service.id,
+                ok.account_id.as_deref(),
+            )
+            .await?;
+            self.state
+                .metrics
+                .observe_call(module, Action::Create, result.duration);
+            self.state.metrics.bump(Action::Create, |c| &c.succeeded);
+            tracing::info!(server.id = server_id, panel_account_id = ?ok.account_id, duration_ms = result.duration.as_millis() as u64, "account created");
+            return Ok(());
+        }
+        if let Err(f) = &result.outcome {
+            let mut tx = self.pool().begin().await?;
+            self.close_attempt(
+                &mut tx,
+                log_id,
+                module,
+                &result,
+                LogStatus::Failed,
+                &f.message,
+                secrets,
+            )
+            .await?;
+            let unknown = f.outcome_unknown || self.service.create_outcome_unknown;
+            let delay = self.retry_delay(f);
+            // Nothing was created (known outcome) and no retry comes: give the
+            // slot back so a later retry places the service again.
+            let release = delay.is_none() && !unknown;
+            sqlx::query(
                     "UPDATE services SET last_error = $2, create_outcome_unknown = $3, lease_until = NULL,
                             status = CASE WHEN $4 THEN status ELSE 'failed' END,
                             server_id = CASE WHEN $5 THEN NULL ELSE server_id END, updated_at = now()
@@ -347,21 +343,20 @@ impl Run<'_> {
                 .bind(release)
                 .execute(&mut *tx)
                 .await?;
-                if release {
-                    servers::release(&mut *tx, server_id).await?;
-                }
-                match delay {
-                    Some(d) => self.schedule_retry(&mut tx, d).await?,
-                    None => self.state.metrics.bump(Action::Create, |c| &c.failed),
-                }
-                tracing::warn!(
-                    kind = f.kind.as_str(),
-                    retry_in_ms = delay.map(|d| d.as_millis() as u64),
-                    "create failed"
-                );
+            if release {
+                servers::release(&mut *tx, server_id).await?;
             }
+            match delay {
+                Some(d) => self.schedule_retry(&mut tx, d).await?,
+                None => self.state.metrics.bump(Action::Create, |c| &c.failed),
+            }
+            tracing::warn!(
+                kind = f.kind.as_str(),
+                retry_in_ms = delay.map(|d| d.as_millis() as u64),
+                "create failed"
+            );
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -112,6 +112,56 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
     Ok(())
 }
 
+/// An attempt's log columns, built from the module's result: the redacted
+/// request, the response and the error, scrubbed of any secret value.
+struct AttemptRecord {
+    request: Option<Value>,
+    response: Option<Value>,
+    error: Option<Value>,
+    http_status: Option<u16>,
+    duration_ms: u64,
+}
+
+impl AttemptRecord {
+    fn of(result: &ProvisioningResult, status: LogStatus, secrets: &[&str]) -> Self {
+        let mut request = result
+            .request
+            .as_ref()
+            .map(|r| json!({"method": r.method, "path": r.path, "body": r.body}));
+        let mut response = result.response.as_ref().map(|r| {
+            let body = serde_json::from_str::<Value>(&r.body)
+                .unwrap_or_else(|_| Value::String(r.body.clone()));
+            json!({"status": r.status, "body": body})
+        });
+        for v in [&mut request, &mut response].into_iter().flatten() {
+            scrub(v, secrets);
+        }
+        let error = match (&result.outcome, status) {
+            (Err(f), LogStatus::Failed) => Some(failure_json(f, secrets)),
+            _ => None,
+        };
+        Self {
+            request,
+            response,
+            error,
+            http_status: result.http_status(),
+            duration_ms: result.duration.as_millis() as u64,
+        }
+    }
+
+    fn finish<'a>(&'a self, status: LogStatus, message: &'a str) -> Finish<'a> {
+        Finish {
+            status,
+            http_status: self.http_status,
+            request: self.request.as_ref(),
+            response: self.response.as_ref(),
+            error: self.error.as_ref(),
+            message,
+            duration_ms: self.duration_ms,
+        }
+    }
+}
+
 /// Replaces any secret value that slipped into a string, at any depth.
 fn scrub(value: &mut Value, secrets: &[&str]) {
     match value {
@@ -257,32 +307,8 @@ impl Run<'_> {
         message: &str,
         secrets: &[&str],
     ) -> anyhow::Result<()> {
-        let mut request = result
-            .request
-            .as_ref()
-            .map(|r| json!({"method": r.method, "path": r.path, "body": r.body}));
-        let mut response = result.response.as_ref().map(|r| {
-            let body = serde_json::from_str::<Value>(&r.body)
-                .unwrap_or_else(|_| Value::String(r.body.clone()));
-            json!({"status": r.status, "body": body})
-        });
-        for v in [&mut request, &mut response].into_iter().flatten() {
-            scrub(v, secrets);
-        }
-        let error = match (&result.outcome, status) {
-            (Err(f), LogStatus::Failed) => Some(failure_json(f, secrets)),
-            _ => None,
-        };
-        let finish = Finish {
-            status,
-            http_status: result.http_status(),
-            request: request.as_ref(),
-            response: response.as_ref(),
-            error: error.as_ref(),
-            message,
-            duration_ms: result.duration.as_millis() as u64,
-        };
-        log::finish(tx, log_id, &finish).await?;
+        let record = AttemptRecord::of(result, status, secrets);
+        log::finish(tx, log_id, &record.finish(status, message)).await?;
         self.state
             .metrics
             .observe_call(module, self.action, result.duration);
