@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams, capped_count, empty_as_none};
+use crate::app::page::{Page, PageParams, empty_as_none, fetch_page};
 use crate::domain::{Action, LogStatus, TriggeredBy};
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -215,15 +215,14 @@ pub async fn list(
             qb.push(" AND created_at < ").push_bind(until);
         }
     };
-    let mut list = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM provisioning_log"));
-    filters(&mut list);
-    list.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(page.limit())
-        .push(" OFFSET ")
-        .push_bind(page.offset());
-    let rows = list.build_query_as::<LogEntry>().fetch_all(db).await?;
-    let matched = capped_count(db, "provisioning_log", filters).await?;
-    Ok(page.with(rows).counted(matched))
+    Ok(fetch_page(
+        db,
+        format!("SELECT {COLUMNS} FROM provisioning_log"),
+        "provisioning_log",
+        filters,
+        page,
+    )
+    .await?)
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<LogDetail> {

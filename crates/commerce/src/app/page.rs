@@ -68,6 +68,30 @@ pub struct Page<T> {
 /// thousand an admin filters rather than pages.
 pub const COUNT_CAP: i64 = 1_000;
 
+/// One page of `table` (newest first) as `T`, with its capped total. `select`
+/// is the `SELECT ... FROM table` head; `filters` pushes ` WHERE ...` with only
+/// the filters present, for both the page and its count.
+pub async fn fetch_page<T>(
+    db: impl sqlx::PgExecutor<'_> + Copy,
+    select: String,
+    table: &str,
+    filters: impl Fn(&mut sqlx::QueryBuilder<sqlx::Postgres>),
+    page: PageParams,
+) -> Result<Page<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let mut list = sqlx::QueryBuilder::new(select);
+    filters(&mut list);
+    list.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(page.limit())
+        .push(" OFFSET ")
+        .push_bind(page.offset());
+    let rows = list.build_query_as::<T>().fetch_all(db).await?;
+    let matched = capped_count(db, table, filters).await?;
+    Ok(page.with(rows).counted(matched))
+}
+
 /// Counts the rows of `table` that `filters` selects (it pushes ` WHERE ...`),
 /// stopping past [`COUNT_CAP`].
 pub async fn capped_count(
@@ -85,6 +109,17 @@ impl<T> Page<T> {
     pub fn total(mut self, total: i64) -> Self {
         self.total = Some(total);
         self
+    }
+
+    /// The same page with each item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            page: self.page,
+            per_page: self.per_page,
+            total: self.total,
+            total_capped: self.total_capped,
+        }
     }
 
     /// Sets the total from a capped count (see [`capped_count`]).

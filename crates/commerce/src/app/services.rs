@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams, capped_count, empty_as_none};
+use crate::app::page::{Page, PageParams, empty_as_none, fetch_page};
 use crate::domain::{Action, ServiceStatus, TriggeredBy};
 use crate::jobs::{self, JobArgs};
 use crate::state::AppState;
@@ -175,17 +175,15 @@ pub async fn list(
                 .push(")");
         }
     };
-    let mut list = sqlx::QueryBuilder::new(format!("SELECT {SERVICE_COLUMNS} FROM services"));
-    filters(&mut list);
-    list.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(page.limit())
-        .push(" OFFSET ")
-        .push_bind(page.offset());
-    let rows = list.build_query_as::<ServiceRow>().fetch_all(db).await?;
-    let matched = capped_count(db, "services", filters).await?;
-    Ok(page
-        .with(rows.into_iter().map(ServiceView::from).collect())
-        .counted(matched))
+    let rows = fetch_page::<ServiceRow>(
+        db,
+        format!("SELECT {SERVICE_COLUMNS} FROM services"),
+        "services",
+        filters,
+        page,
+    )
+    .await?;
+    Ok(rows.map(ServiceView::from))
 }
 
 /// What an admin or API client asks for.
