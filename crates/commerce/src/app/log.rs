@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams, empty_as_none, fetch_page};
+use crate::app::page::{Page, PageParams, PageQuery, empty_as_none, fetch_page};
 use crate::domain::{Action, LogStatus, TriggeredBy};
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -161,19 +161,14 @@ pub struct LogFilter {
     pub since: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "empty_as_none")]
     pub until: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    pub page: Option<i64>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    pub per_page: Option<i64>,
+    /// `page` and `per_page`, beside the filters in one query string.
+    #[serde(flatten)]
+    pub paging: PageQuery,
 }
 
 impl LogFilter {
     pub fn page(&self) -> PageParams {
-        crate::app::page::PageQuery {
-            page: self.page,
-            per_page: self.per_page,
-        }
-        .params()
+        self.paging.params()
     }
 }
 

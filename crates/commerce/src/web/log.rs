@@ -179,8 +179,10 @@ pub async fn list(
         status: Some(q.status.clone()).filter(|s| !s.is_empty()),
         since: parse_time(&q.since, "since", &mut errors),
         until: parse_time(&q.until, "until", &mut errors),
-        page: q.page.trim().parse().ok(),
-        per_page: Some(50),
+        paging: crate::app::page::PageQuery {
+            page: q.page.trim().parse().ok(),
+            per_page: Some(50),
+        },
     };
     let all_servers = servers::all(&state.pool).await?;
     let names: HashMap<i64, String> = all_servers.iter().map(|s| (s.id, s.name.clone())).collect();
