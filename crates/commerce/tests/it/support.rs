@@ -28,7 +28,8 @@ fn with_db(url: &str, db: &str) -> String {
 
 static DROPPED_STALE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
-/// Creates an empty database for one test (and once per run drops leftovers).
+/// Creates an empty database for one test (and once per run drops the leftovers
+/// of runs whose process is gone).
 pub async fn fresh_database() -> String {
     let admin = admin_url();
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect(
@@ -44,6 +45,11 @@ pub async fn fresh_database() -> String {
             .await
             .unwrap_or_default();
             for db in stale {
+                // Another test run (a parallel checkout, CI) may still own it.
+                let pid = db.split('_').nth(2).unwrap_or_default();
+                if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    continue;
+                }
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))).execute(&mut conn).await;
             }
         })
