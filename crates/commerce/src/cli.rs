@@ -111,6 +111,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::runtime::serve(state, listener, !no_worker).await?;
         }
         Command::Demo { listen } => {
+            let mut config = config;
+            if config.panel_networks.allowed().is_empty() {
+                // The demo's simulated Panel listens on loopback.
+                config.panel_networks = opterius::NetworkPolicy::parse_list("127.0.0.0/8")
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            }
             let state = crate::build_state(config).await?;
             crate::migrate(&state.pool)
                 .await

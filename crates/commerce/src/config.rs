@@ -41,6 +41,9 @@ pub struct Config {
     pub job_retention: Duration,
     /// Mark session cookies Secure (serve behind TLS).
     pub secure_cookies: bool,
+    /// `PANEL_ALLOWED_NETWORKS`: networks Panel calls may reach even though
+    /// they are loopback/link-local/..., and where plain http:// is accepted.
+    pub panel_networks: opterius::NetworkPolicy,
 }
 
 impl std::fmt::Debug for Config {
@@ -128,6 +131,10 @@ impl Config {
             log_format,
             job_retention: secs("JOB_RETENTION_SECS", 7 * 24 * 3600)?,
             secure_cookies: flag(&get, "SECURE_COOKIES", false)?,
+            panel_networks: opterius::NetworkPolicy::parse_list(
+                &get("PANEL_ALLOWED_NETWORKS").unwrap_or_default(),
+            )
+            .map_err(|e| anyhow::anyhow!("PANEL_ALLOWED_NETWORKS is invalid: {e}"))?,
         };
         if config.worker_concurrency == 0 {
             bail!("WORKER_CONCURRENCY must be at least 1");
@@ -148,6 +155,7 @@ impl Config {
             timeout: self.panel_timeout,
             verify_tls: self.ssl_verify,
             resolver: None,
+            network: self.panel_networks.clone(),
         }
     }
 }

@@ -27,12 +27,13 @@ impl AppState {
             .client_options()
             .build()
             .map_err(|e| anyhow::anyhow!(e.message))?;
+        let network = config.panel_networks.clone();
         Ok(Self {
             pool,
             sealer: Sealer::new(&config.app_key),
             config: Arc::new(config),
             registry: Arc::new(Registry::with_builtin()),
-            module_ctx: ModuleContext { http },
+            module_ctx: ModuleContext { http, network },
             metrics: Arc::new(Metrics::default()),
             workers: crate::runtime::WorkerStatus::default(),
             api_tokens: Arc::default(),

@@ -14,6 +14,7 @@ use sha2::Sha256;
 use crate::api_url::ApiUrl;
 use crate::client::Exchange;
 use crate::http::{self, Signer};
+use crate::network::NetworkPolicy;
 use crate::panel::{SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError, check_window};
 
 /// The Agent rejects timestamps more than five minutes from its clock.
@@ -94,11 +95,24 @@ pub struct AgentClient {
     http: reqwest::Client,
     base: ApiUrl,
     secret: SecretString,
+    network: NetworkPolicy,
 }
 
 impl AgentClient {
+    /// A client under the strict default address policy; see `with_network`.
     pub fn new(http: reqwest::Client, base: ApiUrl, secret: SecretString) -> Self {
-        Self { http, base, secret }
+        Self {
+            http,
+            base,
+            secret,
+            network: NetworkPolicy::default(),
+        }
+    }
+
+    /// Checks IP-literal and plain-http destinations against `network`.
+    pub fn with_network(mut self, network: NetworkPolicy) -> Self {
+        self.network = network;
+        self
     }
 
     async fn call(
@@ -108,16 +122,12 @@ impl AgentClient {
         body: Option<Vec<u8>>,
     ) -> Exchange<serde_json::Value> {
         let signer = Signer::Agent(self.secret.expose_secret());
-        http::send(
-            &self.http,
-            &self.base,
-            &signer,
-            method,
-            path,
-            body,
-            http::parse_json,
-        )
-        .await
+        let target = http::Target {
+            http: &self.http,
+            base: &self.base,
+            network: &self.network,
+        };
+        http::send(&target, &signer, method, path, body, http::ANY_JSON).await
     }
 
     /// `POST /account/create`.

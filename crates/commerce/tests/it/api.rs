@@ -465,7 +465,8 @@ async fn suspending_twice_and_terminating_a_vanished_account_are_idempotent_and_
         http,
         opterius::ApiUrl::parse(app.sim.url()).expect("url"),
         app.sim.token(0).into(),
-    );
+    )
+    .with_network(app.state.module_ctx.network.clone());
     panel
         .terminate_account(service["panel_account_id"].as_str().expect("id"))
         .await

@@ -166,6 +166,7 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
         ("APP_KEY", crate::support::APP_KEY),
         ("LOG_FORMAT", "json"),
         ("RUST_LOG", "info"),
+        ("PANEL_ALLOWED_NETWORKS", "127.0.0.0/8"),
     ];
     let token_out = Command::new(exe)
         .args(["token", "create", "--name", "logs"])
