@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use provisioning::{Credentials, Failure, FailureKind, ProvisioningResult};
+use provisioning::{Credentials, Failure, FailureKind, ProvisioningResult, Redactor};
 use serde::{Deserialize, Serialize};
 
 use crate::app::error::{AppError, AppResult};
@@ -83,7 +83,9 @@ async fn probe(
         return outcome(ProvisioningResult::failure(f), started);
     };
     match tokio::time::timeout(limit, module.test_connection(&state.module_ctx, creds)).await {
-        Ok(result) => outcome(result, started),
+        // The answer and what is stored on the server hold no credential,
+        // whatever the Panel (or whatever answered instead) sent back.
+        Ok(result) => outcome(Redactor::for_attempt(creds, &[]).result(&result), started),
         Err(_) => {
             let kind = opterius::ErrorKind::Timeout;
             let f = Failure::new(
