@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use provisioning::{Credentials, ProvisioningModule};
+use provisioning::{Credentials, InputType, ProvisioningModule};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -182,8 +182,44 @@ pub fn credentials(row: &ServerRow, sealer: &Sealer) -> anyhow::Result<Credentia
     })
 }
 
+/// The parts of a URL a secret is bound to: scheme, host, port and path.
+fn destination(url: &str) -> Option<(String, String, Option<u16>, String)> {
+    let u = reqwest::Url::parse(url.trim()).ok()?;
+    Some((
+        u.scheme().to_owned(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default(),
+        u.path().trim_end_matches('/').to_owned(),
+    ))
+}
+
+/// Whether `submitted` points the server's URL fields somewhere other than
+/// `stored` does: then a stored secret must not go along.
+fn destination_changed(
+    module: &dyn ProvisioningModule,
+    submitted: &BTreeMap<String, String>,
+    stored: &Credentials,
+) -> bool {
+    module
+        .info()
+        .credential_fields
+        .iter()
+        .filter(|f| f.input_type == InputType::Url)
+        .any(|f| {
+            let new = submitted.get(f.name).map(|v| v.trim()).unwrap_or_default();
+            let old = stored
+                .fields
+                .get(f.name)
+                .map(String::as_str)
+                .unwrap_or_default();
+            !new.is_empty() && (destination(new).is_none() || destination(new) != destination(old))
+        })
+}
+
 /// Splits submitted credentials by the module's field metadata; a blank secret
-/// falls back to `stored` (the value already on the server, if any).
+/// falls back to `stored` (the value already on the server, if any), but only
+/// while the URL fields still point where it was saved for: a secret is only
+/// ever sent to the destination it was stored with.
 pub fn split_credentials(
     module: &dyn ProvisioningModule,
     submitted: &BTreeMap<String, String>,
@@ -192,6 +228,7 @@ pub fn split_credentials(
 ) -> Credentials {
     let info = module.info();
     let mut out = Credentials::default();
+    let moved = stored.is_some_and(|s| destination_changed(module, submitted, s));
     for key in submitted.keys() {
         if !info.credential_fields.iter().any(|f| f.name == key) {
             errors.add(
@@ -209,6 +246,14 @@ pub fn split_credentials(
             if !value.is_empty() {
                 out.secrets
                     .insert(field.name.into(), SecretString::from(value));
+            } else if moved && stored.is_some_and(|s| s.secrets.contains_key(field.name)) {
+                errors.add(
+                    &format!("credentials.{}", field.name),
+                    format!(
+                        "the api_url changed: enter the {} again (a stored secret is only sent to the address it was saved with)",
+                        field.name
+                    ),
+                );
             } else if let Some(old) = stored.and_then(|s| s.secrets.get(field.name)) {
                 out.secrets.insert(field.name.into(), old.clone());
             }

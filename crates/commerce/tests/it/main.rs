@@ -5,5 +5,6 @@ mod api;
 mod cluster;
 mod ops;
 mod provisioning;
+mod security;
 mod support;
 mod ui;

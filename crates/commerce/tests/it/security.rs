@@ -1,0 +1,447 @@
+//! The security review's findings, reproduced: a Panel that echoes the create
+//! body, a stored token sent to a new address, redirects, and Panel addresses
+//! in loopback or cloud-metadata space. Each test fails on the old code.
+
+use std::sync::{Arc, Mutex};
+
+use opterius_sim::{Faults, SimConfig, Target};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+/// Every log line written while it is alive (the test's runtime is
+/// single-threaded, so the server and the workers log through it too).
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let lines = Self::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=warn,hyper=warn,h2=warn,reqwest=debug")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (lines, guard)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+/// Signs in to the admin UI over plain HTTP and returns a cookie header.
+async fn admin_cookie(app: &TestApp) -> (reqwest::Client, String) {
+    let email = "sec-admin@example.com";
+    let password = "correct horse battery staple";
+    commerce::app::admins::create(&app.state.pool, email, password)
+        .await
+        .expect("admin");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = http
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .expect("login page");
+    let cookies = cookie_pairs(&login);
+    let page = login.text().await.expect("page");
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf field")
+        .to_owned();
+    let form = serde_urlencoded::to_string([
+        ("_csrf", csrf.as_str()),
+        ("email", email),
+        ("password", password),
+        ("next", "/admin"),
+    ])
+    .expect("form");
+    let resp = http
+        .post(format!("{}/login", app.base))
+        .header("cookie", cookies.join("; "))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(resp.status().as_u16(), 303, "signed in");
+    let mut all = cookies;
+    all.extend(cookie_pairs(&resp));
+    (http, all.join("; "))
+}
+
+fn cookie_pairs(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn page(http: &reqwest::Client, cookie: &str, url: String) -> String {
+    let resp = http
+        .get(&url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(resp.status().as_u16(), 200, "{url}");
+    resp.text().await.expect("html")
+}
+
+/// Every row of every application table, as JSON text, except the sealed
+/// password column (the one place the password may be, encrypted).
+async fn all_columns(app: &TestApp) -> Vec<String> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .expect("tables");
+    let mut rows = Vec::new();
+    for t in tables {
+        let sql = format!("SELECT (to_jsonb(t) - 'password_sealed')::text FROM \"{t}\" t");
+        let mut got: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&app.state.pool)
+            .await
+            .expect("rows");
+        rows.append(&mut got);
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_panel_echoing_the_create_body_leaks_the_password_nowhere() {
+    let (lines, _guard) = Lines::capture();
+    let app = TestApp::spawn().await;
+    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    // 200 without an id, a 422 whose message quotes the body, a 500 body.
+    let mut services = Vec::new();
+    for (n, status) in [200u16, 422, 500].into_iter().enumerate() {
+        app.sim.set_faults(
+            Target::All,
+            Faults {
+                echo: Some(status),
+                only: Some("create".into()),
+                ..Default::default()
+            },
+        );
+        let order = app.order(product, &format!("echo{n}.example.com")).await;
+        let sid = order["services"][0]["id"].as_i64().expect("service id");
+        let s = app.settle(sid, &["failed", "needs_attention"]).await;
+        assert!(s["last_error"].is_object(), "{s}");
+        services.push(sid);
+    }
+    let passwords = app.passwords().await;
+    assert_eq!(passwords.len(), 3);
+    // The Panel really did get (and echo) the password: the test can fail.
+    let creates = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/api/accounts"))
+        .count();
+    assert!(creates >= 3, "{creates}");
+
+    let mut seen = Vec::new();
+    for sid in &services {
+        seen.push(
+            app.get(&format!("/api/v1/services/{sid}"))
+                .await
+                .to_string(),
+        );
+        for entry in app.log_for(*sid).await {
+            let id = entry["id"].as_i64().expect("log id");
+            seen.push(
+                app.get(&format!("/api/v1/provisioning-log/{id}"))
+                    .await
+                    .to_string(),
+            );
+        }
+    }
+    let (http, cookie) = admin_cookie(&app).await;
+    for sid in &services {
+        seen.push(page(&http, &cookie, format!("{}/admin/services/{sid}", app.base)).await);
+    }
+    seen.push(page(&http, &cookie, format!("{}/admin/log", app.base)).await);
+    let log_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM provisioning_log")
+        .fetch_all(&app.state.pool)
+        .await
+        .expect("ids");
+    for id in log_ids {
+        seen.push(page(&http, &cookie, format!("{}/admin/log/{id}", app.base)).await);
+    }
+    seen.extend(all_columns(&app).await);
+    seen.push(lines.text());
+    let joined = seen.join("\n");
+    assert!(
+        joined.contains("[redacted]"),
+        "the echo reached the log, redacted"
+    );
+    for pw in &passwords {
+        let forms = [
+            pw.clone(),
+            serde_json::to_string(pw)
+                .expect("json")
+                .trim_matches('"')
+                .to_owned(),
+            serde_urlencoded::to_string([("p", pw)]).expect("form")[2..].to_owned(),
+        ];
+        for form in forms {
+            assert!(
+                !joined.contains(&form),
+                "the password {form:?} leaked: {}",
+                joined
+                    .lines()
+                    .find(|l| l.contains(&form))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    app.finish().await;
+}
+
+async fn sim_requests(app: &TestApp) -> usize {
+    app.sim.requests().len()
+}
+
+#[tokio::test]
+async fn a_changed_api_url_needs_the_token_again_and_sends_nothing() {
+    let app = TestApp::spawn().await;
+    let (group, server, _) = app.catalog("Starter", "manual").await;
+    let _ = group;
+    let before = sim_requests(&app).await;
+    let other_host = app.sim.server_url(0).replace("127.0.0.1", "localhost");
+    let moved = [
+        app.sim.server_url(1),                            // path
+        other_host,                                       // host
+        app.sim.server_url(0).replace("http:", "https:"), // scheme
+        "http://127.0.0.1:1/s/0".to_owned(),              // port
+    ];
+    for url in &moved {
+        let (status, body) = app
+            .call(
+                "POST",
+                "/api/v1/servers/test",
+                Some(json!({"module": "opterius", "server_id": server,
+                            "credentials": {"api_url": url, "api_token": ""}})),
+            )
+            .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        assert!(
+            body["fields"]["credentials.api_token"][0]
+                .as_str()
+                .is_some_and(|m| m.contains("api_url")),
+            "{body}"
+        );
+        let (status, body) = app
+            .call(
+                "PATCH",
+                &format!("/api/v1/servers/{server}"),
+                Some(json!({"credentials": {"api_url": url}})),
+            )
+            .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        assert!(body["fields"]["credentials.api_token"].is_array(), "{body}");
+    }
+    assert_eq!(
+        sim_requests(&app).await,
+        before,
+        "nothing was sent anywhere"
+    );
+    // The same address keeps the stored token; a new address with its token works.
+    let same = app
+        .post(
+            "/api/v1/servers/test",
+            json!({"module": "opterius", "server_id": server,
+                   "credentials": {"api_url": app.sim.server_url(0), "api_token": ""}}),
+        )
+        .await;
+    assert_eq!(same["ok"], true, "{same}");
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/servers/{server}"),
+            Some(json!({"credentials": {"api_url": app.sim.server_url(1), "api_token": app.sim.token(1)}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let tested = app
+        .post(&format!("/api/v1/servers/{server}/test"), json!({}))
+        .await;
+    assert_eq!(tested["ok"], true, "{tested}");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_redirecting_panel_gets_no_second_request_and_fails_invalid_response() {
+    let app = TestApp::spawn().await;
+    let (_, server, product) = app.catalog("Starter", "on_order").await;
+    for status in [302u16, 307] {
+        app.sim.reset();
+        app.sim.set_faults(
+            Target::Server(0),
+            Faults {
+                redirect: Some(status),
+                location: Some(format!("{}/api/server/stats", app.sim.server_url(1))),
+                ..Default::default()
+            },
+        );
+        let tested = app
+            .post(&format!("/api/v1/servers/{server}/test"), json!({}))
+            .await;
+        assert_eq!(tested["ok"], false, "{tested}");
+        assert_eq!(tested["error"]["kind"], "invalid_response", "{tested}");
+        let message = tested["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(&status.to_string()), "{message}");
+        assert!(
+            message.contains("/s/1/api/server/stats"),
+            "names the Location: {message}"
+        );
+        let seen = app.sim.requests();
+        assert_eq!(seen.len(), 1, "exactly one request, to the Panel: {seen:?}");
+        assert_eq!(seen[0].target, "panel-0");
+    }
+    // A 307 on a create would re-send the body (password included) elsewhere.
+    app.sim.reset();
+    let back = app
+        .post(&format!("/api/v1/servers/{server}/test"), json!({}))
+        .await;
+    assert_eq!(back["ok"], true, "the server is back online: {back}");
+    app.sim.reset();
+    app.sim.set_faults(
+        Target::Server(0),
+        Faults {
+            redirect: Some(307),
+            location: Some(format!("{}/api/accounts", app.sim.server_url(1))),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let order = app.order(product, "redirected.example.com").await;
+    let sid = order["services"][0]["id"].as_i64().expect("id");
+    let s = app.settle(sid, &["failed"]).await;
+    assert_eq!(s["last_error"]["kind"], "invalid_response", "{s}");
+    let seen = app.sim.requests();
+    assert!(seen.iter().all(|r| r.target == "panel-0"), "{seen:?}");
+    assert_eq!(
+        seen.iter()
+            .filter(|r| r.path.ends_with("/api/accounts"))
+            .count(),
+        1,
+        "a redirect is not retried: {seen:?}"
+    );
+    assert!(app.sim.accounts(Target::All).is_empty());
+    app.finish().await;
+}
+
+/// Resolves `*.sim.test` names to fixed addresses; nothing else resolves, so
+/// no packet leaves this machine.
+struct FixedResolver(Vec<(&'static str, std::net::SocketAddr)>);
+
+impl reqwest::dns::Resolve for FixedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let found = self
+            .0
+            .iter()
+            .find(|(n, _)| *n == name.as_str())
+            .map(|(_, a)| *a);
+        Box::pin(async move {
+            match found {
+                Some(a) => Ok(Box::new(std::iter::once(a)) as reqwest::dns::Addrs),
+                None => Err(Box::new(std::io::Error::other("no such host"))
+                    as Box<dyn std::error::Error + Send + Sync>),
+            }
+        })
+    }
+}
+
+async fn unsaved_test(app: &TestApp, url: &str, token: &str) -> Value {
+    app.post(
+        "/api/v1/servers/test",
+        json!({"module": "opterius", "credentials": {"api_url": url, "api_token": token}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn panel_addresses_in_metadata_or_loopback_space_are_refused_before_connecting() {
+    let app = TestApp::spawn_custom(
+        SimConfig {
+            servers: 2,
+            ..Default::default()
+        },
+        &[("PANEL_ALLOWED_NETWORKS", "")],
+        |_| {},
+    )
+    .await;
+    let sim_addr = app.sim.addr();
+    let resolver = FixedResolver(vec![
+        (
+            "metadata.sim.test",
+            "169.254.169.254:80".parse().expect("addr"),
+        ),
+        ("local.sim.test", sim_addr),
+    ]);
+    let mut options = app.state.config.client_options();
+    options.resolver = Some(Arc::new(resolver));
+    let mut state = app.state.clone();
+    state.module_ctx.http = options.build().expect("client");
+    let token = app.sim.token(0);
+    let port = sim_addr.port();
+    let cases = [
+        "https://metadata.sim.test".to_owned(),
+        "http://metadata.sim.test/latest/meta-data".to_owned(),
+        format!("https://local.sim.test:{port}"),
+        format!("http://local.sim.test:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        "https://169.254.169.254".to_owned(),
+        format!("https://[::1]:{port}"),
+    ];
+    for url in &cases {
+        let input = commerce::app::connection::UnsavedTest {
+            module: "opterius".into(),
+            credentials: [
+                ("api_url".to_owned(), url.clone()),
+                ("api_token".to_owned(), token.clone()),
+            ]
+            .into(),
+            server_id: None,
+        };
+        let out = commerce::app::connection::test_unsaved(&state, &input)
+            .await
+            .expect("test runs");
+        let out = serde_json::to_value(&out).expect("json");
+        assert_eq!(out["ok"], false, "{url}: {out}");
+        assert_eq!(out["error"]["kind"], "config", "{url}: {out}");
+        let message = out["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("refused to contact"), "{url}: {message}");
+    }
+    // Through the API too (the app's own client, IP literal).
+    let out = unsaved_test(&app, &app.sim.server_url(0), &token).await;
+    assert_eq!(out["error"]["kind"], "config", "{out}");
+    assert!(
+        app.sim.requests().is_empty(),
+        "no request reached the simulator"
+    );
+    app.finish().await;
+}
