@@ -80,6 +80,13 @@ pub enum TokenCommand {
 pub enum KeyCommand {
     /// Print a fresh APP_KEY for .env.
     Generate,
+    /// Re-seal every stored secret under APP_KEY, opening it with
+    /// APP_KEY_PREVIOUS (the old key). Resumable: run it again after a stop.
+    Rotate {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: i64,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -156,7 +163,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("API token {name:?} created; it is shown only once:");
             println!("{token}");
         }
-        Command::Key { .. } => {}
+        Command::Key {
+            command: KeyCommand::Rotate { batch_size },
+        } => {
+            if config.app_key_previous.is_none() {
+                anyhow::bail!(
+                    "set APP_KEY to the new key and APP_KEY_PREVIOUS to the old one, then run `commerce key rotate` again"
+                );
+            }
+            let pool = crate::connect(&config).await?;
+            crate::migrate(&pool).await.context("applying migrations")?;
+            let sealer = crate::crypto::Sealer::with_previous(
+                &config.app_key,
+                config.app_key_previous.as_ref(),
+            );
+            let done = crate::app::keys::rotate(&pool, &sealer, batch_size.max(1), None).await?;
+            println!(
+                "re-sealed {} server secret sets and {} service passwords under APP_KEY; APP_KEY_PREVIOUS can be removed",
+                done.servers, done.services
+            );
+        }
+        Command::Key {
+            command: KeyCommand::Generate,
+        } => {}
     }
     Ok(())
 }

@@ -21,6 +21,9 @@ pub struct Config {
     pub database_url: String,
     pub database_max_connections: u32,
     pub app_key: AppKey,
+    /// `APP_KEY_PREVIOUS`: the key before a rotation; values sealed under it
+    /// still open until `commerce key rotate` re-seals them under `APP_KEY`.
+    pub app_key_previous: Option<AppKey>,
     /// Verify Panel TLS certificates (`SSL_VERIFY`, seed 001).
     pub ssl_verify: bool,
     pub panel_connect_timeout: Duration,
@@ -99,6 +102,13 @@ impl Config {
             .filter(|v| !v.trim().is_empty())
             .context("DATABASE_URL is not set: point it at PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/commerce")?;
         let app_key = AppKey::parse(get("APP_KEY").as_deref().unwrap_or_default())?;
+        let app_key_previous = match get("APP_KEY_PREVIOUS").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                AppKey::parse(&raw)
+                    .map_err(|e| anyhow::anyhow!("APP_KEY_PREVIOUS is invalid: {e}"))?,
+            ),
+        };
         let secs = |name: &str, default: u64| parse(&get, name, default).map(Duration::from_secs);
         let millis =
             |name: &str, default: u64| parse(&get, name, default).map(Duration::from_millis);
@@ -114,6 +124,7 @@ impl Config {
             database_url,
             database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 20)?,
             app_key,
+            app_key_previous,
             ssl_verify: flag(&get, "SSL_VERIFY", true)?,
             panel_connect_timeout: secs("PANEL_CONNECT_TIMEOUT_SECS", 5)?,
             panel_timeout: secs("PANEL_TIMEOUT_SECS", 15)?,

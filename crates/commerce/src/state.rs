@@ -30,7 +30,7 @@ impl AppState {
         let network = config.panel_networks.clone();
         Ok(Self {
             pool,
-            sealer: Sealer::new(&config.app_key),
+            sealer: Sealer::with_previous(&config.app_key, config.app_key_previous.as_ref()),
             config: Arc::new(config),
             registry: Arc::new(Registry::with_builtin()),
             module_ctx: ModuleContext { http, network },

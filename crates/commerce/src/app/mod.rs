@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod connection;
 pub mod dashboard;
 pub mod error;
+pub mod keys;
 pub mod log;
 pub mod orders;
 pub mod page;

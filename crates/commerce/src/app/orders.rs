@@ -15,6 +15,11 @@ use crate::state::AppState;
 
 pub const PASSWORD_PURPOSE: &str = "services.password";
 
+/// What a service's sealed password is bound to: its row.
+pub fn password_binding(service_id: i64) -> crate::crypto::Binding<'static> {
+    crate::crypto::Binding::new(PASSWORD_PURPOSE, service_id, "")
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
@@ -127,14 +132,18 @@ async fn insert_service(
 ) -> AppResult<ServiceRow> {
     let base = provisioning::username_base(domain.as_str());
     let password = secrecy::SecretString::from(provisioning::generate_password(20));
+    // The row id is part of what the password is sealed to: take it first.
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('services', 'id'))")
+        .fetch_one(&mut *conn)
+        .await?;
     let sealed = state
         .sealer
-        .seal(PASSWORD_PURPOSE, password.expose_secret().as_bytes());
+        .seal(password_binding(id), password.expose_secret().as_bytes());
     for n in 0..100_000u32 {
         let username = provisioning::username_candidate(&base, n);
         let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed, status, id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT ON CONSTRAINT services_username_key DO NOTHING
              RETURNING {SERVICE_COLUMNS}"
         )))
@@ -145,6 +154,7 @@ async fn insert_service(
         .bind(&username)
         .bind(&sealed)
         .bind(status.as_str())
+        .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = row {

@@ -12,11 +12,23 @@ use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams};
-use crate::crypto::Sealer;
+use crate::crypto::{Binding, Sealer};
 use crate::domain::{FieldErrors, parse_name};
 use crate::state::AppState;
 
-const SECRETS_PURPOSE: &str = "servers.secrets";
+pub const SECRETS_PURPOSE: &str = "servers.secrets";
+
+/// What a server's sealed secrets are bound to: the row and its `api_url`.
+pub fn secrets_binding(id: i64, fields: &BTreeMap<String, String>) -> Binding<'_> {
+    Binding::new(
+        SECRETS_PURPOSE,
+        id,
+        fields
+            .get("api_url")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )
+}
 
 /// A server as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -169,7 +181,7 @@ pub fn credentials(row: &ServerRow, sealer: &Sealer) -> anyhow::Result<Credentia
     let secrets = match &row.secrets {
         None => BTreeMap::new(),
         Some(sealed) => {
-            let plain = sealer.open(SECRETS_PURPOSE, sealed)?;
+            let plain = sealer.open(secrets_binding(row.id, &row.credentials.0), sealed)?;
             let map: BTreeMap<String, String> = serde_json::from_slice(&plain)?;
             map.into_iter()
                 .map(|(k, v)| (k, SecretString::from(v)))
@@ -330,7 +342,7 @@ fn parse_input(
     })
 }
 
-fn seal(sealer: &Sealer, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) {
+fn seal(sealer: &Sealer, id: i64, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) {
     if creds.secrets.is_empty() {
         return (None, Vec::new());
     }
@@ -341,7 +353,7 @@ fn seal(sealer: &Sealer, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) 
         .collect();
     let plain = serde_json::to_vec(&map).unwrap_or_default();
     (
-        Some(sealer.seal(SECRETS_PURPOSE, &plain)),
+        Some(sealer.seal(secrets_binding(id, &creds.fields), &plain)),
         creds.secrets.keys().cloned().collect(),
     )
 }
@@ -355,11 +367,20 @@ pub async fn create(state: &AppState, input: &ServerInput) -> AppResult<ServerVi
 
 /// Inserts (`id` None) or updates a server from parsed input, secrets sealed.
 async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<ServerRow> {
-    let (sealed, names) = seal(&state.sealer, &p.creds);
+    // The row id is part of what the secrets are sealed to: take it first.
+    let row_id = match id {
+        Some(id) => id,
+        None => {
+            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('servers', 'id'))")
+                .fetch_one(&state.pool)
+                .await?
+        }
+    };
+    let (sealed, names) = seal(&state.sealer, row_id, &p.creds);
     let sql = match id {
         None => format!(
-            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         ),
         Some(_) => format!(
             "UPDATE servers SET name = $1, module = $2, group_id = $3, credentials = $4, secrets = $5, secrets_set = $6,
@@ -376,11 +397,8 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
         .bind(&names)
         .bind(p.max_accounts)
         .bind(p.enabled);
-    let query = match id {
-        Some(id) => query.bind(id),
-        None => query,
-    };
     query
+        .bind(row_id)
         .fetch_optional(&state.pool)
         .await?
         .ok_or(AppError::NotFound("server"))

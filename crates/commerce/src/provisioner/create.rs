@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use super::{AttemptRecord, Run, failure_json, last_error};
 use crate::app::catalog::Product;
 use crate::app::log;
-use crate::app::orders::PASSWORD_PURPOSE;
+use crate::app::orders::password_binding;
 use crate::app::servers::{self, ServerRow};
 use crate::domain::{Action, LogStatus, ServiceStatus};
 
@@ -134,7 +134,7 @@ impl Run<'_> {
     /// The account to create: fixed username, the sealed password opened.
     fn spec(&self, product: &Product, email: String, sealed: &[u8]) -> anyhow::Result<AccountSpec> {
         let s = &self.service;
-        let password = String::from_utf8(self.state.sealer.open(PASSWORD_PURPOSE, sealed)?)?;
+        let password = String::from_utf8(self.state.sealer.open(password_binding(s.id), sealed)?)?;
         Ok(AccountSpec {
             username: s.username.clone(),
             password: SecretString::from(password),

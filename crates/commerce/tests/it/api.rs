@@ -336,8 +336,9 @@ async fn server_secrets_are_never_returned_and_a_patch_without_token_keeps_it() 
     assert_eq!(health["status"], "offline");
     assert_eq!(health["last_error"]["kind"], "unauthorized");
 
-    // Unsaved test with a new token, then save it.
-    let url = app.sim.url().to_owned();
+    // Unsaved test with a new token, then save it. (The api_url as saved: a
+    // different one, even another path to the same Panel, needs the token.)
+    let url = app.sim.server_url(0);
     let ok = app
         .post("/api/v1/servers/test", json!({"module": "opterius", "credentials": {"api_url": url, "api_token": "the-new-token-123"}}))
         .await;

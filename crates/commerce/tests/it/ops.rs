@@ -278,14 +278,14 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
         "ids on job lines"
     );
     let pool = sqlx::PgPool::connect(&db).await.expect("pool");
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT password_sealed FROM services")
+    let (sid, sealed): (i64, Vec<u8>) = sqlx::query_as("SELECT id, password_sealed FROM services")
         .fetch_one(&pool)
         .await
         .expect("pw");
     let key = commerce::crypto::AppKey::parse(crate::support::APP_KEY).expect("key");
     let password = String::from_utf8(
         commerce::crypto::Sealer::new(&key)
-            .open("services.password", &sealed)
+            .open(commerce::app::orders::password_binding(sid), &sealed)
             .expect("open"),
     )
     .expect("utf8");

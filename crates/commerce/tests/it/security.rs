@@ -445,3 +445,77 @@ async fn panel_addresses_in_metadata_or_loopback_space_are_refused_before_connec
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn sealed_secrets_stay_on_their_row_and_key_rotation_reseals_everything_resumably() {
+    use commerce::crypto::{AppKey, Sealer};
+    let app = TestApp::spawn().await;
+    let (group, first, product) = app.catalog("Starter", "manual").await;
+    let second = app.add_server("panel-1", group, 1, 0).await;
+    for n in 0..3 {
+        app.order(product, &format!("rot{n}.example.com")).await;
+    }
+    let pool = &app.state.pool;
+    let row = |id: i64| commerce::app::servers::get(pool, id);
+    // A sealed token copied onto another row does not open there.
+    let saved = row(second).await.expect("row").secrets;
+    sqlx::query(
+        "UPDATE servers SET secrets = (SELECT secrets FROM servers WHERE id = $1) WHERE id = $2",
+    )
+    .bind(first)
+    .bind(second)
+    .execute(pool)
+    .await
+    .expect("move");
+    let moved = row(second).await.expect("row");
+    let e = commerce::app::servers::credentials(&moved, &app.state.sealer).expect_err("moved");
+    assert!(e.to_string().contains("another row"), "{e}");
+    sqlx::query("UPDATE servers SET secrets = $2 WHERE id = $1")
+        .bind(second)
+        .bind(saved)
+        .execute(pool)
+        .await
+        .expect("restore");
+
+    let old = AppKey::parse(crate::support::APP_KEY).expect("old key");
+    let new = AppKey::parse(&AppKey::generate()).expect("new key");
+    let rotating = Sealer::with_previous(&new, Some(&old));
+    // Interrupted after one batch of one row, then run again to the end.
+    let part = commerce::app::keys::rotate(pool, &rotating, 1, Some(1))
+        .await
+        .expect("first batch");
+    assert_eq!((part.servers, part.services), (1, 0));
+    let rest = commerce::app::keys::rotate(pool, &rotating, 1, None)
+        .await
+        .expect("the rest");
+    assert_eq!((rest.servers, rest.services), (1, 3));
+    let again = commerce::app::keys::rotate(pool, &rotating, 100, None)
+        .await
+        .expect("nothing left");
+    assert_eq!((again.servers, again.services), (0, 0));
+    let only_new = Sealer::new(&new);
+    let only_old = Sealer::new(&old);
+    for id in [first, second] {
+        let r = row(id).await.expect("row");
+        let creds =
+            commerce::app::servers::credentials(&r, &only_new).expect("opens under the new key");
+        assert!(creds.secrets.contains_key("api_token"));
+        assert!(commerce::app::servers::credentials(&r, &only_old).is_err());
+    }
+    let sealed: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT id, password_sealed FROM services")
+        .fetch_all(pool)
+        .await
+        .expect("services");
+    for (id, s) in &sealed {
+        only_new
+            .open(commerce::app::orders::password_binding(*id), s)
+            .expect("password under the new key");
+    }
+    // Back to the harness's key so its final checks can open everything.
+    let back = Sealer::with_previous(&old, Some(&new));
+    let undone = commerce::app::keys::rotate(pool, &back, 50, None)
+        .await
+        .expect("rotate back");
+    assert_eq!((undone.servers, undone.services), (2, 3));
+    app.finish().await;
+}

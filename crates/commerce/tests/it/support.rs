@@ -304,20 +304,16 @@ impl TestApp {
 
     /// Every generated account password, opened from the database.
     pub async fn passwords(&self) -> Vec<String> {
-        let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT password_sealed FROM services")
-            .fetch_all(&self.state.pool)
-            .await
-            .expect("passwords");
+        let sealed: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, password_sealed FROM services ORDER BY id")
+                .fetch_all(&self.state.pool)
+                .await
+                .expect("passwords");
         sealed
             .iter()
-            .map(|s| {
-                String::from_utf8(
-                    self.state
-                        .sealer
-                        .open("services.password", s)
-                        .expect("open"),
-                )
-                .expect("utf8")
+            .map(|(id, s)| {
+                let at = commerce::app::orders::password_binding(*id);
+                String::from_utf8(self.state.sealer.open(at, s).expect("open")).expect("utf8")
             })
             .collect()
     }
