@@ -114,6 +114,9 @@ pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not prune finished job rows"),
         }
+        if let Err(e) = crate::app::idempotency::prune(&state.pool).await {
+            tracing::warn!(error = %e, "could not prune expired idempotency keys");
+        }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(600)) => {}
             _ = stop.wait_for(|s| *s) => return,

@@ -121,7 +121,7 @@ pub const ROUTES: &[RouteDoc] = &[
     doc!(
         "post",
         "/api/v1/orders",
-        "Place an order (client, order and service in one transaction)",
+        "Place an order (client, order and service in one transaction). With an Idempotency-Key header, the same key and body answer the first answer again; the same key with another body gets 422; keys live 24 h",
         Some("OrderInput"),
         201
     ),

@@ -168,14 +168,28 @@ pub async fn get_client(
     Ok(Json(catalog::get_client(&s.pool, id).await?))
 }
 
+/// `Idempotency-Key`: the same key and body answer the first answer again.
 pub async fn create_order(
-    _: ApiClient,
+    client: ApiClient,
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<OrderInput>,
-) -> ApiResult<Created<orders::OrderView>> {
-    Ok(created(
-        orders::place(&s, &input, TriggeredBy::Order).await?,
-    ))
+) -> ApiResult<Created<Value>> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(crate::app::idempotency::IdempotencyKey::parse(
+            client.token_id,
+            v.to_str().unwrap_or_default(),
+        )?),
+    };
+    let placed = orders::place_once(&s, &input, TriggeredBy::Order, key.as_ref()).await?;
+    Ok(match placed {
+        orders::Placed::New(view) => created(serde_json::to_value(view).unwrap_or_default()),
+        orders::Placed::Replayed(status, body) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
+            Json(body),
+        ),
+    })
 }
 
 pub async fn list_orders(

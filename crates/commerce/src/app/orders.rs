@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgConnection, PgExecutor};
 
 use crate::app::catalog::{self, ClientInput};
 use crate::app::error::{AppError, AppResult};
+use crate::app::idempotency::{self, Claim, IdempotencyKey};
 use crate::app::page::{Page, PageParams};
 use crate::app::services::{self, SERVICE_COLUMNS, ServiceRow};
 use crate::domain::{Action, AutoSetup, Domain, FieldErrors, ServiceStatus, TriggeredBy};
@@ -20,7 +21,7 @@ pub fn password_binding(service_id: i64) -> crate::crypto::Binding<'static> {
     crate::crypto::Binding::new(PASSWORD_PURPOSE, service_id, "")
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
     pub client_id: Option<i64>,
@@ -170,6 +171,27 @@ async fn insert_service(
 /// Places an order. Everything is written in one transaction; the create job is
 /// part of it when the product's auto-setup is "on order".
 pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> AppResult<OrderView> {
+    match place_once(state, input, by, None).await? {
+        Placed::New(view) => Ok(view),
+        Placed::Replayed(..) => Err(AppError::conflict("unexpected replay without a key")),
+    }
+}
+
+/// What `place_once` did.
+pub enum Placed {
+    New(OrderView),
+    /// The key was used before with this request: its first answer.
+    Replayed(u16, serde_json::Value),
+}
+
+/// Places an order at most once per `Idempotency-Key`: the key, the request's
+/// fingerprint and the answer are written in the order's own transaction.
+pub async fn place_once(
+    state: &AppState,
+    input: &OrderInput,
+    by: TriggeredBy,
+    key: Option<&IdempotencyKey>,
+) -> AppResult<Placed> {
     let mut errors = FieldErrors::default();
     let domain = errors.check("domain", Domain::parse(&input.domain));
     let new_client = match (&input.client_id, &input.client) {
@@ -197,6 +219,13 @@ pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> App
     let domain = domain.ok_or_else(|| AppError::field("domain", "domain is required"))?;
 
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
+    if let Some(key) = key {
+        let fingerprint =
+            crate::crypto::sha256_hex(&serde_json::to_string(input).unwrap_or_default());
+        if let Claim::Replay(status, body) = idempotency::claim(&mut tx, key, &fingerprint).await? {
+            return Ok(Placed::Replayed(status, body));
+        }
+    }
     let client_id = match (input.client_id, new_client) {
         (Some(id), _) => {
             catalog::get_client(&mut *tx, id)
@@ -234,10 +263,16 @@ pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> App
     if on_order {
         services::queue_action(&mut tx, state, &service, Action::Create, by).await?;
     }
-    tx.commit().await.map_err(AppError::from)?;
-    tracing::info!(order.id = order.id, service.id = service.id, "order placed");
+    let (order_id, service_id) = (order.id, service.id);
     // Answer from what was just written: no second read.
-    Ok(view(order, std::iter::once(service)))
+    let answer = view(order, std::iter::once(service));
+    if let Some(key) = key {
+        let body = serde_json::to_value(&answer).unwrap_or_default();
+        idempotency::save(&mut tx, key, 201, &body).await?;
+    }
+    tx.commit().await.map_err(AppError::from)?;
+    tracing::info!(order.id = order_id, service.id = service_id, "order placed");
+    Ok(Placed::New(answer))
 }
 
 /// Marks an order paid and queues creates for its on-payment products.

@@ -519,3 +519,47 @@ async fn sealed_secrets_stay_on_their_row_and_key_rotation_reseals_everything_re
     assert_eq!((undone.servers, undone.services), (2, 3));
     app.finish().await;
 }
+
+async fn order_with_key(app: &TestApp, key: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&app.token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("order");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_twice_makes_one_order() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    let body = json!({"client": {"email": "retry@example.com", "name": "R"}, "product_id": product, "domain": "retry.example.com"});
+    let (first_status, first) = order_with_key(&app, "order-7f3a", &body).await;
+    assert_eq!(first_status, 201, "{first}");
+    // A retry after a timeout, and two more racing each other.
+    let (again_status, again) = order_with_key(&app, "order-7f3a", &body).await;
+    assert_eq!((again_status, &again), (201, &first));
+    let (a, b) = tokio::join!(
+        order_with_key(&app, "order-race", &body),
+        order_with_key(&app, "order-race", &body)
+    );
+    assert_eq!(a.1["id"], b.1["id"], "{a:?} {b:?}");
+    // The same key with another body is refused, and creates nothing.
+    let other = json!({"client": {"email": "retry@example.com", "name": "R"}, "product_id": product, "domain": "other.example.com"});
+    let (status, refused) = order_with_key(&app, "order-7f3a", &other).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["fields"]["Idempotency-Key"].is_array(), "{refused}");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&app.state.pool)
+        .await
+        .expect("count");
+    assert_eq!(orders, 2, "one order per key");
+    let sid = first["services"][0]["id"].as_i64().expect("id");
+    app.settle(sid, &["active"]).await;
+    assert_eq!(app.sim.creates(Target::All).get("retry").copied(), Some(1));
+    app.finish().await;
+}
