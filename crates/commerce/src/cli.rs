@@ -73,6 +73,18 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// `provision` (orders, clients, services, lifecycle actions, the log,
+        /// reading products) or `admin` (everything: servers, groups, products).
+        #[arg(long, default_value = "admin")]
+        scope: String,
+    },
+    /// List API tokens (never their values) with scope and last use.
+    List,
+    /// Revoke a token by id (or every live token with that name); refused on
+    /// its next request, in every process.
+    Revoke {
+        /// The token's id (from `token list`) or its name.
+        which: String,
     },
 }
 
@@ -154,14 +166,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("password: {password}");
             }
         }
-        Command::Token {
-            command: TokenCommand::Create { name },
-        } => {
+        Command::Token { command } => {
             let pool = crate::connect(&config).await?;
             crate::migrate(&pool).await.context("applying migrations")?;
-            let token = crate::api::auth::create_token(&pool, &name).await?;
-            println!("API token {name:?} created; it is shown only once:");
-            println!("{token}");
+            token_command(&pool, command).await?;
         }
         Command::Key {
             command: KeyCommand::Rotate { batch_size },
@@ -186,6 +194,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key {
             command: KeyCommand::Generate,
         } => {}
+    }
+    Ok(())
+}
+
+async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Result<()> {
+    use crate::api::auth::{self, Scope};
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let scope = Scope::parse(&scope).ok_or_else(|| {
+                anyhow::anyhow!("--scope must be provision or admin, not {scope:?}")
+            })?;
+            let token = auth::create_scoped_token(pool, &name, scope).await?;
+            println!(
+                "API token {name:?} ({} scope) created; it is shown only once:",
+                scope.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or_else(
+                    || "-".to_owned(),
+                    |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                )
+            };
+            println!(
+                "{:>5}  {:<24} {:<10} {:<24} {:<24} revoked",
+                "id", "name", "scope", "created", "last used"
+            );
+            for t in auth::list_tokens(pool).await? {
+                println!(
+                    "{:>5}  {:<24} {:<10} {:<24} {:<24} {}",
+                    t.id,
+                    t.name,
+                    t.scope,
+                    when(Some(t.created_at)),
+                    when(t.last_used_at),
+                    when(t.revoked_at)
+                );
+            }
+        }
+        TokenCommand::Revoke { which } => {
+            let n = auth::revoke_token(pool, &which).await?;
+            if n == 0 {
+                anyhow::bail!("no live API token has the id or name {which:?}");
+            }
+            println!("revoked {n} API token(s) {which:?}");
+        }
     }
     Ok(())
 }
