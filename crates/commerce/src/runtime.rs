@@ -154,14 +154,7 @@ pub async fn serve_until(
         tasks.push(tokio::spawn(retention(state.clone(), stop.clone())));
     }
     let app = crate::router(state);
-    let mut http_stop = stop.clone();
-    // Connect info lets the login throttle key on the client's address.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await?;
+    crate::listener::serve(listener, app, stop).await?;
     for t in tasks {
         let _ = t.await;
     }

@@ -19,6 +19,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub workers: crate::runtime::WorkerStatus,
     pub api_tokens: Arc<crate::api::auth::TokenCache>,
+    /// Set while a Test all runs in this process: one at a time.
+    pub sweep_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             workers: crate::runtime::WorkerStatus::default(),
             api_tokens: Arc::default(),
+            sweep_running: Arc::default(),
         })
     }
 }

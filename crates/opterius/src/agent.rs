@@ -75,13 +75,25 @@ pub fn verify(
 }
 
 /// Account payload for `POST /account/create` on the Agent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct AgentCreateAccount {
     pub username: String,
     pub domain: String,
     pub email: String,
     pub password: String,
     pub package_id: i64,
+}
+
+impl std::fmt::Debug for AgentCreateAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentCreateAccount")
+            .field("username", &self.username)
+            .field("domain", &self.domain)
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .field("package_id", &self.package_id)
+            .finish()
+    }
 }
 
 #[derive(Serialize)]

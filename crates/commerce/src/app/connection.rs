@@ -33,7 +33,7 @@ pub struct SweepItem {
 }
 
 /// Unsaved values from the server form (or the API).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnsavedTest {
     pub module: String,
@@ -41,6 +41,16 @@ pub struct UnsavedTest {
     pub credentials: BTreeMap<String, String>,
     /// With a server id, a blank secret means the stored one.
     pub server_id: Option<i64>,
+}
+
+impl std::fmt::Debug for UnsavedTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsavedTest")
+            .field("module", &self.module)
+            .field("credentials", &servers::CredentialNames(&self.credentials))
+            .field("server_id", &self.server_id)
+            .finish()
+    }
 }
 
 fn outcome(result: ProvisioningResult, started: Instant) -> TestOutcome {
@@ -167,12 +177,42 @@ pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<Te
     .await)
 }
 
-/// Tests every enabled server concurrently, yielding each result as it arrives.
-pub fn sweep(state: AppState, rows: Vec<ServerRow>) -> impl Stream<Item = SweepItem> {
+/// The right to run Test all; released when dropped (with the sweep's stream).
+pub struct SweepSlot(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SweepSlot {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Takes the process's one Test all slot, or says one is already running (a
+/// sweep fans out to every server: two at once double the load for nothing).
+pub fn start_sweep(state: &AppState) -> AppResult<SweepSlot> {
+    use std::sync::atomic::Ordering;
+    state
+        .sweep_running
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .map(|_| SweepSlot(state.sweep_running.clone()))
+        .map_err(|_| {
+            AppError::conflict(
+                "a Test all is already running; wait for its results, then try again",
+            )
+        })
+}
+
+/// Tests every enabled server concurrently, yielding each result as it arrives;
+/// holds `slot` until the stream ends or is dropped.
+pub fn sweep(
+    state: AppState,
+    rows: Vec<ServerRow>,
+    slot: SweepSlot,
+) -> impl Stream<Item = SweepItem> {
     let limit = state.config.sweep_timeout;
     let width = state.config.sweep_concurrency;
     futures::stream::iter(rows.into_iter().filter(|r| r.enabled))
         .map(move |row| {
+            let _held = &slot;
             let state = state.clone();
             async move {
                 let outcome = match test_row(&state, &row, limit).await {

@@ -107,7 +107,7 @@ impl From<ServerRow> for ServerView {
 }
 
 /// What an admin submits for a server. Blank secret fields keep the stored value.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerInput {
     pub name: String,
@@ -126,7 +126,7 @@ fn yes() -> bool {
 }
 
 /// A partial update (PATCH): absent fields keep their value.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerPatch {
     pub name: Option<String>,
@@ -135,6 +135,47 @@ pub struct ServerPatch {
     pub max_accounts: Option<i64>,
     pub enabled: Option<bool>,
     pub credentials: Option<BTreeMap<String, String>>,
+}
+
+/// Submitted credentials for `Debug`: field names only, never values (which
+/// fields are secret depends on the module).
+pub struct CredentialNames<'a>(pub &'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for CredentialNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "[redacted]")))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerInput")
+            .field("name", &self.name)
+            .field("module", &self.module)
+            .field("group_id", &self.group_id)
+            .field("max_accounts", &self.max_accounts)
+            .field("enabled", &self.enabled)
+            .field("credentials", &CredentialNames(&self.credentials))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServerPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerPatch")
+            .field("name", &self.name)
+            .field("module", &self.module)
+            .field("group_id", &self.group_id)
+            .field("max_accounts", &self.max_accounts)
+            .field("enabled", &self.enabled)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(CredentialNames),
+            )
+            .finish()
+    }
 }
 
 const COLUMNS: &str = "id, name, module, group_id, credentials, secrets, secrets_set, max_accounts, account_count, \

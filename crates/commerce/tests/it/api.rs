@@ -473,8 +473,11 @@ async fn suspending_twice_and_terminating_a_vanished_account_are_idempotent_and_
         .await
         .result
         .expect("gone");
-    app.post(&format!("/api/v1/services/{sid}/terminate"), json!({}))
-        .await;
+    app.post(
+        &format!("/api/v1/services/{sid}/terminate"),
+        json!({"confirm": "kate.example.com"}),
+    )
+    .await;
     app.settle(sid, &["terminated"]).await;
     let log = app.log_for(sid).await;
     let rows: Vec<(&str, &str)> = log

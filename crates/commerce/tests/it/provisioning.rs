@@ -70,8 +70,11 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
 
     let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
-    app.post(&format!("/api/v1/services/{sid}/terminate"), json!({}))
-        .await;
+    app.post(
+        &format!("/api/v1/services/{sid}/terminate"),
+        json!({"confirm": "alice-shop.example.com"}),
+    )
+    .await;
     let done = app.settle(sid, &["terminated"]).await;
     assert!(done["terminated_at"].is_string());
     assert!(app.sim.accounts(Target::Server(0)).is_empty());

@@ -699,3 +699,200 @@ async fn provision_tokens_cannot_reach_servers_and_a_revoked_token_is_refused_at
     assert!(!listed.contains(&token), "never the value");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn hostile_paging_slow_clients_and_repeat_sweeps_are_answered_without_harm() {
+    let app = TestApp::spawn().await;
+    let (_, server, product) = app.catalog("Starter", "manual").await;
+    for path in [
+        "/api/v1/services?page=9223372036854775807&per_page=9223372036854775807",
+        "/api/v1/provisioning-log?page=9223372036854775807",
+        "/api/v1/servers?page=-9223372036854775808&per_page=-1",
+        "/api/v1/orders?page=9223372036854775807",
+    ] {
+        let (status, body) = app.call("GET", path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        // Huge pages are past the end; negative ones are page 1.
+        assert!(body["items"].is_array(), "{body}");
+    }
+    let (http, cookie) = admin_cookie(&app).await;
+    for path in ["/admin/services", "/admin/log"] {
+        page(
+            &http,
+            &cookie,
+            format!("{}{path}?page=9223372036854775807", app.base),
+        )
+        .await;
+    }
+    // nosniff on every kind of answer.
+    for path in [
+        "/healthz",
+        "/api/v1/services",
+        "/login",
+        "/no-such-page",
+        "/static/app.css",
+    ] {
+        let resp = reqwest::get(format!("{}{path}", app.base))
+            .await
+            .expect("answer");
+        assert_eq!(
+            resp.headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "{path}"
+        );
+    }
+    // /readyz says what, not the database's words.
+    let ready: Value = reqwest::get(format!("{}/readyz", app.base))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        ready
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec![
+            "database".into(),
+            "migrations".into(),
+            "ready".into(),
+            "workers".into()
+        ])
+    );
+
+    // A client that never finishes its request head is cut off.
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(
+        commerce::listener::HEADER_READ_TIMEOUT + std::time::Duration::from_secs(5),
+        slow.read(&mut buf),
+    )
+    .await
+    .expect("the server closes a slow connection");
+    assert!(closed.is_ok(), "{closed:?}");
+
+    // One Test all at a time: a second one while the first runs gets 409.
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            latency_ms: 1500,
+            ..Default::default()
+        },
+    );
+    let first = app.call("POST", "/api/v1/servers/sweep", Some(json!({})));
+    let second = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        app.call("POST", "/api/v1/servers/sweep", Some(json!({})))
+            .await
+    };
+    let ((a, _), (b, busy)) = tokio::join!(first, second);
+    assert_eq!((a, b), (200, 409), "{busy}");
+    app.sim.clear_faults();
+    let (again, _) = app
+        .call("POST", "/api/v1/servers/sweep", Some(json!({})))
+        .await;
+    assert_eq!(again, 200, "the slot is released after the first ends");
+
+    // API terminate needs {"confirm": "<domain>"}; Retry never re-runs one.
+    let _ = server;
+    let order = app.order(product, "keepme.example.com").await;
+    let sid = order["services"][0]["id"].as_i64().expect("id");
+    let (status, body) = app
+        .call("POST", &format!("/api/v1/services/{sid}/create"), None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.settle(sid, &["active"]).await;
+    for body in [
+        None,
+        Some(json!({})),
+        Some(json!({"confirm": "other.example.com"})),
+    ] {
+        let (status, answer) = app
+            .call("POST", &format!("/api/v1/services/{sid}/terminate"), body)
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer["fields"]["confirm"].is_array(), "{answer}");
+    }
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            status: Some(500),
+            only: Some("terminate".into()),
+            ..Default::default()
+        },
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/terminate"),
+            Some(json!({"confirm": "KeepMe.example.com"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    app.wait_for_log(sid, |log| {
+        log.iter()
+            .filter(|e| e["action"] == "terminate" && e["status"] == "failed")
+            .count()
+            >= 5
+    })
+    .await;
+    app.settle(sid, &["active"]).await;
+    let (status, body) = app
+        .call("POST", &format!("/api/v1/services/{sid}/retry"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        app.sim
+            .accounts(Target::All)
+            .iter()
+            .any(|a| a.username == "keepme")
+    );
+    app.sim.clear_faults();
+    app.finish().await;
+}
+
+#[test]
+fn debug_output_of_inputs_holding_secrets_redacts_them() {
+    let creds: std::collections::BTreeMap<String, String> = [
+        ("api_url".to_owned(), "https://p.example.com".to_owned()),
+        ("api_token".to_owned(), "tok-very-secret".to_owned()),
+    ]
+    .into();
+    let input = commerce::app::servers::ServerInput {
+        credentials: creds.clone(),
+        ..Default::default()
+    };
+    let patch = commerce::app::servers::ServerPatch {
+        credentials: Some(creds.clone()),
+        ..Default::default()
+    };
+    let test = commerce::app::connection::UnsavedTest {
+        module: "opterius".into(),
+        credentials: creds,
+        server_id: None,
+    };
+    let agent = opterius::AgentCreateAccount {
+        username: "u".into(),
+        domain: "d".into(),
+        email: "e".into(),
+        password: "pw-very-secret".into(),
+        package_id: 1,
+    };
+    for shown in [
+        format!("{input:?}"),
+        format!("{patch:?}"),
+        format!("{test:?}"),
+        format!("{agent:?}"),
+    ] {
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+}
