@@ -32,6 +32,8 @@ const COMMERCE_VARS: &[&str] = &[
     "JOB_RETENTION_SECS",
     "SECURE_COOKIES",
     "PANEL_ALLOWED_NETWORKS",
+    "APP_KEY_PREVIOUS",
+    "TRUSTED_PROXIES",
     "RUST_LOG",
 ];
 

@@ -56,13 +56,19 @@ pub enum Command {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Create an admin user (a password is generated and printed when omitted).
+    /// Create an admin user, or set a new password for one (ending their
+    /// sessions). The password is read from stdin with --password-stdin, else
+    /// generated and printed.
     Create {
         #[arg(long)]
         email: String,
+        /// Read the password from the first line of stdin.
         #[arg(long)]
+        password_stdin: bool,
+        /// Deprecated: visible in `ps` and shell history; use --password-stdin.
+        #[arg(long, hide = true)]
         password: Option<String>,
     },
 }
@@ -118,7 +124,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Serve { listen, no_worker } => {
+            let mut config = config;
             let addr = listen.unwrap_or(config.listen);
+            // Cookie security follows the address actually listened on.
+            config.listen = addr;
             let state = crate::build_state(config).await?;
             crate::migrate(&state.pool)
                 .await
@@ -131,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo { listen } => {
             let mut config = config;
+            config.listen = listen;
             if config.panel_networks.allowed().is_empty() {
                 // The demo's simulated Panel listens on loopback.
                 config.panel_networks = opterius::NetworkPolicy::parse_list("127.0.0.0/8")
@@ -150,15 +160,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::runtime::work(state).await?;
         }
         Command::Admin {
-            command: AdminCommand::Create { email, password },
+            command:
+                AdminCommand::Create {
+                    email,
+                    password_stdin,
+                    password,
+                },
         } => {
             let pool = crate::connect(&config).await?;
             crate::migrate(&pool).await.context("applying migrations")?;
-            let (password, generated) = match password {
-                Some(p) => (p, false),
-                None => (provisioning::generate_password(20), true),
+            let (password, generated) = match (password_stdin, password) {
+                (true, _) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password from stdin")?;
+                    (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+                }
+                (false, Some(p)) => {
+                    eprintln!(
+                        "warning: --password is deprecated (it shows in ps and shell history); use --password-stdin"
+                    );
+                    (p, false)
+                }
+                (false, None) => (provisioning::generate_password(20), true),
             };
-            crate::app::admins::create(&pool, &email, &password)
+            crate::app::admins::set_password(&pool, &email, &password)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("admin {email} created");
@@ -244,4 +271,21 @@ async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+impl std::fmt::Debug for AdminCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Create {
+                email,
+                password_stdin,
+                password,
+            } => f
+                .debug_struct("Create")
+                .field("email", email)
+                .field("password_stdin", password_stdin)
+                .field("password", &password.as_ref().map(|_| "[redacted]"))
+                .finish(),
+        }
+    }
 }

@@ -42,8 +42,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Finished job rows older than this are deleted.
     pub job_retention: Duration,
-    /// Mark session cookies Secure (serve behind TLS).
-    pub secure_cookies: bool,
+    /// `SECURE_COOKIES`: mark cookies Secure (and name them `__Host-...`).
+    /// Unset: Secure unless listening on loopback; see [`Config::cookies_secure`].
+    pub secure_cookies: Option<bool>,
+    /// `TRUSTED_PROXIES`: peers (CIDRs) whose `X-Forwarded-For` is believed,
+    /// for the login throttle's client address.
+    pub trusted_proxies: Vec<opterius::Cidr>,
     /// `PANEL_ALLOWED_NETWORKS`: networks Panel calls may reach even though
     /// they are loopback/link-local/..., and where plain http:// is accepted.
     pub panel_networks: opterius::NetworkPolicy,
@@ -141,7 +145,17 @@ impl Config {
             )?,
             log_format,
             job_retention: secs("JOB_RETENTION_SECS", 7 * 24 * 3600)?,
-            secure_cookies: flag(&get, "SECURE_COOKIES", false)?,
+            secure_cookies: match get("SECURE_COOKIES").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(_) => Some(flag(&get, "SECURE_COOKIES", false)?),
+            },
+            trusted_proxies: get("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(opterius::Cidr::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES is invalid: {e}"))?,
             panel_networks: opterius::NetworkPolicy::parse_list(
                 &get("PANEL_ALLOWED_NETWORKS").unwrap_or_default(),
             )
@@ -157,6 +171,14 @@ impl Config {
             bail!("SWEEP_CONCURRENCY must be at least 1");
         }
         Ok(config)
+    }
+
+    /// Whether cookies are Secure: as set, else unless listening on loopback
+    /// (a browser reaching a non-loopback address should be doing so over TLS,
+    /// through a proxy that terminates it).
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies
+            .unwrap_or(!self.listen.ip().is_loopback())
     }
 
     /// HTTP settings for Panel calls.
@@ -197,6 +219,14 @@ mod tests {
         assert_eq!(c.panel_timeout, Duration::from_secs(15));
         assert_eq!(c.panel_connect_timeout, Duration::from_secs(5));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert!(!c.cookies_secure(), "loopback by default: plain http works");
+        let public = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("APP_KEY", KEY),
+            ("LISTEN_ADDR", "0.0.0.0:8080"),
+        ]))
+        .expect("config");
+        assert!(public.cookies_secure(), "Secure unless on loopback");
     }
 
     #[test]

@@ -72,7 +72,7 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
     app.post(
         &format!("/api/v1/services/{sid}/terminate"),
-        json!({"confirm": "alice-shop.example.com"}),
+        json!({"confirm": "bob.example.org"}),
     )
     .await;
     let done = app.settle(sid, &["terminated"]).await;
