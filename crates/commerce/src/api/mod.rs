@@ -151,7 +151,7 @@ pub const ROUTES: &[RouteDoc] = &[
     doc!(
         "post",
         "/api/v1/services/{id}/{action}",
-        "Queue create, suspend, unsuspend, terminate or retry",
+        "Queue create, suspend, unsuspend, terminate or retry. Terminate is irreversible and needs {\"confirm\": \"<the service's domain>\"}; retry never re-runs a failed terminate",
         None,
         202
     ),
