@@ -191,7 +191,7 @@ impl Sealer {
             }
             // Values written before key ids: bound to the purpose only. They
             // open (with either key) until `commerce key rotate` re-seals them.
-            Some(&LEGACY) if sealed.len() >= 1 + NONCE_LEN => {
+            Some(&LEGACY) if sealed.len() > NONCE_LEN => {
                 let nonce = Nonce::from_slice(&sealed[1..=NONCE_LEN]);
                 self.keys
                     .iter()
