@@ -1070,3 +1070,72 @@ async fn admin_create_reads_the_password_from_stdin() {
     assert_eq!(status, 303, "signed in with the piped password");
     app.finish().await;
 }
+
+/// Answers the simulator's address first, then cloud metadata: a rebinding name.
+struct Rebinding {
+    first: std::net::SocketAddr,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl reqwest::dns::Resolve for Rebinding {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let addr = if n == 0 {
+            self.first
+        } else {
+            "169.254.169.254:80".parse().expect("addr")
+        };
+        Box::pin(async move { Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs) })
+    }
+}
+
+#[tokio::test]
+async fn a_name_that_rebinds_to_metadata_is_refused_at_the_next_connect() {
+    let app = TestApp::spawn_with(
+        SimConfig::default(),
+        &[("PANEL_ALLOWED_NETWORKS", "127.0.0.1/32")],
+    )
+    .await;
+    let resolver = Arc::new(Rebinding {
+        first: app.sim.addr(),
+        calls: Default::default(),
+    });
+    let url = format!("http://panel.sim.test:{}", app.sim.addr().port());
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        // A fresh connection pool each time, so the name is resolved again.
+        let mut options = app.state.config.client_options();
+        options.resolver = Some(resolver.clone());
+        let mut state = app.state.clone();
+        state.module_ctx.http = options.build().expect("client");
+        let input = commerce::app::connection::UnsavedTest {
+            module: "opterius".into(),
+            credentials: [
+                ("api_url".to_owned(), url.clone()),
+                ("api_token".to_owned(), app.sim.token(0)),
+            ]
+            .into(),
+            server_id: None,
+        };
+        let out = commerce::app::connection::test_unsaved(&state, &input)
+            .await
+            .expect("test runs");
+        outcomes.push(serde_json::to_value(&out).expect("json"));
+    }
+    assert_eq!(outcomes[0]["ok"], true, "{}", outcomes[0]);
+    assert_eq!(outcomes[1]["ok"], false, "{}", outcomes[1]);
+    assert_eq!(outcomes[1]["error"]["kind"], "config", "{}", outcomes[1]);
+    assert!(
+        outcomes[1]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("169.254.169.254")),
+        "{}",
+        outcomes[1]
+    );
+    assert_eq!(
+        app.sim.requests().len(),
+        1,
+        "only the first call reached a Panel"
+    );
+    app.finish().await;
+}
