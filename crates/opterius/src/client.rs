@@ -170,18 +170,22 @@ impl PanelClient {
         http::send(&target, &signer, method, path, body, parse).await
     }
 
-    /// `POST /api/accounts`: the new account's id on success.
+    /// `POST /api/accounts`: the new account's id on success. The exchange's
+    /// request record is built from the account's declared fields.
     pub async fn create_account(&self, account: &CreateAccount) -> Exchange<CreatedAccount> {
-        self.call(
-            Method::POST,
-            "/api/accounts",
-            Some(http::to_body(account)),
-            (
-                "an account id (`id` or `account_id`)",
-                CreatedAccount::from_json,
-            ),
-        )
-        .await
+        let mut exchange = self
+            .call(
+                Method::POST,
+                "/api/accounts",
+                Some(http::to_body(account)),
+                (
+                    "an account id (`id` or `account_id`)",
+                    CreatedAccount::from_json,
+                ),
+            )
+            .await;
+        exchange.request.body = Some(account.record());
+        exchange
     }
 
     /// `POST /api/accounts/{id}/suspend` (bodiless, signed over an empty body).
