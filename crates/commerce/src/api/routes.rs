@@ -104,7 +104,7 @@ pub async fn test_unsaved(
 }
 
 pub async fn sweep(_: ApiClient, State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let slot = connection::start_sweep(&s)?;
+    let slot = connection::start_sweep(&s).await?;
     let started = Instant::now();
     let rows = servers::all(&s.pool).await?;
     let results: Vec<connection::SweepItem> =

@@ -177,32 +177,83 @@ pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<Te
     .await)
 }
 
-/// The right to run Test all; released when dropped (with the sweep's stream).
-pub struct SweepSlot(std::sync::Arc<std::sync::atomic::AtomicBool>);
+/// The advisory lock that makes Test all one at a time across processes.
+const SWEEP_LOCK: i64 = 0x636f_6d6d_7377_6570;
 
-impl Drop for SweepSlot {
-    fn drop(&mut self) {
-        self.0.store(false, std::sync::atomic::Ordering::Release);
+/// The right to run Test all: this process's flag and, on a connection of its
+/// own, the cluster-wide advisory lock. Released when the sweep's stream ends
+/// (or, if the stream is dropped early, by a task spawned on drop).
+pub struct SweepSlot {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    lock: Option<sqlx::PgConnection>,
+}
+
+impl SweepSlot {
+    async fn release(mut self) {
+        if let Some(conn) = self.lock.take() {
+            unlock(conn).await;
+        }
+        self.flag.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
-/// Takes the process's one Test all slot, or says one is already running (a
-/// sweep fans out to every server: two at once double the load for nothing).
-pub fn start_sweep(state: &AppState) -> AppResult<SweepSlot> {
+async fn unlock(mut conn: sqlx::PgConnection) {
+    use sqlx::Connection as _;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SWEEP_LOCK)
+        .execute(&mut conn)
+        .await;
+    // Closing the session releases the lock even if the unlock failed.
+    let _ = conn.close().await;
+}
+
+impl Drop for SweepSlot {
+    fn drop(&mut self) {
+        if let Some(conn) = self.lock.take() {
+            let flag = self.flag.clone();
+            tokio::spawn(async move {
+                unlock(conn).await;
+                flag.store(false, std::sync::atomic::Ordering::Release);
+            });
+        } else {
+            self.flag.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// Takes the one Test all slot (of this process, then of the whole cluster),
+/// or says one is already running: a sweep fans out to every server, two at
+/// once double the load for nothing.
+pub async fn start_sweep(state: &AppState) -> AppResult<SweepSlot> {
     use std::sync::atomic::Ordering;
+    let busy = || {
+        AppError::conflict("a Test all is already running; wait for its results, then try again")
+    };
     state
         .sweep_running
         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .map(|_| SweepSlot(state.sweep_running.clone()))
-        .map_err(|_| {
-            AppError::conflict(
-                "a Test all is already running; wait for its results, then try again",
-            )
-        })
+        .map_err(|_| busy())?;
+    let mut slot = SweepSlot {
+        flag: state.sweep_running.clone(),
+        lock: None,
+    };
+    // A connection of its own, out of the pool: the session holds the lock.
+    let mut conn = state.pool.acquire().await?.detach();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(SWEEP_LOCK)
+        .fetch_one(&mut conn)
+        .await?;
+    if !got {
+        use sqlx::Connection as _;
+        let _ = conn.close().await;
+        return Err(busy());
+    }
+    slot.lock = Some(conn);
+    Ok(slot)
 }
 
 /// Tests every enabled server concurrently, yielding each result as it arrives;
-/// holds `slot` until the stream ends or is dropped.
+/// holds `slot` until the stream ends (then releases it) or is dropped.
 pub fn sweep(
     state: AppState,
     rows: Vec<ServerRow>,
@@ -210,9 +261,12 @@ pub fn sweep(
 ) -> impl Stream<Item = SweepItem> {
     let limit = state.config.sweep_timeout;
     let width = state.config.sweep_concurrency;
+    let release = futures::stream::once(async move {
+        slot.release().await;
+        None
+    });
     futures::stream::iter(rows.into_iter().filter(|r| r.enabled))
         .map(move |row| {
-            let _held = &slot;
             let state = state.clone();
             async move {
                 let outcome = match test_row(&state, &row, limit).await {
@@ -239,4 +293,7 @@ pub fn sweep(
             }
         })
         .buffer_unordered(width)
+        .map(Some)
+        .chain(release)
+        .filter_map(futures::future::ready)
 }

@@ -193,7 +193,7 @@ pub async fn test_one(
 /// "Test all": every enabled server concurrently; each badge is sent as an SSE
 /// `health` event the moment its result is in, then one `done` event.
 pub async fn sweep(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
-    let slot = connection::start_sweep(&state)?;
+    let slot = connection::start_sweep(&state).await?;
     let rows = servers::all(&state.pool).await?;
     let started = Instant::now();
     let online = Arc::new(AtomicUsize::new(0));

@@ -1139,3 +1139,44 @@ async fn a_name_that_rebinds_to_metadata_is_refused_at_the_next_connect() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn test_all_is_one_at_a_time_across_processes() {
+    let app = TestApp::spawn().await;
+    app.catalog("Starter", "manual").await;
+    // Another process on the same database (its own state, flag and pool).
+    let other = commerce::build_state(crate::support::config(&app.state.config.database_url, &[]))
+        .await
+        .expect("other state");
+    let held = commerce::app::connection::start_sweep(&other)
+        .await
+        .map_err(|e| e.to_string())
+        .expect("the other process takes the slot");
+    let (status, body) = app
+        .call("POST", "/api/v1/servers/sweep", Some(json!({})))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("already running")),
+        "{body}"
+    );
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = app
+            .call("POST", "/api/v1/servers/sweep", Some(json!({})))
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never released: {status} {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    other.pool.close().await;
+    app.finish().await;
+}
