@@ -31,7 +31,7 @@ impl AppState {
             pool,
             sealer: Sealer::new(&config.app_key),
             config: Arc::new(config),
-            registry: Arc::new(Registry::with_builtin()),
+            registry: Arc::new(opterius_modules::builtin()),
             module_ctx: ModuleContext { http },
             metrics: Arc::new(Metrics::default()),
             workers: crate::runtime::WorkerStatus::default(),

@@ -54,7 +54,7 @@ pub fn redact(value: &mut serde_json::Value) {
     }
 }
 
-fn redacted_text(bytes: &[u8]) -> String {
+pub(crate) fn redacted_text(bytes: &[u8]) -> String {
     if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(bytes) {
         redact(&mut json);
         return cap(json.to_string());
@@ -62,7 +62,7 @@ fn redacted_text(bytes: &[u8]) -> String {
     cap(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn cap(mut text: String) -> String {
+pub(crate) fn cap(mut text: String) -> String {
     if text.len() > LOGGED_BODY_BYTES {
         let mut end = LOGGED_BODY_BYTES;
         while !text.is_char_boundary(end) {
@@ -162,7 +162,9 @@ pub(crate) async fn send<T>(
     }
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -205,7 +207,7 @@ fn classify_success<T>(
 }
 
 /// The Panel's own words from an error body: `message`, `error`, `errors`.
-fn panel_message(body: &[u8]) -> Option<String> {
+pub(crate) fn panel_message(body: &[u8]) -> Option<String> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let mut parts = Vec::new();
     let text = |v: &serde_json::Value| match v {
@@ -239,7 +241,7 @@ fn panel_message(body: &[u8]) -> Option<String> {
     (!joined.is_empty()).then(|| cap(joined))
 }
 
-fn classify_status(status: u16, body: &[u8], method: &Method, path: &str) -> PanelError {
+pub(crate) fn classify_status(status: u16, body: &[u8], method: &Method, path: &str) -> PanelError {
     let said = panel_message(body);
     let with = |head: String| match &said {
         Some(m) => format!("{head}: {m}"),
@@ -283,9 +285,17 @@ fn classify_status(status: u16, body: &[u8], method: &Method, path: &str) -> Pan
     // A 5xx other than 503 may come after the Panel acted (a crash or a proxy
     // timeout mid-request): the outcome of a create is then unknown.
     let unknown = matches!(status, 500 | 502 | 504);
-    PanelError::new(kind, message)
+    let mut e = PanelError::new(kind, message)
         .with_status(status)
-        .outcome_unknown(unknown)
+        .outcome_unknown(unknown);
+    if status == 409 {
+        // The Panel's 409 names the account holding the username.
+        e.existing_account_id = serde_json::from_slice(body)
+            .ok()
+            .and_then(|v| crate::types::CreatedAccount::from_json(&v))
+            .map(|a| a.id);
+    }
+    e
 }
 
 /// Classifies an error raised before an HTTP status arrived.

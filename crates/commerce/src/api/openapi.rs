@@ -10,9 +10,7 @@ fn schemas() -> Value {
         "error": {"type": "string"},
         "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}});
     let failure = json!({"type": "object", "properties": {
-        "kind": {"type": "string", "enum": ["unauthorized", "forbidden", "not_found", "conflict", "validation", "rate_limited",
-            "client_error", "server_error", "gateway_timeout", "timeout", "connection_refused", "connection_dropped", "dns", "tls",
-            "invalid_response", "config", "no_capacity", "needs_attention", "internal"]},
+        "kind": {"type": "string", "enum": provisioning::FailureKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()},
         "message": {"type": "string"}, "hint": {"type": "string"}, "retryable": {"type": "boolean"}}});
     json!({
         "Error": error,

@@ -75,7 +75,7 @@ async fn probe(
     let started = Instant::now();
     let Some(module) = state.registry.get(module_id) else {
         let f = Failure::new(
-            FailureKind::Panel(opterius::ErrorKind::Config),
+            FailureKind::Config,
             format!("unknown module {module_id:?}"),
             "Pick a known module.",
             false,
@@ -85,9 +85,9 @@ async fn probe(
     match tokio::time::timeout(limit, module.test_connection(&state.module_ctx, creds)).await {
         Ok(result) => outcome(result, started),
         Err(_) => {
-            let kind = opterius::ErrorKind::Timeout;
+            let kind = FailureKind::Timeout;
             let f = Failure::new(
-                FailureKind::Panel(kind),
+                kind,
                 format!("no answer within {} s", limit.as_secs()),
                 kind.hint(),
                 true,

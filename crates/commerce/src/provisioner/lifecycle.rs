@@ -1,10 +1,9 @@
 //! Suspend, unsuspend and terminate an existing account.
 
-use provisioning::FailureKind;
-use secrecy::ExposeSecret;
+use provisioning::{AccountRef, FailureKind};
 use sqlx::types::Json;
 
-use super::{Run, config_failure, last_error};
+use super::{Run, config_failure, last_error, secret_values};
 use crate::app::catalog;
 use crate::app::log::{self, Finish};
 use crate::app::servers;
@@ -67,20 +66,21 @@ impl Run<'_> {
         )
         .await?;
         let ctx = &self.state.module_ctx;
-        let result = match self.action {
-            Action::Suspend => module.suspend_account(ctx, &creds, &account_id).await,
-            Action::Unsuspend => module.unsuspend_account(ctx, &creds, &account_id).await,
-            _ => module.terminate_account(ctx, &creds, &account_id).await,
+        let account = AccountRef {
+            panel_id: Some(account_id.clone()),
+            username: s.username.clone(),
+            domain: s.domain.clone(),
         };
-        let token = creds
-            .secrets
-            .get("api_token")
-            .map(|t| t.expose_secret().to_owned())
-            .unwrap_or_default();
-        let secrets = [token.as_str()];
+        let result = match self.action {
+            Action::Suspend => module.suspend_account(ctx, &creds, &account).await,
+            Action::Unsuspend => module.unsuspend_account(ctx, &creds, &account).await,
+            _ => module.terminate_account(ctx, &creds, &account).await,
+        };
+        let owned = secret_values(&creds);
+        let secrets: Vec<&str> = owned.iter().map(String::as_str).collect();
         // Terminating an account the Panel no longer has is done already.
         let gone = self.action == Action::Terminate
-            && matches!(&result.outcome, Err(f) if f.kind == FailureKind::Panel(opterius::ErrorKind::NotFound));
+            && matches!(&result.outcome, Err(f) if f.kind == FailureKind::NotFound);
         let mut tx = self.pool().begin().await?;
         match &result.outcome {
             Err(f) if !gone => {

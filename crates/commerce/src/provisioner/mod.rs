@@ -198,9 +198,17 @@ fn last_error(f: &Failure, action: Action, retry_in: Option<Duration>) -> Value 
     v
 }
 
+/// Every secret value of a server's credentials, for scrubbing log rows.
+fn secret_values(creds: &Credentials) -> Vec<String> {
+    creds
+        .secrets
+        .values()
+        .map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned())
+        .collect()
+}
+
 fn config_failure(message: String) -> Failure {
-    let kind = opterius::ErrorKind::Config;
-    Failure::new(FailureKind::Panel(kind), message, kind.hint(), false)
+    Failure::of(FailureKind::Config, message)
 }
 
 impl Run<'_> {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use opterius_sim::{Faults, SimConfig, Target};
 use provisioning::{
-    AccountSpec, Credentials, ModuleContext, ModuleInfo, ProvisioningModule, ProvisioningResult,
+    AccountRef, AccountSpec, Credentials, ModuleContext, ModuleInfo, ProvisioningModule,
+    ProvisioningResult,
 };
 use serde_json::{Value, json};
 
@@ -590,7 +591,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -598,7 +599,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -606,7 +607,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -614,7 +615,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -626,12 +627,13 @@ impl ProvisioningModule for Panicky {
 #[tokio::test]
 async fn a_panicking_module_is_recorded_on_the_service_and_in_the_log() {
     let app = TestApp::spawn_custom(SimConfig::default(), &[], |state| {
-        let mut registry = provisioning::Registry::with_builtin();
+        let mut registry = opterius_modules::builtin();
         registry.register(Arc::new(Panicky(ModuleInfo {
             id: "panicky",
             label: "Panicky",
             description: "panics",
             credential_fields: vec![],
+            capabilities: provisioning::Capability::BASIC.to_vec(),
         })));
         state.registry = Arc::new(registry);
     })
