@@ -136,6 +136,8 @@ fn not_warning(what: &str, answer: &V1Answer) -> Result<(), Failure> {
         false,
     );
     f.existing_account_id = id_text(answer.data.get("account_id"));
+    // The Panel acted: never place the account elsewhere or give its slot back.
+    f.outcome_unknown = true;
     Err(f)
 }
 

@@ -324,7 +324,8 @@ impl Run<'_> {
     }
 
     /// When a failure may be retried: the backoff before the next attempt,
-    /// base·2^(attempt-1), capped, then 50–100 % jitter.
+    /// base·2^(attempt-1), capped, then 50–100 % jitter, and never sooner than
+    /// the Panel's `Retry-After`.
     fn retry_delay(&self, f: &Failure) -> Option<Duration> {
         let config = &self.state.config;
         if !f.retryable || self.args.attempt >= config.provision_max_attempts {
@@ -333,10 +334,11 @@ impl Run<'_> {
         let exp = config
             .retry_base
             .saturating_mul(1u32 << self.args.attempt.saturating_sub(1).min(20));
-        Some(
-            exp.min(config.retry_max)
-                .mul_f64(rand::rng().random_range(0.5..=1.0)),
-        )
+        let backoff = exp
+            .min(config.retry_max)
+            .mul_f64(rand::rng().random_range(0.5..=1.0));
+        // A Panel's Retry-After is a floor: never ask again sooner.
+        Some(f.retry_after.map_or(backoff, |wait| backoff.max(wait)))
     }
 
     /// Enqueues the next attempt of this action, in `tx`.
