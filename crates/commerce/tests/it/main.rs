@@ -7,3 +7,4 @@ mod ops;
 mod provisioning;
 mod support;
 mod ui;
+mod v1;

@@ -1,0 +1,267 @@
+//! The `opterius_v1` module end to end: real Postgres, the worker pool, the
+//! simulator's /api/v1. Order to terminate by username, lost replies, warnings,
+//! unknown packages, and the one 409 rule for every module.
+
+use opterius_sim::{Faults, Target};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+/// A group, a v1 server on simulated Panel `n`, and a v1 product with `package`.
+pub async fn v1_catalog(app: &TestApp, package: &str, auto_setup: &str) -> (i64, i64, i64) {
+    let group = app
+        .post(
+            "/api/v1/server-groups",
+            json!({"name": "Panel 2.8", "placement": "least_full"}),
+        )
+        .await["id"]
+        .as_i64()
+        .expect("group id");
+    let server = add_v1_server(app, "panel-v1", group, 0).await;
+    let product = app
+        .post(
+            "/api/v1/products",
+            json!({"name": "Starter v1", "module": "opterius_v1", "group_id": group, "package": package,
+                   "disk_limit_mb": 1024, "bandwidth_limit_mb": 10240, "auto_setup": auto_setup}),
+        )
+        .await["id"]
+        .as_i64()
+        .expect("product id");
+    (group, server, product)
+}
+
+pub async fn add_v1_server(app: &TestApp, name: &str, group: i64, n: usize) -> i64 {
+    let s = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": name, "module": "opterius_v1", "group_id": group, "enabled": true,
+                   "credentials": {"api_url": app.sim.server_url(n), "api_key": app.sim.api_key(n), "panel_server_id": "1"}}),
+        )
+        .await;
+    assert_eq!(s["secrets_set"], json!(["api_key"]), "{s}");
+    assert!(s["credentials"].get("api_key").is_none());
+    s["id"].as_i64().expect("server id")
+}
+
+fn service_id(order: &Value) -> i64 {
+    order["services"][0]["id"].as_i64().expect("service id")
+}
+
+async fn act(app: &TestApp, sid: i64, action: &str, want: &str) -> Value {
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/{action}"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{action}: {body}");
+    app.settle(sid, &[want]).await
+}
+
+#[tokio::test]
+async fn v1_order_becomes_active_then_suspend_unsuspend_terminate_reach_the_panel_by_username() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let sid = service_id(&app.order(product, "alice.example.com").await);
+    let service = app.settle(sid, &["active", "failed"]).await;
+    assert_eq!(service["status"], "active", "{service}");
+    let on_panel = app.sim.accounts(Target::Server(0));
+    assert_eq!(on_panel.len(), 1);
+    assert_eq!(service["panel_account_id"], on_panel[0].id.to_string());
+    let meta = app.sim.v1_meta(0);
+    assert_eq!(
+        meta[&on_panel[0].id]["whmcs_service_id"], sid,
+        "traceable on the Panel"
+    );
+    assert_eq!(meta[&on_panel[0].id]["client_name"], "Test Client");
+
+    act(&app, sid, "suspend", "suspended").await;
+    assert!(app.sim.accounts(Target::Server(0))[0].suspended);
+    act(&app, sid, "unsuspend", "active").await;
+    assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
+    act(&app, sid, "terminate", "terminated").await;
+    assert!(app.sim.accounts(Target::Server(0)).is_empty());
+
+    let paths: Vec<String> = app
+        .log_for(sid)
+        .await
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap_or_default(),
+                e["status"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "create success",
+            "suspend success",
+            "unsuspend success",
+            "terminate success"
+        ]
+    );
+    let sent: Vec<String> = app
+        .sim
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "/s/0/api/v1/accounts/create",
+            "/s/0/api/v1/accounts/suspend",
+            "/s/0/api/v1/accounts/unsuspend",
+            "/s/0/api/v1/accounts/terminate"
+        ]
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn v1_lost_reply_is_settled_by_username_lookup_and_adopted() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            lose_reply: true,
+            remaining: Some(1),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product, "frank.example.com").await);
+    let service = app.settle(sid, &["active", "failed"]).await;
+    assert_eq!(service["status"], "active", "{service}");
+    assert_eq!(
+        app.sim.creates(Target::All).get("frank"),
+        Some(&1),
+        "exactly one account"
+    );
+    // accounts/usage gives no id: the adopted account is known by username.
+    assert_eq!(service["panel_account_id"], "frank");
+    let log = app.log_for(sid).await;
+    assert_eq!(log[0]["error"]["kind"], "connection_dropped");
+    assert!(
+        log.iter()
+            .any(|e| e["action"] == "info" && e["status"] == "success"),
+        "lookup logged"
+    );
+    assert!(
+        log.iter().any(|e| e["action"] == "create"
+            && e["message"].as_str().is_some_and(|m| m.contains("adopted")))
+    );
+    // And the adopted account is managed by username.
+    act(&app, sid, "suspend", "suspended").await;
+    assert!(app.sim.accounts(Target::Server(0))[0].suspended);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn v1_warning_needs_attention_with_the_panels_message_and_a_retry_adopts_the_kept_account() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            warning: true,
+            remaining: Some(1),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product, "grace.example.com").await);
+    let service = app.settle(sid, &["failed", "active"]).await;
+    assert_eq!(
+        service["status"], "failed",
+        "a warning is not a success: {service}"
+    );
+    assert_eq!(service["last_error"]["kind"], "needs_attention");
+    assert!(
+        service["last_error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Account saved but server setup failed")),
+        "{service}"
+    );
+    assert_eq!(app.log_for(sid).await.len(), 1, "not retried on its own");
+    act(&app, sid, "retry", "active").await;
+    assert_eq!(
+        app.sim.creates(Target::All).get("grace"),
+        Some(&1),
+        "the kept account, not a second one"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn v1_unknown_package_fails_once_with_the_panels_list() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "starter", "on_order").await;
+    let sid = service_id(&app.order(product, "heidi.example.com").await);
+    let service = app.settle(sid, &["failed"]).await;
+    assert_eq!(service["last_error"]["kind"], "unknown_package");
+    assert_eq!(service["last_error"]["retryable"], false);
+    assert!(
+        service["last_error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("Starter, Pro")),
+        "{service}"
+    );
+    assert_eq!(app.log_for(sid).await.len(), 1);
+    assert!(app.sim.accounts(Target::All).is_empty());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn terminating_a_v1_account_the_panel_no_longer_has_is_done() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let sid = service_id(&app.order(product, "ivan.example.com").await);
+    app.settle(sid, &["active"]).await;
+    app.sim.reset();
+    let service = act(&app, sid, "terminate", "terminated").await;
+    assert_eq!(service["status"], "terminated");
+    app.finish().await;
+}
+
+/// A Panel that commits the create and then answers 503: the retry meets a 409
+/// for our own username, which is reconciled (not a failed `conflict` service
+/// and an orphaned account), for both modules.
+#[tokio::test]
+async fn a_create_committed_before_a_503_is_adopted_on_both_modules() {
+    let app = TestApp::spawn().await;
+    let (_, _, seed_product) = app.catalog("Starter", "on_order").await;
+    let (_, _, v1_product) = v1_catalog(&app, "Starter", "on_order").await;
+    for (product, domain, user) in [
+        (seed_product, "judy.example.com", "judy"),
+        (v1_product, "karl.example.com", "karl"),
+    ] {
+        app.sim.set_faults(
+            Target::All,
+            Faults {
+                status_after_act: Some(503),
+                remaining: Some(1),
+                only: Some("create".into()),
+                ..Default::default()
+            },
+        );
+        let sid = service_id(&app.order(product, domain).await);
+        let service = app.settle(sid, &["active", "failed"]).await;
+        assert_eq!(service["status"], "active", "{user}: {service}");
+        assert_eq!(app.sim.creates(Target::All).get(user), Some(&1), "{user}");
+        let log = app.log_for(sid).await;
+        assert_eq!(
+            (
+                log[0]["http_status"].as_i64(),
+                log[0]["error"]["kind"].as_str()
+            ),
+            (Some(503), Some("server_error"))
+        );
+    }
+    app.finish().await;
+}
