@@ -147,7 +147,7 @@ impl Config {
             connect_timeout: self.panel_connect_timeout,
             timeout: self.panel_timeout,
             verify_tls: self.ssl_verify,
-            resolver: None,
+            ..Default::default()
         }
     }
 }

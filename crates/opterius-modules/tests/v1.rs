@@ -570,3 +570,88 @@ async fn laravel_validation_answers_422_with_its_field_errors_not_a_redirect() {
         "an empty field is not sent"
     );
 }
+
+#[tokio::test]
+async fn tls_verify_pinned_wrong_pin_and_insecure_against_a_self_signed_panel() {
+    let sim = Sim::start_local(SimConfig {
+        tls: true,
+        ..Default::default()
+    })
+    .await
+    .expect("sim");
+    let der = sim.certificate_der().expect("self-signed").to_vec();
+    let pin = opterius::tls::fingerprint(&der);
+    let module = OpteriusV1Module::new();
+    let mut creds = Credentials::default();
+    creds.fields.insert("api_url".into(), sim.url().to_owned());
+    creds
+        .secrets
+        .insert("api_key".into(), SecretString::from(sim.api_key(0)));
+    let test = |tls: opterius::TlsPolicy| {
+        let (module, creds) = (&module, creds.clone());
+        async move {
+            let http = opterius::ClientOptions {
+                tls,
+                ..Default::default()
+            }
+            .build()
+            .expect("client");
+            module
+                .test_connection(&ModuleContext { http }, &creds)
+                .await
+        }
+    };
+    let verify = test(opterius::TlsPolicy::Verify).await;
+    assert_eq!(failed(&verify).kind, FailureKind::Tls);
+    assert!(
+        failed(&verify)
+            .message
+            .contains("not signed by a trusted authority"),
+        "{:?}",
+        failed(&verify)
+    );
+    let pinned = test(opterius::TlsPolicy::Pinned(
+        opterius::TlsPolicy::parse_pin(&pin).expect("pin"),
+    ))
+    .await;
+    assert!(pinned.is_success(), "{:?}", pinned.outcome);
+    let wrong = test(opterius::TlsPolicy::Pinned([7; 32])).await;
+    assert_eq!(failed(&wrong).kind, FailureKind::Tls);
+    assert!(
+        failed(&wrong).message.contains("the server pins")
+            && failed(&wrong).hint.contains("not the pinned one"),
+        "{:?}",
+        failed(&wrong)
+    );
+    assert!(test(opterius::TlsPolicy::Insecure).await.is_success());
+    // SSL_VERIFY=false means insecure whatever the server's policy says.
+    let http = opterius::ClientOptions {
+        verify_tls: false,
+        tls: opterius::TlsPolicy::Pinned([7; 32]),
+        ..Default::default()
+    }
+    .build()
+    .expect("client");
+    assert!(
+        module
+            .test_connection(&ModuleContext { http }, &creds)
+            .await
+            .is_success()
+    );
+
+    let seen = opterius::ClientOptions::default()
+        .presented_certificate(sim.url())
+        .await
+        .expect("certificate read");
+    assert_eq!(seen.sha256, pin);
+    assert!(
+        !seen.not_after.is_empty() && !seen.subject.is_empty(),
+        "{seen:?}"
+    );
+    // The recording handshake sends nothing: the sim saw no request.
+    assert_eq!(
+        sim.requests().len(),
+        3,
+        "only the three connections that trusted the certificate reached the Panel"
+    );
+}

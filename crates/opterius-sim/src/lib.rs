@@ -141,6 +141,7 @@ async fn dispatch(
 /// A running simulator; dropping it stops it.
 pub struct Sim {
     state: Arc<State>,
+    certificate: Option<Vec<u8>>,
     base_url: String,
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -157,10 +158,11 @@ impl Sim {
     pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let tls = if config.tls {
-            Some(conn::self_signed()?)
+        let (tls, certificate) = if config.tls {
+            let (acceptor, der) = conn::self_signed()?;
+            (Some(acceptor), Some(der))
         } else {
-            None
+            (None, None)
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(State {
@@ -180,6 +182,7 @@ impl Sim {
         let task = tokio::spawn(conn::serve(listener, app, tls));
         Ok(Self {
             state,
+            certificate,
             base_url: format!("{scheme}://{addr}"),
             addr,
             task,
@@ -189,6 +192,11 @@ impl Sim {
     /// Starts on a free loopback port.
     pub async fn start_local(config: SimConfig) -> anyhow::Result<Self> {
         Self::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// The self-signed certificate (DER) it serves, with `tls`.
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.certificate.as_deref()
     }
 
     /// The api_url of server 0.

@@ -23,6 +23,9 @@ pub struct ClientOptions {
     pub verify_tls: bool,
     /// Resolve host names with this instead of the system resolver.
     pub resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+    /// How this client trusts certificates (per server; `verify_tls: false`
+    /// overrides it with no checks).
+    pub tls: crate::tls::TlsPolicy,
 }
 
 impl Default for ClientOptions {
@@ -32,6 +35,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(15),
             verify_tls: true,
             resolver: None,
+            tls: crate::tls::TlsPolicy::Verify,
         }
     }
 }
@@ -39,16 +43,9 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Builds the process-wide HTTP client (connection pool) from these options.
     pub fn build(&self) -> Result<reqwest::Client, PanelError> {
-        // reqwest is built without a bundled crypto provider: use ring, once.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("opterius-commerce/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tls_danger_accept_invalid_certs(!self.verify_tls);
-        if let Some(resolver) = &self.resolver {
-            builder = builder.dns_resolver(resolver.clone());
+        let mut builder = self.builder();
+        if let (true, crate::tls::TlsPolicy::Pinned(pin)) = (self.verify_tls, &self.tls) {
+            builder = builder.use_preconfigured_tls(crate::tls::pinned_config(*pin)?);
         }
         builder.build().map_err(|e| {
             PanelError::new(
@@ -56,6 +53,23 @@ impl ClientOptions {
                 format!("could not build the HTTP client: {e}"),
             )
         })
+    }
+
+    /// The builder every client of this process starts from.
+    pub(crate) fn builder(&self) -> reqwest::ClientBuilder {
+        // reqwest is built without a bundled crypto provider: use ring, once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let insecure = !self.verify_tls || self.tls == crate::tls::TlsPolicy::Insecure;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("opterius-commerce/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tls_danger_accept_invalid_certs(insecure);
+        if let Some(resolver) = &self.resolver {
+            builder = builder.dns_resolver(resolver.clone());
+        }
+        builder
     }
 }
 

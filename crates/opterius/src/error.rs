@@ -140,7 +140,7 @@ impl ErrorKind {
                 "Could not resolve host: check the hostname in api_url for typos and that DNS resolves it from the Commerce server."
             }
             Self::Tls => {
-                "SSL certificate verify failed: install a valid certificate on the Panel, or (only for a self-signed Panel you trust) set SSL_VERIFY=false in Commerce's .env."
+                "SSL certificate verify failed: install a valid certificate on the Panel, or, for a self-signed Panel you trust, pin its certificate on the server (Trust this certificate after checking its SHA-256 fingerprint on the Panel). SSL_VERIFY=false in Commerce's .env turns the checks off for every server."
             }
             Self::InvalidResponse => {
                 "The Panel answered with something other than the expected JSON. Check that api_url points at the Panel API, not a website or a proxy error page."

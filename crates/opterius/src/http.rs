@@ -310,13 +310,19 @@ pub(crate) fn classify_transport(e: &reqwest::Error, base: &ApiUrl) -> PanelErro
         || lower.contains("certificate")
         || lower.contains("tls handshake")
     {
-        return PanelError::new(
+        let e = PanelError::new(
             ErrorKind::Tls,
             format!(
                 "SSL certificate verify failed for {host}: {}",
                 tls_reason(&lower, last_line(&chain))
             ),
         );
+        if lower.contains("pin mismatch") {
+            return e.with_hint(
+                "The Panel's certificate is not the pinned one: it was renewed, or something else answers at api_url. Check the new fingerprint on the Panel itself before trusting it (Trust this certificate), then test again.",
+            );
+        }
+        return e;
     }
     if e.is_timeout() {
         let (msg, unknown) = if e.is_connect() {

@@ -11,6 +11,7 @@ mod client;
 mod error;
 mod http;
 pub mod panel;
+pub mod tls;
 mod types;
 mod v1;
 
@@ -19,5 +20,6 @@ pub use api_url::{ApiUrl, ApiUrlError};
 pub use client::{ClientOptions, Exchange, PanelClient, RequestRecord, Response};
 pub use error::{CertificateInfo, ErrorKind, PanelError};
 pub use http::redact;
+pub use tls::TlsPolicy;
 pub use types::{AccountInfo, CreateAccount, CreatedAccount, ServerStats};
 pub use v1::{V1Answer, V1Client, V1CreateAccount};

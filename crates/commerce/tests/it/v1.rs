@@ -104,12 +104,7 @@ async fn v1_order_becomes_active_then_suspend_unsuspend_terminate_reach_the_pane
             "terminate success"
         ]
     );
-    let sent: Vec<String> = app
-        .sim
-        .requests()
-        .iter()
-        .map(|r| r.path.clone())
-        .collect();
+    let sent: Vec<String> = app.sim.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(
         sent,
         [
