@@ -49,6 +49,7 @@ pub async fn seed(state: &AppState, sim: &Sim) -> anyhow::Result<()> {
                 ("api_token".to_owned(), sim.token(n)),
             ]
             .into(),
+            tls: None,
         };
         // The simulator listens on a new port each start: keep the servers pointing at it.
         match existing.iter().find(|s| s.name == name) {

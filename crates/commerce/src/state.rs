@@ -15,7 +15,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub registry: Arc<Registry>,
     pub sealer: Sealer,
+    /// The default (verifying) context; per-server TLS goes through `http`.
     pub module_ctx: ModuleContext,
+    pub http: Arc<crate::app::tls::HttpClients>,
     pub metrics: Arc<Metrics>,
     pub workers: crate::runtime::WorkerStatus,
     pub api_tokens: Arc<crate::api::auth::TokenCache>,
@@ -23,16 +25,14 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
-        let http = config
-            .client_options()
-            .build()
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let http = crate::app::tls::HttpClients::new(config.client_options())?;
         Ok(Self {
             pool,
             sealer: Sealer::new(&config.app_key),
             config: Arc::new(config),
             registry: Arc::new(opterius_modules::builtin()),
-            module_ctx: ModuleContext { http },
+            module_ctx: http.default_ctx().clone(),
+            http: Arc::new(http),
             metrics: Arc::new(Metrics::default()),
             workers: crate::runtime::WorkerStatus::default(),
             api_tokens: Arc::default(),

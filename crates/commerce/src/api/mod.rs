@@ -87,6 +87,20 @@ pub const ROUTES: &[RouteDoc] = &[
         204
     ),
     doc!(
+        "get",
+        "/api/v1/servers/{id}/packages",
+        "The Panel's packages (409 when the server's module cannot list them)",
+        None,
+        200
+    ),
+    doc!(
+        "get",
+        "/api/v1/modules",
+        "Modules with their credential fields and capabilities",
+        None,
+        200
+    ),
+    doc!(
         "post",
         "/api/v1/servers/{id}/test",
         "Test a saved server and store the result",
@@ -185,6 +199,8 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("patch", "/api/v1/servers/{id}") => patch(patch_server),
         ("delete", "/api/v1/servers/{id}") => delete(delete_server),
         ("post", "/api/v1/servers/{id}/test") => post(test_server),
+        ("get", "/api/v1/servers/{id}/packages") => get(server_packages),
+        ("get", "/api/v1/modules") => get(list_modules),
         ("post", "/api/v1/products") => post(create_product),
         ("get", "/api/v1/products") => get(list_products),
         ("get", "/api/v1/products/{id}") => get(get_product),

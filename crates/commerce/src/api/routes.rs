@@ -87,6 +87,18 @@ pub async fn delete_server(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn list_modules(_: ApiClient, State(s): State<AppState>) -> Json<Value> {
+    Json(json!(crate::app::modules::list(&s)))
+}
+
+pub async fn server_packages(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(crate::app::modules::server_packages(&s, id).await?))
+}
+
 pub async fn test_server(
     _: ApiClient,
     State(s): State<AppState>,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::servers::{self, ServerRow};
+use crate::app::tls::ServerTls;
 use crate::domain::FieldErrors;
 use crate::state::AppState;
 
@@ -41,6 +42,9 @@ pub struct UnsavedTest {
     pub credentials: BTreeMap<String, String>,
     /// With a server id, a blank secret means the stored one.
     pub server_id: Option<i64>,
+    /// The trust to test with; with a server id and none given, the stored one.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
 }
 
 fn outcome(result: ProvisioningResult, started: Instant) -> TestOutcome {
@@ -70,6 +74,7 @@ async fn probe(
     state: &AppState,
     module_id: &str,
     creds: &Credentials,
+    tls: &ServerTls,
     limit: Duration,
 ) -> TestOutcome {
     let started = Instant::now();
@@ -82,8 +87,18 @@ async fn probe(
         );
         return outcome(ProvisioningResult::failure(f), started);
     };
-    match tokio::time::timeout(limit, module.test_connection(&state.module_ctx, creds)).await {
-        Ok(result) => outcome(result, started),
+    let ctx = state.http.ctx_for(tls);
+    match tokio::time::timeout(limit, module.test_connection(&ctx, creds)).await {
+        Ok(mut result) => {
+            // A certificate the admin may pin: say which one the Panel presented.
+            if let Err(f) = &mut result.outcome
+                && f.kind == FailureKind::Tls
+                && let Some(url) = creds.field("api_url").filter(|u| u.starts_with("https://"))
+            {
+                f.certificate = state.http.presented_certificate(url).await.map(Box::new);
+            }
+            outcome(result, started)
+        }
         Err(_) => {
             let kind = FailureKind::Timeout;
             let f = Failure::new(
@@ -119,7 +134,7 @@ async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
 
 async fn test_row(state: &AppState, row: &ServerRow, limit: Duration) -> AppResult<TestOutcome> {
     let creds = servers::credentials(row, &state.sealer)?;
-    let o = probe(state, &row.module, &creds, limit).await;
+    let o = probe(state, &row.module, &creds, &row.tls(), limit).await;
     store(state, row.id, &o).await?;
     Ok(o)
 }
@@ -141,14 +156,21 @@ pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<Te
         .registry
         .get(input.module.trim())
         .ok_or_else(|| AppError::field("module", format!("unknown module {:?}", input.module)))?;
-    let stored = match input.server_id {
-        Some(id) => Some(servers::credentials(
-            &servers::get(&state.pool, id).await?,
-            &state.sealer,
-        )?),
-        None => None,
+    let (stored, stored_tls) = match input.server_id {
+        Some(id) => {
+            let row = servers::get(&state.pool, id).await?;
+            (
+                Some(servers::credentials(&row, &state.sealer)?),
+                Some(row.tls()),
+            )
+        }
+        None => (None, None),
     };
     let mut errors = FieldErrors::default();
+    let tls = match (&input.tls, stored_tls) {
+        (None, Some(t)) => t,
+        (given, _) => ServerTls::parse(given.as_ref(), &mut errors),
+    };
     let creds = servers::split_credentials(
         module.as_ref(),
         &input.credentials,
@@ -160,6 +182,7 @@ pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<Te
         state,
         module.info().id,
         &creds,
+        &tls,
         state.config.panel_timeout + Duration::from_secs(1),
     )
     .await)

@@ -95,7 +95,7 @@ impl Run<'_> {
         )
         .await?;
         let mut result = module
-            .create_account(&self.state.module_ctx, &creds, &spec)
+            .create_account(&self.ctx(&server), &creds, &spec)
             .await;
         let owned = secret_values(&creds);
         let mut secrets: Vec<&str> = owned.iter().map(String::as_str).collect();
@@ -217,7 +217,7 @@ impl Run<'_> {
             )
             .await?;
             let info = module
-                .account_info(&self.state.module_ctx, creds, &account)
+                .account_info(&self.ctx(server), creds, &account)
                 .await;
             let field =
                 |ok: &Success, k: &str| ok.data.get(k).and_then(Value::as_str).map(str::to_owned);

@@ -65,7 +65,7 @@ impl Run<'_> {
             &self.entry(Some(server.id), &server.module, self.action),
         )
         .await?;
-        let ctx = &self.state.module_ctx;
+        let ctx = &self.ctx(&server);
         let account = AccountRef {
             panel_id: Some(account_id.clone()),
             username: s.username.clone(),

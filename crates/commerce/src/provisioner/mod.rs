@@ -216,6 +216,11 @@ impl Run<'_> {
         &self.state.pool
     }
 
+    /// What a module is lent for calls to `server`: the client its TLS trust needs.
+    fn ctx(&self, server: &ServerRow) -> provisioning::ModuleContext {
+        self.state.http.ctx_for(&server.tls())
+    }
+
     fn entry<'b>(
         &'b self,
         server_id: Option<i64>,

@@ -260,3 +260,164 @@ async fn a_create_committed_before_a_503_is_adopted_on_both_modules() {
     }
     app.finish().await;
 }
+
+#[tokio::test]
+async fn modules_list_their_fields_and_capabilities_and_packages_come_from_the_panel() {
+    let app = TestApp::spawn().await;
+    let modules = app.get("/api/v1/modules").await;
+    let by_id = |id: &str| {
+        modules
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .expect("module")
+    };
+    let v1 = by_id("opterius_v1");
+    let fields: Vec<&str> = v1["credential_fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(fields, ["api_url", "api_key", "panel_server_id"]);
+    assert_eq!(v1["credential_fields"][1]["secret"], true);
+    for c in [
+        "change_package",
+        "change_password",
+        "usage",
+        "list_packages",
+    ] {
+        assert!(
+            v1["capabilities"]
+                .as_array()
+                .expect("caps")
+                .iter()
+                .any(|x| x == c),
+            "{c}"
+        );
+        assert!(
+            !by_id("opterius")["capabilities"]
+                .as_array()
+                .expect("caps")
+                .iter()
+                .any(|x| x == c),
+            "seed: {c}"
+        );
+    }
+
+    let (_, seed_server, _) = app.catalog("Starter", "manual").await;
+    let (_, v1_server, _) = v1_catalog(&app, "Starter", "manual").await;
+    let packages = app
+        .get(&format!("/api/v1/servers/{v1_server}/packages"))
+        .await;
+    let names: Vec<&str> = packages["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Starter", "Pro"]);
+    let (status, body) = app
+        .call(
+            "GET",
+            &format!("/api/v1/servers/{seed_server}/packages"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_self_signed_panel_fails_verify_with_its_certificate_and_works_once_pinned() {
+    let app = TestApp::spawn_with(
+        opterius_sim::SimConfig {
+            tls: true,
+            servers: 2,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let pin = opterius::tls::fingerprint(app.sim.certificate_der().expect("tls"));
+    let creds = json!({"api_url": app.sim.server_url(0), "api_key": app.sim.api_key(0)});
+    let test = json!({"module": "opterius_v1", "credentials": creds});
+    let out = app.post("/api/v1/servers/test", test).await;
+    assert_eq!(out["ok"], false, "{out}");
+    assert_eq!(out["error"]["kind"], "tls");
+    assert_eq!(out["error"]["certificate"]["sha256"], pin.as_str(), "{out}");
+    assert!(
+        out["error"]["certificate"]["not_after"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+
+    let pinned = app
+        .post("/api/v1/servers/test", json!({"module": "opterius_v1", "credentials": creds, "tls": {"mode": "pinned", "sha256": pin}}))
+        .await;
+    assert_eq!(pinned["ok"], true, "{pinned}");
+    assert_eq!(pinned["server"]["version"], "2.4.1-sim");
+
+    // Saved with the pin, the server provisions; a wrong pin is refused.
+    let group = app
+        .post("/api/v1/server-groups", json!({"name": "TLS"}))
+        .await["id"]
+        .as_i64()
+        .expect("id");
+    let server = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "self-signed", "module": "opterius_v1", "group_id": group,
+            "credentials": creds, "tls": {"mode": "pinned", "sha256": pin}}),
+        )
+        .await;
+    assert_eq!(server["tls"], json!({"mode": "pinned", "sha256": pin}));
+    let sid = server["id"].as_i64().expect("id");
+    assert_eq!(
+        app.post(&format!("/api/v1/servers/{sid}/test"), json!({}))
+            .await["ok"],
+        true
+    );
+    let product = app
+        .post("/api/v1/products", json!({"name": "TLS plan", "module": "opterius_v1", "group_id": group, "package": "Pro", "auto_setup": "on_order"}))
+        .await["id"]
+        .as_i64()
+        .expect("product");
+    let svc = service_id(&app.order(product, "tls.example.com").await);
+    assert_eq!(
+        app.settle(svc, &["active", "failed"]).await["status"],
+        "active"
+    );
+
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/servers/{sid}"),
+            Some(json!({"tls": {"mode": "pinned", "sha256": "00".repeat(32)}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let wrong = app
+        .post(&format!("/api/v1/servers/{sid}/test"), json!({}))
+        .await;
+    assert_eq!(
+        (wrong["ok"].as_bool(), wrong["error"]["kind"].as_str()),
+        (Some(false), Some("tls")),
+        "{wrong}"
+    );
+    let (status, body) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/servers/{sid}"),
+            Some(json!({"tls": {"mode": "pinned"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["fields"]["tls.sha256"].is_array()),
+        (422, true),
+        "{body}"
+    );
+    app.finish().await;
+}
