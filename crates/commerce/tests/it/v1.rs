@@ -421,3 +421,62 @@ async fn a_self_signed_panel_fails_verify_with_its_certificate_and_works_once_pi
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn the_demo_seeds_servers_of_both_dialects_and_its_v1_product_provisions() {
+    let app = TestApp::spawn_with(
+        opterius_sim::SimConfig {
+            servers: 5,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    commerce::demo::seed(&app.state, &app.sim)
+        .await
+        .expect("seed");
+    commerce::demo::seed(&app.state, &app.sim)
+        .await
+        .expect("seeding twice is harmless");
+    let servers = app.get("/api/v1/servers?per_page=50").await;
+    let modules: Vec<&str> = servers["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|s| s["module"].as_str())
+        .collect();
+    assert_eq!(
+        modules.iter().filter(|m| **m == "opterius").count(),
+        3,
+        "{modules:?}"
+    );
+    assert_eq!(
+        modules.iter().filter(|m| **m == "opterius_v1").count(),
+        2,
+        "{modules:?}"
+    );
+    let sweep = app.post("/api/v1/servers/sweep", json!({})).await;
+    assert!(
+        sweep["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["ok"] == true),
+        "{sweep}"
+    );
+    let products = app.get("/api/v1/products?per_page=50").await;
+    let v1 = products["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["module"] == "opterius_v1")
+        .expect("a v1 product")["id"]
+        .as_i64()
+        .expect("id");
+    let sid = service_id(&app.order(v1, "demo-v1.example.com").await);
+    assert_eq!(
+        app.settle(sid, &["active", "failed"]).await["status"],
+        "active"
+    );
+    app.finish().await;
+}
