@@ -70,3 +70,71 @@ pub async fn server_packages(state: &AppState, id: i64) -> AppResult<Value> {
         Err(f) => serde_json::json!({"items": [], "error": f}),
     })
 }
+
+/// The packages a group's servers of one module have, for the product form.
+#[derive(Debug, Clone, Default)]
+pub struct GroupPackages {
+    /// Whether the module can list packages at all (else: free text).
+    pub listable: bool,
+    /// Every package name any of the servers has, exact case, first seen first.
+    pub names: Vec<String>,
+    /// Servers that could not be asked, with why.
+    pub problems: Vec<String>,
+    /// How many servers of the module the group has.
+    pub servers: usize,
+}
+
+/// Asks every enabled server of `module_id` in `group_id` for its packages.
+pub async fn group_packages(
+    state: &AppState,
+    module_id: &str,
+    group_id: i64,
+) -> AppResult<GroupPackages> {
+    let Some(module) = state.registry.get(module_id) else {
+        return Ok(GroupPackages::default());
+    };
+    if !module.info().can(Capability::ListPackages) {
+        return Ok(GroupPackages::default());
+    }
+    let rows: Vec<_> = servers::all(&state.pool)
+        .await?
+        .into_iter()
+        .filter(|r| r.enabled && r.group_id == group_id && r.module == module_id)
+        .collect();
+    let asks = rows.iter().map(|row| {
+        let module = module.clone();
+        async move {
+            let creds = servers::credentials(row, &state.sealer).map_err(|e| e.to_string())?;
+            let ctx = state.http.ctx_for(&row.tls());
+            module
+                .list_packages(&ctx, &creds)
+                .await
+                .outcome
+                .map_err(|f| format!("{}: {}", row.name, f.message))
+        }
+    });
+    let mut out = GroupPackages {
+        listable: true,
+        servers: rows.len(),
+        ..Default::default()
+    };
+    for answer in futures::future::join_all(asks).await {
+        match answer {
+            Ok(ok) => {
+                for name in ok
+                    .data
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.get("name").and_then(Value::as_str))
+                {
+                    if !out.names.iter().any(|n| n == name) {
+                        out.names.push(name.to_owned());
+                    }
+                }
+            }
+            Err(problem) => out.problems.push(problem),
+        }
+    }
+    Ok(out)
+}
