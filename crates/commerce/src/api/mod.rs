@@ -164,6 +164,20 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     doc!(
         "post",
+        "/api/v1/services/{id}/change-package",
+        "Queue a move to another product's package (same module) on the Panel",
+        Some("ChangePackage"),
+        202
+    ),
+    doc!(
+        "post",
+        "/api/v1/services/{id}/change-password",
+        "Queue a new generated password on the Panel (never returned)",
+        None,
+        202
+    ),
+    doc!(
+        "post",
         "/api/v1/services/{id}/{action}",
         "Queue create, suspend, unsuspend, terminate or retry",
         None,
@@ -214,6 +228,8 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("post", "/api/v1/orders/{id}/pay") => post(pay_order),
         ("get", "/api/v1/services") => get(list_services),
         ("get", "/api/v1/services/{id}") => get(get_service),
+        ("post", "/api/v1/services/{id}/change-package") => post(change_package),
+        ("post", "/api/v1/services/{id}/change-password") => post(change_password),
         ("post", "/api/v1/services/{id}/{action}") => post(service_action),
         ("get", "/api/v1/provisioning-log") => get(list_log),
         ("get", "/api/v1/provisioning-log/{id}") => get(get_log),

@@ -17,6 +17,8 @@ fn schemas() -> Value {
         "sha256": {"type": "string", "description": "hex SHA-256 of the Panel's certificate (DER), for pinned"}}});
     json!({
         "Error": error,
+        "ChangePackage": {"type": "object", "required": ["product_id"], "additionalProperties": false, "properties": {
+            "product_id": {"type": "integer"}}},
         "ProvisioningError": failure,
         "GroupInput": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "placement": {"type": "string", "enum": ["least_full", "fill"]}}},

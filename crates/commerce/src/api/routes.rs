@@ -231,6 +231,25 @@ pub async fn get_service(
 }
 
 /// `POST /services/{id}/{action}` for create, suspend, unsuspend, terminate, retry.
+pub async fn change_package(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+    ApiJson(input): ApiJson<crate::app::changes::ChangePackage>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job_id = crate::app::changes::change_package(&s, id, &input, TriggeredBy::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
+}
+
+pub async fn change_password(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job_id = crate::app::changes::change_password(&s, id, TriggeredBy::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
+}
+
 pub async fn service_action(
     _: ApiClient,
     State(s): State<AppState>,

@@ -3,6 +3,7 @@
 
 pub mod admins;
 pub mod catalog;
+pub mod changes;
 pub mod connection;
 pub mod dashboard;
 pub mod error;

@@ -7,6 +7,7 @@
 //! outcome is unknown, a 409 for our own username is reconciled against the
 //! Panel or reported as needing attention, never retried under another name.
 
+mod change;
 mod create;
 mod lifecycle;
 
@@ -70,6 +71,7 @@ pub async fn run(
         match action {
             Action::Create => run.create().await,
             Action::Suspend | Action::Unsuspend | Action::Terminate => run.lifecycle().await,
+            Action::ChangePackage | Action::ChangePassword => run.change().await,
             Action::Info | Action::TestConnection => Ok(()),
         }
     }

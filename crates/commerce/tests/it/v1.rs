@@ -480,3 +480,93 @@ async fn the_demo_seeds_servers_of_both_dialects_and_its_v1_product_provisions()
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_module_says_409() {
+    let app = TestApp::spawn().await;
+    let (group, _, starter) = v1_catalog(&app, "Starter", "on_order").await;
+    let pro = app
+        .post(
+            "/api/v1/products",
+            json!({"name": "Pro v1", "module": "opterius_v1", "group_id": group, "package": "Pro"}),
+        )
+        .await["id"]
+        .as_i64()
+        .expect("pro");
+    let sid = service_id(&app.order(starter, "lena.example.com").await);
+    app.settle(sid, &["active"]).await;
+    let before = app.passwords().await;
+
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/change-package"),
+            Some(json!({"product_id": pro})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_for_log(sid, |l| {
+        l.iter()
+            .any(|e| e["action"] == "change_package" && e["status"] == "success")
+    })
+    .await;
+    assert_eq!(app.sim.accounts(Target::Server(0))[0].package, "Pro");
+    assert_eq!(
+        app.get(&format!("/api/v1/services/{sid}")).await["product_id"],
+        pro
+    );
+
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/change-password"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body.get("password").is_none());
+    let log = app
+        .wait_for_log(sid, |l| {
+            l.iter()
+                .any(|e| e["action"] == "change_password" && e["status"] == "success")
+        })
+        .await;
+    assert_ne!(
+        app.passwords().await,
+        before,
+        "the new password is kept, sealed"
+    );
+    let entry = log
+        .iter()
+        .find(|e| e["action"] == "change_password")
+        .expect("entry");
+    let full = app
+        .get(&format!("/api/v1/provisioning-log/{}", entry["id"]))
+        .await;
+    assert_eq!(full["request"]["path"], "/api/v1/accounts/password");
+    assert_eq!(full["request"]["body"]["password"], "[redacted]");
+
+    // The same module only: a seed product is refused, as is a seed service.
+    let (_, _, seed_product) = app.catalog("Starter", "on_order").await;
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/change-package"),
+            Some(json!({"product_id": seed_product})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let seed_sid = service_id(&app.order(seed_product, "max.example.com").await);
+    app.settle(seed_sid, &["active"]).await;
+    for path in ["change-password", "change-package"] {
+        let (status, body) = app
+            .call(
+                "POST",
+                &format!("/api/v1/services/{seed_sid}/{path}"),
+                Some(json!({"product_id": pro})),
+            )
+            .await;
+        assert_eq!(status, 409, "{path}: {body}");
+    }
+    app.finish().await;
+}
