@@ -73,6 +73,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/services/{id}", get(services::show))
         .route("/admin/services/{id}/panel", get(services::panel))
         .route("/admin/services/{id}/terminate", post(services::terminate))
+        .route(
+            "/admin/services/{id}/change-package",
+            post(services::change_package),
+        )
         .route("/admin/services/{id}/{action}", post(services::action))
         .route("/admin/log", get(log::list))
         .route("/admin/log/{id}", get(log::show))

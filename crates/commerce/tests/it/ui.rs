@@ -1068,6 +1068,41 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
         |t| t == "active",
     )
     .await;
+    // What the module can do beyond the seeds: a new password, another package.
+    let before = app.passwords().await;
+    b.click("#action-change-password").await;
+    b.wait_text(".flash", |t| t.contains("Password change queued"))
+        .await;
+    b.wait_text("#service-log", |t| t.contains("change_password"))
+        .await;
+    b.wait_text(
+        "#service-panel[data-polling='false'] #service-status",
+        |t| t == "active",
+    )
+    .await;
+    assert_ne!(app.passwords().await, before);
+    app.post(
+        "/api/v1/products",
+        json!({"name": "Panel 2.8 Pro", "module": "opterius_v1", "group_id": ids(&app, "server_groups").await[0], "package": "Pro"}),
+    )
+    .await;
+    b.goto(&format!("/admin/services/{service_id}")).await;
+    b.select_index("#change-package-product", 0).await;
+    b.click("#action-change-package").await;
+    b.wait_text("#service-log", |t| t.contains("change_package"))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while app.sim.accounts(Target::Server(0))[0].package != "Pro" {
+        assert!(Instant::now() < deadline, "the package never changed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.screenshot("v1-service-changed").await;
+    b.goto(&format!("/admin/services/{service_id}")).await;
+    b.wait_text(
+        "#service-panel[data-polling='false'] #service-status",
+        |t| t == "active",
+    )
+    .await;
     b.click(".danger-zone summary").await;
     b.fill("#confirm_domain", "alice-shop.example.com").await;
     b.click("#terminate").await;
