@@ -171,6 +171,13 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     doc!(
         "post",
+        "/api/v1/services/{id}/adopt",
+        "Settle a failed create as active on the account the Panel holds (by id, or looked up by username)",
+        Some("Adopt"),
+        200
+    ),
+    doc!(
+        "post",
         "/api/v1/services/{id}/change-password",
         "Queue a new generated password on the Panel (never returned)",
         None,
@@ -230,6 +237,7 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("get", "/api/v1/services/{id}") => get(get_service),
         ("post", "/api/v1/services/{id}/change-package") => post(change_package),
         ("post", "/api/v1/services/{id}/change-password") => post(change_password),
+        ("post", "/api/v1/services/{id}/adopt") => post(adopt),
         ("post", "/api/v1/services/{id}/{action}") => post(service_action),
         ("get", "/api/v1/provisioning-log") => get(list_log),
         ("get", "/api/v1/provisioning-log/{id}") => get(get_log),

@@ -17,6 +17,8 @@ fn schemas() -> Value {
         "sha256": {"type": "string", "description": "hex SHA-256 of the Panel's certificate (DER), for pinned"}}});
     json!({
         "Error": error,
+        "Adopt": {"type": "object", "additionalProperties": false, "properties": {
+            "panel_account_id": {"type": "string"}}},
         "ChangePackage": {"type": "object", "required": ["product_id"], "additionalProperties": false, "properties": {
             "product_id": {"type": "integer"}}},
         "ProvisioningError": failure,

@@ -241,6 +241,17 @@ pub async fn change_package(
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
 }
 
+pub async fn adopt(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+    ApiJson(input): ApiJson<crate::app::adopt::Adopt>,
+) -> ApiResult<Json<services::ServiceView>> {
+    Ok(Json(
+        crate::app::adopt::adopt(&s, id, &input, TriggeredBy::Api).await?,
+    ))
+}
+
 pub async fn change_password(
     _: ApiClient,
     State(s): State<AppState>,

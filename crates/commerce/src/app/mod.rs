@@ -2,6 +2,7 @@
 //! the database and the provisioning modules. Handlers call these, nothing else.
 
 pub mod admins;
+pub mod adopt;
 pub mod catalog;
 pub mod changes;
 pub mod connection;

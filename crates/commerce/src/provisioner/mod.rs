@@ -116,7 +116,7 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
 
 /// An attempt's log columns, built from the module's result: the redacted
 /// request, the response and the error, scrubbed of any secret value.
-struct AttemptRecord {
+pub(crate) struct AttemptRecord {
     request: Option<Value>,
     response: Option<Value>,
     error: Option<Value>,
@@ -125,7 +125,7 @@ struct AttemptRecord {
 }
 
 impl AttemptRecord {
-    fn of(result: &ProvisioningResult, status: LogStatus, secrets: &[&str]) -> Self {
+    pub(crate) fn of(result: &ProvisioningResult, status: LogStatus, secrets: &[&str]) -> Self {
         let mut request = result
             .request
             .as_ref()
@@ -151,7 +151,7 @@ impl AttemptRecord {
         }
     }
 
-    fn finish<'a>(&'a self, status: LogStatus, message: &'a str) -> Finish<'a> {
+    pub(crate) fn finish<'a>(&'a self, status: LogStatus, message: &'a str) -> Finish<'a> {
         Finish {
             status,
             http_status: self.http_status,
@@ -201,7 +201,7 @@ fn last_error(f: &Failure, action: Action, retry_in: Option<Duration>) -> Value 
 }
 
 /// Every secret value of a server's credentials, for scrubbing log rows.
-fn secret_values(creds: &Credentials) -> Vec<String> {
+pub(crate) fn secret_values(creds: &Credentials) -> Vec<String> {
     creds
         .secrets
         .values()

@@ -234,6 +234,13 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
     if s.last_error.is_some() && status != ServiceStatus::Provisioning {
         actions.push(button("retry", "Retry failed action", ""));
     }
+    let needs_attention = s
+        .last_error
+        .as_ref()
+        .is_some_and(|e| e.0.get("kind").and_then(|k| k.as_str()) == Some("needs_attention"));
+    if needs_attention && s.server_id.is_some() && s.panel_account_id.is_none() {
+        actions.push(button("adopt", "Adopt the Panel's account", "secondary"));
+    }
     // Only what the server's module can do is offered.
     let live = matches!(status, ServiceStatus::Active | ServiceStatus::Suspended);
     let module = match s.server_id {
@@ -342,6 +349,7 @@ pub async fn panel(
 /// What an admin button queues.
 pub enum Queue {
     Plain(Requested),
+    Adopt,
     ChangePassword,
     ChangePackage(i64),
 }
@@ -360,6 +368,17 @@ pub async fn queue(
         Queue::Plain(r) => services::request(state, id, r, TriggeredBy::Admin).await,
         Queue::ChangePassword => {
             crate::app::changes::change_password(state, id, TriggeredBy::Admin).await
+        }
+        Queue::Adopt => {
+            let input = crate::app::adopt::Adopt::default();
+            crate::app::adopt::adopt(state, id, &input, TriggeredBy::Admin)
+                .await
+                .map(|s| {
+                    format!(
+                        "adopted as Panel account {}",
+                        s.panel_account_id.unwrap_or_default()
+                    )
+                })
         }
         Queue::ChangePackage(product_id) => {
             let input = crate::app::changes::ChangePackage { product_id };
@@ -403,6 +422,7 @@ pub async fn action(
         "unsuspend" => (Queue::Plain(Requested::Unsuspend), "Unsuspend"),
         "retry" => (Queue::Plain(Requested::Retry), "Retry"),
         "change-password" => (Queue::ChangePassword, "Password change"),
+        "adopt" => (Queue::Adopt, "Adopting the Panel's account"),
         _ => {
             return Err(WebError::NotFound(format!(
                 "There is no service action {action:?}."

@@ -570,3 +570,82 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
     }
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_taken_username_needs_attention_and_adopt_accepts_only_the_services_own_account() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    // Someone else's account already holds the username on the Panel.
+    let panel = opterius::V1Client::new(
+        opterius::ClientOptions::default().build().expect("client"),
+        opterius::ApiUrl::parse(&app.sim.server_url(0)).expect("url"),
+        app.sim.api_key(0).into(),
+    );
+    panel
+        .create_account(&opterius::V1CreateAccount {
+            domain: "other.example.net".into(),
+            username: "nina".into(),
+            password: "Someone-elses-pass1".into(),
+            package: "Starter".into(),
+            client_email: "x@other.example.net".into(),
+            client_name: "Someone Else".into(),
+            server_id: None,
+            whmcs_service_id: None,
+            whmcs_client_id: None,
+        })
+        .await
+        .result
+        .expect("stranger");
+    let sid = service_id(&app.order(product, "nina.example.com").await);
+    let service = app.settle(sid, &["failed", "active"]).await;
+    assert_eq!(
+        service["last_error"]["kind"], "needs_attention",
+        "{service}"
+    );
+    let message = service["last_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("is for other.example.net"), "{message}");
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/adopt"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 409, "not this service's account: {body}");
+    assert_eq!(
+        app.get(&format!("/api/v1/services/{sid}")).await["status"],
+        "failed"
+    );
+
+    // After a warning, the kept account is the service's: adopt settles it.
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            warning: true,
+            remaining: Some(1),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product, "olga.example.com").await);
+    assert_eq!(
+        app.settle(sid, &["failed", "active"]).await["status"],
+        "failed"
+    );
+    let adopted = app
+        .post(&format!("/api/v1/services/{sid}/adopt"), json!({}))
+        .await;
+    assert_eq!(
+        (
+            adopted["status"].as_str(),
+            adopted["panel_account_id"].as_str()
+        ),
+        (Some("active"), Some("olga")),
+        "{adopted}"
+    );
+    assert_eq!(app.sim.creates(Target::All).get("olga"), Some(&1));
+    act(&app, sid, "suspend", "suspended").await;
+    app.finish().await;
+}
