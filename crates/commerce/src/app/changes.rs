@@ -89,7 +89,8 @@ pub async fn change_package(
             "the service already has this product",
         ));
     }
-    sqlx::query("UPDATE services SET pending_product_id = $2, updated_at = now() WHERE id = $1")
+    // updated_at moves when the Panel confirms (the admin page watches for it).
+    sqlx::query("UPDATE services SET pending_product_id = $2 WHERE id = $1")
         .bind(row.id)
         .bind(product.id)
         .execute(&mut *tx)

@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::app::modules;
@@ -29,6 +29,15 @@ pub struct PackageField {
 }
 
 impl PackageField {
+    /// `pick`, `text`, or `text-warned` (free text with warnings).
+    pub fn shown(&self) -> &'static str {
+        match (self.pick, self.warnings.is_empty()) {
+            (true, _) => "pick",
+            (false, true) => "text",
+            (false, false) => "text-warned",
+        }
+    }
+
     /// Builds the field for `module` and `group_id` with `value` current.
     pub async fn build(state: &AppState, module: &str, group_id: i64, value: &str) -> Self {
         let found = match group_id {
@@ -91,6 +100,10 @@ pub struct FieldQuery {
     group_id: String,
     #[serde(default)]
     package: String,
+    /// What the page shows now: `text` (no warnings) lets an unchanged free-text
+    /// field stay in place, so typing is never interrupted by a swap.
+    #[serde(default)]
+    package_shown: String,
 }
 
 /// The field for another module or group (the selects' htmx swap).
@@ -100,5 +113,10 @@ pub async fn field(
     Query(q): Query<FieldQuery>,
 ) -> WebResult<Response> {
     let group = q.group_id.trim().parse().unwrap_or(0);
-    fragment(&PackageField::build(&state, q.module.trim(), group, &q.package).await)
+    let field = PackageField::build(&state, q.module.trim(), group, &q.package).await;
+    if q.package_shown == "text" && field.shown() == "text" {
+        // htmx swaps nothing on a 204: the field the admin is typing in stays.
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    }
+    fragment(&field)
 }
