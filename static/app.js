@@ -5,6 +5,20 @@
 (function () {
   "use strict";
 
+  // "Trust this certificate": pin the fingerprint the test just showed. The
+  // admin still saves the form, after reading it.
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("[data-trust-sha256]") : null;
+    if (!b) return;
+    var mode = document.getElementById("tls_mode");
+    var pin = document.getElementById("tls_sha256");
+    if (!mode || !pin) return;
+    mode.value = "pinned";
+    pin.value = b.getAttribute("data-trust-sha256");
+    b.textContent = "Pinned: save the server to keep it";
+    b.disabled = true;
+  });
+
   function csrfToken() {
     var m = document.querySelector('meta[name="csrf-token"]');
     return m ? m.content : "";

@@ -187,8 +187,8 @@ impl Config {
             connect_timeout: self.panel_connect_timeout,
             timeout: self.panel_timeout,
             verify_tls: self.ssl_verify,
-            resolver: None,
             network: self.panel_networks.clone(),
+            ..Default::default()
         }
     }
 }

@@ -14,19 +14,24 @@ use crate::state::AppState;
 /// Demo admin login, printed at startup.
 pub const ADMIN_EMAIL: &str = "admin@demo.test";
 const SIM_TOKEN: &str = "demo-panel-token";
-const SERVERS: usize = 3;
+/// Simulated Panels: the first speak seed 000's HMAC API (`opterius`), the
+/// rest the shipped v2.8 API with keys (`opterius_v1`); the simulator serves both.
+const SERVERS: usize = 5;
+const SEED_SERVERS: usize = 3;
 
-/// Seeds (or refreshes) the demo catalog pointing at `sim`.
-pub async fn seed(state: &AppState, sim: &Sim) -> anyhow::Result<()> {
-    let err = |e: crate::app::error::AppError| anyhow::anyhow!("{e}");
+fn err(e: crate::app::error::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+async fn group(state: &AppState, name: &str) -> anyhow::Result<i64> {
     let groups = catalog::list_groups(&state.pool).await.map_err(err)?;
-    let group_id = match groups.iter().find(|g| g.name == "Demo shared hosting") {
+    Ok(match groups.iter().find(|g| g.name == name) {
         Some(g) => g.id,
         None => {
             catalog::create_group(
                 &state.pool,
                 &GroupInput {
-                    name: "Demo shared hosting".into(),
+                    name: name.into(),
                     placement: "least_full".into(),
                 },
             )
@@ -34,21 +39,40 @@ pub async fn seed(state: &AppState, sim: &Sim) -> anyhow::Result<()> {
             .map_err(err)?
             .id
         }
-    };
+    })
+}
+
+/// Seeds (or refreshes) the demo catalog pointing at `sim`.
+pub async fn seed(state: &AppState, sim: &Sim) -> anyhow::Result<()> {
+    let group_id = group(state, "Demo shared hosting").await?;
+    let v1_group = group(state, "Demo Panel 2.8 (API key)").await?;
     let existing = servers::all(&state.pool).await.map_err(err)?;
     for n in 0..SERVERS {
-        let name = format!("demo-panel-{}", n + 1);
-        let input = ServerInput {
-            name: name.clone(),
-            module: "opterius".into(),
-            group_id,
-            max_accounts: 500,
-            enabled: true,
-            credentials: [
+        let v1 = n >= SEED_SERVERS;
+        let name = if v1 {
+            format!("demo-panel-v1-{}", n - SEED_SERVERS + 1)
+        } else {
+            format!("demo-panel-{}", n + 1)
+        };
+        let credentials = if v1 {
+            [
+                ("api_url".to_owned(), sim.server_url(n)),
+                ("api_key".to_owned(), sim.api_key(n)),
+            ]
+        } else {
+            [
                 ("api_url".to_owned(), sim.server_url(n)),
                 ("api_token".to_owned(), sim.token(n)),
             ]
-            .into(),
+        };
+        let input = ServerInput {
+            name: name.clone(),
+            module: if v1 { "opterius_v1" } else { "opterius" }.into(),
+            group_id: if v1 { v1_group } else { group_id },
+            max_accounts: 500,
+            enabled: true,
+            credentials: credentials.into(),
+            tls: None,
         };
         // The simulator listens on a new port each start: keep the servers pointing at it.
         match existing.iter().find(|s| s.name == name) {
@@ -63,14 +87,39 @@ pub async fn seed(state: &AppState, sim: &Sim) -> anyhow::Result<()> {
         }
     }
     let products = catalog::list_products(&state.pool).await.map_err(err)?;
-    for (name, package, disk, bw, auto) in [
-        ("Starter hosting", "Starter", 5_120, 51_200, "on_order"),
-        ("Pro hosting", "Pro", 20_480, 204_800, "on_payment"),
+    for (name, module, group_id, package, disk, bw, auto) in [
+        (
+            "Starter hosting",
+            "opterius",
+            group_id,
+            "Starter",
+            5_120,
+            51_200,
+            "on_order",
+        ),
+        (
+            "Pro hosting",
+            "opterius",
+            group_id,
+            "Pro",
+            20_480,
+            204_800,
+            "on_payment",
+        ),
+        (
+            "Panel 2.8 Starter",
+            "opterius_v1",
+            v1_group,
+            "Starter",
+            5_120,
+            51_200,
+            "on_order",
+        ),
     ] {
         if !products.iter().any(|p| p.name == name) {
             let input = ProductInput {
                 name: name.into(),
-                module: "opterius".into(),
+                module: module.into(),
                 group_id,
                 package: package.into(),
                 disk_limit_mb: disk,
@@ -110,8 +159,9 @@ pub async fn run(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     println!("  Admin login:  {ADMIN_EMAIL}  /  {password}");
     println!("  API token:    {token}");
     println!(
-        "  Simulated Opterius Panel: {} ({SERVERS} servers; faults via {}/_sim)",
+        "  Simulated Opterius Panel: {} ({SEED_SERVERS} HMAC servers, {} v2.8 API-key servers; faults via {}/_sim)",
         sim.url(),
+        SERVERS - SEED_SERVERS,
         sim.url()
     );
     println!("  Stop with Ctrl-C.");

@@ -193,6 +193,8 @@ string_enum!(
         Terminate => "terminate",
         Info => "info",
         TestConnection => "test_connection",
+        ChangePackage => "change_package",
+        ChangePassword => "change_password",
     }
 );
 string_enum!(

@@ -61,6 +61,15 @@ hosting_job!(
     TerminateHostingAccountJob, Action::Terminate, "commerce.terminate_hosting_account"
 );
 
+hosting_job!(
+    /// Moves an account to another product's package on the Panel.
+    ChangePackageJob, Action::ChangePackage, "commerce.change_package"
+);
+hosting_job!(
+    /// Sets a newly generated password on the Panel account.
+    ChangePasswordJob, Action::ChangePassword, "commerce.change_password"
+);
+
 /// The queue of an action's job.
 pub fn queue_of(action: Action) -> Option<&'static str> {
     match action {
@@ -68,15 +77,19 @@ pub fn queue_of(action: Action) -> Option<&'static str> {
         Action::Suspend => Some(SuspendHostingAccountJob::QUEUE),
         Action::Unsuspend => Some(UnsuspendHostingAccountJob::QUEUE),
         Action::Terminate => Some(TerminateHostingAccountJob::QUEUE),
+        Action::ChangePackage => Some(ChangePackageJob::QUEUE),
+        Action::ChangePassword => Some(ChangePasswordJob::QUEUE),
         Action::Info | Action::TestConnection => None,
     }
 }
 
-pub const QUEUES: [&str; 4] = [
+pub const QUEUES: [&str; 6] = [
     CreateHostingAccountJob::QUEUE,
     SuspendHostingAccountJob::QUEUE,
     UnsuspendHostingAccountJob::QUEUE,
     TerminateHostingAccountJob::QUEUE,
+    ChangePackageJob::QUEUE,
+    ChangePasswordJob::QUEUE,
 ];
 
 /// Enqueues the job for `action` within the caller's transaction: it exists
@@ -169,6 +182,8 @@ handler!(handle_create, CreateHostingAccountJob);
 handler!(handle_suspend, SuspendHostingAccountJob);
 handler!(handle_unsuspend, UnsuspendHostingAccountJob);
 handler!(handle_terminate, TerminateHostingAccountJob);
+handler!(handle_change_package, ChangePackageJob);
+handler!(handle_change_password, ChangePasswordJob);
 
 fn storage(state: &AppState, queue: &str) -> PostgresStorage<JobArgs> {
     let config = PgQueueConfig::default()
@@ -218,6 +233,8 @@ pub async fn run_workers(
         .register(worker!(SuspendHostingAccountJob, handle_suspend))
         .register(worker!(UnsuspendHostingAccountJob, handle_unsuspend))
         .register(worker!(TerminateHostingAccountJob, handle_terminate))
+        .register(worker!(ChangePackageJob, handle_change_package))
+        .register(worker!(ChangePasswordJob, handle_change_password))
         // A worker that dies (PostgreSQL unreachable for a while) is rebuilt by
         // its factory, under a new unique name, so its orphans are recovered.
         .should_restart(|ctx, err| {

@@ -30,7 +30,11 @@ impl Metrics {
             Action::Suspend => Some(&self.suspend),
             Action::Unsuspend => Some(&self.unsuspend),
             Action::Terminate => Some(&self.terminate),
-            Action::Info | Action::TestConnection => None,
+            // Rare admin actions: their runs are in the log, not in counters.
+            Action::Info
+            | Action::TestConnection
+            | Action::ChangePackage
+            | Action::ChangePassword => None,
         }
     }
 

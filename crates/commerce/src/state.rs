@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use provisioning::{ModuleContext, Registry};
+use provisioning::Registry;
 use sqlx::PgPool;
 
 use crate::config::Config;
@@ -15,7 +15,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub registry: Arc<Registry>,
     pub sealer: Sealer,
-    pub module_ctx: ModuleContext,
+    /// The HTTP clients modules are lent, one per TLS trust.
+    pub http: Arc<crate::app::tls::HttpClients>,
     pub metrics: Arc<Metrics>,
     pub workers: crate::runtime::WorkerStatus,
     pub api_tokens: Arc<crate::api::auth::TokenCache>,
@@ -25,17 +26,14 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
-        let http = config
-            .client_options()
-            .build()
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-        let network = config.panel_networks.clone();
+        let http = crate::app::tls::HttpClients::new(config.client_options())?;
+        let registry = opterius_modules::builtin(&config.panel_networks);
         Ok(Self {
             pool,
             sealer: Sealer::with_previous(&config.app_key, config.app_key_previous.as_ref()),
             config: Arc::new(config),
-            registry: Arc::new(Registry::with_builtin()),
-            module_ctx: ModuleContext { http, network },
+            registry: Arc::new(registry),
+            http: Arc::new(http),
             metrics: Arc::new(Metrics::default()),
             workers: crate::runtime::WorkerStatus::default(),
             api_tokens: Arc::default(),

@@ -84,7 +84,8 @@ pub(crate) async fn serve(
 }
 
 /// A TLS acceptor with a fresh self-signed certificate for localhost/127.0.0.1.
-pub(crate) fn self_signed() -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+/// A fresh self-signed certificate for localhost and 127.0.0.1, and its DER.
+pub(crate) fn self_signed() -> anyhow::Result<(tokio_rustls::TlsAcceptor, Vec<u8>)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
     let der_cert = cert.cert.der().clone();
@@ -92,6 +93,9 @@ pub(crate) fn self_signed() -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         .map_err(|e| anyhow::anyhow!("self-signed key: {e}"))?;
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![der_cert], key)?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+        .with_single_cert(vec![der_cert.clone()], key)?;
+    Ok((
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        der_cert.to_vec(),
+    ))
 }

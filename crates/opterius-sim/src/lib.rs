@@ -3,13 +3,16 @@
 //! It verifies signatures and the timestamp window exactly as the seeds say,
 //! keeps packages (case-sensitive) and accounts in memory, can act as many Panel
 //! servers at once (`/s/{n}`, each with its own token), and injects faults on
-//! demand through an unsigned control API under `/_sim`.
+//! demand through an unsigned control API under `/_sim`. Every server also
+//! speaks the provisioning API the Panel ships (`/api/v1`, Bearer keys,
+//! PANEL_V1.md), so one process serves both dialects.
 
 mod agent;
 mod conn;
 mod control;
 mod panel;
 mod state;
+mod v1;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,8 +42,10 @@ pub struct SimConfig {
     pub tls: bool,
     /// The Agent's secret_key (served under `/agent`).
     pub agent_secret: String,
-    /// The version `/api/server/stats` reports.
+    /// The version `/api/server/stats` and `/api/v1/test` report.
     pub version: String,
+    /// The v1 API key of server 0; server n > 0 uses `{api_key}-{n}`.
+    pub api_key: String,
 }
 
 impl Default for SimConfig {
@@ -53,6 +58,7 @@ impl Default for SimConfig {
             tls: false,
             agent_secret: "sim-agent-secret".into(),
             version: "2.4.1-sim".into(),
+            api_key: "opt_sim0000000000000000000000000000000000000000000000".into(),
         }
     }
 }
@@ -73,26 +79,34 @@ fn token_for(config: &SimConfig, n: usize) -> String {
     }
 }
 
+fn key_for(config: &SimConfig, n: usize) -> String {
+    if n == 0 {
+        config.api_key.clone()
+    } else {
+        format!("{}-{n}", config.api_key)
+    }
+}
+
+fn fresh_server(config: &SimConfig, n: usize) -> Server {
+    let mut s = Server::new(
+        format!("sim-panel-{n}"),
+        token_for(config, n),
+        config.packages.clone(),
+    );
+    s.api_key = key_for(config, n);
+    s
+}
+
 fn fresh_servers(config: &SimConfig) -> Vec<Mutex<Server>> {
     (0..config.servers.max(1))
-        .map(|n| {
-            Mutex::new(Server::new(
-                format!("sim-panel-{n}"),
-                token_for(config, n),
-                config.packages.clone(),
-            ))
-        })
+        .map(|n| Mutex::new(fresh_server(config, n)))
         .collect()
 }
 
 pub(crate) fn reset(state: &State) {
     let config = &state.config;
     for (n, s) in state.servers.iter().enumerate() {
-        *s.lock().unwrap_or_else(|p| p.into_inner()) = Server::new(
-            format!("sim-panel-{n}"),
-            token_for(config, n),
-            config.packages.clone(),
-        );
+        *s.lock().unwrap_or_else(|p| p.into_inner()) = fresh_server(config, n);
     }
     *state.agent() = Server::new(
         "sim-agent".into(),
@@ -117,6 +131,8 @@ async fn dispatch(
     let path = uri.path().to_owned();
     if path == "/agent" || path.starts_with("/agent/") {
         agent::handle(state, kill, method, path, headers, body).await
+    } else if v1::is_v1(&path) {
+        v1::handle(state, kill, method, path, headers, body).await
     } else {
         panel::handle(state, kill, method, path, headers, body).await
     }
@@ -125,6 +141,7 @@ async fn dispatch(
 /// A running simulator; dropping it stops it.
 pub struct Sim {
     state: Arc<State>,
+    certificate: Option<Vec<u8>>,
     base_url: String,
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -141,10 +158,11 @@ impl Sim {
     pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let tls = if config.tls {
-            Some(conn::self_signed()?)
+        let (tls, certificate) = if config.tls {
+            let (acceptor, der) = conn::self_signed()?;
+            (Some(acceptor), Some(der))
         } else {
-            None
+            (None, None)
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(State {
@@ -164,6 +182,7 @@ impl Sim {
         let task = tokio::spawn(conn::serve(listener, app, tls));
         Ok(Self {
             state,
+            certificate,
             base_url: format!("{scheme}://{addr}"),
             addr,
             task,
@@ -173,6 +192,11 @@ impl Sim {
     /// Starts on a free loopback port.
     pub async fn start_local(config: SimConfig) -> anyhow::Result<Self> {
         Self::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// The self-signed certificate (DER) it serves, with `tls`.
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.certificate.as_deref()
     }
 
     /// The api_url of server 0.
@@ -192,6 +216,23 @@ impl Sim {
     /// The Agent's base URL.
     pub fn agent_url(&self) -> String {
         format!("{}/agent", self.base_url)
+    }
+
+    /// The current v1 API key of server `n`.
+    pub fn api_key(&self, n: usize) -> String {
+        self.state
+            .server(n)
+            .map(|s| s.api_key.clone())
+            .unwrap_or_default()
+    }
+
+    /// What v1 creates said beyond the account (client_name, whmcs_service_id,
+    /// server_id), by Panel account id, on server `n`.
+    pub fn v1_meta(&self, n: usize) -> BTreeMap<u64, serde_json::Value> {
+        self.state
+            .server(n)
+            .map(|s| s.v1_meta.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// The current api_token of server `n`.

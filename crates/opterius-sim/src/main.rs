@@ -9,13 +9,18 @@ use opterius_sim::{Faults, Sim, SimConfig, Target};
 ///
 /// Prints its base URL (the api_url of server 0) as the first line of stdout.
 /// Server n is also reachable at BASE/s/n with token TOKEN-n (server 0: TOKEN);
-/// the Agent API is at BASE/agent. Faults are driven at run time through the
-/// unsigned control API:
+/// the Agent API is at BASE/agent. Every server also speaks the Panel's shipped
+/// v1 API (PANEL_V1.md) at BASE[/s/n]/api/v1/... with Bearer key API_KEY
+/// (server n > 0: API_KEY-n): both dialects in one process, per server by path.
+/// Faults are driven at run time through the unsigned control API:
 ///
 ///   POST   BASE/_sim/faults?server=N|agent|all   JSON body, any of:
 ///          {"latency_ms":100, "error_rate":0.3, "hang_rate":0.05, "status":401,
 ///           "hang":true, "drop_connection":true, "malformed_json":true,
-///           "lose_reply":true, "remaining":3, "only":"create"}
+///           "lose_reply":true, "status_after_act":503, "remaining":3, "only":"create",
+///           v1 only: "key_expired":true, "ip_denied":true,
+///           "scopes":["account.create"], "warning":true, "retry_after_secs":7,
+///           "no_servers":true, "license_limit":5}
 ///   DELETE BASE/_sim/faults?server=...             clear faults
 ///   POST   BASE/_sim/token?server=N   {"token":"new"}   rotate a token
 ///   POST   BASE/_sim/packages?server=N {"packages":["Starter"]}
@@ -42,6 +47,12 @@ struct Args {
     /// Serve HTTPS with a freshly generated self-signed certificate.
     #[arg(long)]
     tls: bool,
+    /// The v1 API key of server 0 (server n > 0 uses API_KEY-n).
+    #[arg(
+        long,
+        default_value = "opt_sim0000000000000000000000000000000000000000000000"
+    )]
+    api_key: String,
     /// The Agent's secret_key (Agent API under BASE/agent).
     #[arg(long, default_value = "sim-agent-secret")]
     agent_secret: String,
@@ -90,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         tls: args.tls,
         agent_secret: args.agent_secret,
         version: args.panel_version,
+        api_key: args.api_key,
     };
     let sim = Sim::start(config, args.listen).await?;
     if args.latency_ms > 0 || args.error_rate > 0.0 || args.hang_rate > 0.0 {

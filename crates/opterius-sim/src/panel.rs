@@ -153,6 +153,10 @@ pub(crate) async fn respond(
             .into_response();
     }
     let Reply::Json(status, value) = act();
+    if let Some(after) = fault.status_after_act.filter(|_| status.is_success()) {
+        record(Some(after), "committed_then_failed");
+        return forced(after);
+    }
     if status.is_success() && fault.lose_reply {
         record(Some(status.as_u16()), "lost_reply");
         return kill.drop_now().await;

@@ -36,8 +36,26 @@ pub struct Faults {
     pub location: Option<String>,
     /// Apply the faults above (not latency) to the next N matching requests only.
     pub remaining: Option<u64>,
-    /// Only requests to this action: create, suspend, unsuspend, terminate, info, stats.
+    /// Only requests to this action: create, suspend, unsuspend, terminate, info,
+    /// stats (seed); test, packages, create, suspend, unsuspend, terminate,
+    /// password, package, usage (v1).
     pub only: Option<String>,
+    /// Act, then answer this status (a Panel that commits and then fails).
+    pub status_after_act: Option<u16>,
+    /// v1: answer 429 with this `Retry-After` (seconds) before acting.
+    pub retry_after_secs: Option<u64>,
+    /// v1: the key has expired (401).
+    pub key_expired: bool,
+    /// v1: the key's IP allow-list lacks the caller (403).
+    pub ip_denied: bool,
+    /// v1: the key's scopes (`account.create`...); unset means `*`.
+    pub scopes: Option<Vec<String>>,
+    /// v1: a create keeps the account but answers `result: warning`.
+    pub warning: bool,
+    /// v1: no Panel server is online to place accounts on (422).
+    pub no_servers: bool,
+    /// v1: the license allows this many accounts (422 beyond it).
+    pub license_limit: Option<u64>,
 }
 
 /// One account as the Panel keeps it.
@@ -64,6 +82,10 @@ pub struct Server {
     pub faults: Faults,
     /// Accounts actually created, per username (should never exceed 1).
     pub creates: HashMap<String, u64>,
+    /// The v1 API key (`opt_...`).
+    pub api_key: String,
+    /// What a v1 create said beyond the account: client_name, whmcs_service_id, server_id.
+    pub v1_meta: HashMap<u64, serde_json::Value>,
 }
 
 impl Server {
@@ -76,6 +98,8 @@ impl Server {
             next_id: 1001,
             faults: Faults::default(),
             creates: HashMap::new(),
+            api_key: String::new(),
+            v1_meta: HashMap::new(),
         }
     }
 

@@ -27,6 +27,9 @@ pub struct ClientOptions {
     /// Where calls may go (`PANEL_ALLOWED_NETWORKS`); checked on every
     /// resolved address at connect time.
     pub network: NetworkPolicy,
+    /// How this client trusts certificates (per server; `verify_tls: false`
+    /// overrides it with no checks).
+    pub tls: crate::tls::TlsPolicy,
 }
 
 impl Default for ClientOptions {
@@ -37,6 +40,7 @@ impl Default for ClientOptions {
             verify_tls: true,
             resolver: None,
             network: NetworkPolicy::default(),
+            tls: crate::tls::TlsPolicy::Verify,
         }
     }
 }
@@ -44,24 +48,33 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Builds the process-wide HTTP client (connection pool) from these options.
     pub fn build(&self) -> Result<reqwest::Client, PanelError> {
-        // reqwest is built without a bundled crypto provider: use ring, once.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!("opterius-commerce/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tls_danger_accept_invalid_certs(!self.verify_tls)
-            // A Panel never redirects an API call; following one would carry
-            // the signature (and a create's body) to wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(self.network.resolver(self.resolver.clone()));
+        let mut builder = self.builder();
+        if let (true, crate::tls::TlsPolicy::Pinned(pin)) = (self.verify_tls, &self.tls) {
+            builder = builder.use_preconfigured_tls(crate::tls::pinned_config(*pin)?);
+        }
         builder.build().map_err(|e| {
             PanelError::new(
                 ErrorKind::Config,
                 format!("could not build the HTTP client: {e}"),
             )
         })
+    }
+
+    /// The builder every client of this process starts from.
+    pub(crate) fn builder(&self) -> reqwest::ClientBuilder {
+        // reqwest is built without a bundled crypto provider: use ring, once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let insecure = !self.verify_tls || self.tls == crate::tls::TlsPolicy::Insecure;
+        reqwest::Client::builder()
+            .user_agent(concat!("opterius-commerce/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tls_danger_accept_invalid_certs(insecure)
+            // A Panel never redirects an API call; following one would carry
+            // the signature (and a create's body) to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(self.network.resolver(self.resolver.clone()))
     }
 }
 

@@ -17,6 +17,12 @@ pub enum ErrorKind {
     Conflict,
     /// 422: the Panel rejected the payload, typically the package name.
     Validation,
+    /// The package does not exist on the Panel (v1: 404 with the Panel's list).
+    UnknownPackage,
+    /// v1: the Panel has no online server to place an account on.
+    NoAvailableServers,
+    /// v1: the Panel's license allows no more accounts.
+    LicenseLimit,
     /// 429: the Panel asks us to slow down.
     RateLimited,
     /// Any other 4xx.
@@ -50,6 +56,9 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::Validation => "validation",
+            Self::UnknownPackage => "unknown_package",
+            Self::NoAvailableServers => "no_available_servers",
+            Self::LicenseLimit => "license_limit",
             Self::RateLimited => "rate_limited",
             Self::ClientError => "client_error",
             Self::ServerError => "server_error",
@@ -69,6 +78,7 @@ impl ErrorKind {
         matches!(
             self,
             Self::RateLimited
+                | Self::NoAvailableServers
                 | Self::ServerError
                 | Self::GatewayTimeout
                 | Self::Timeout
@@ -96,6 +106,15 @@ impl ErrorKind {
             Self::Validation => {
                 "The Panel rejected the request. Package names are case-sensitive: log in to Panel → Packages, copy the exact name string into the product's package field, then retry."
             }
+            Self::UnknownPackage => {
+                "Package names are case-sensitive: pick one of the packages the Panel lists (exact case) for the product, then retry."
+            }
+            Self::NoAvailableServers => {
+                "The Panel has no online server to place the account on: bring a server online in the Panel (Server Mode → Servers); Commerce retries automatically."
+            }
+            Self::LicenseLimit => {
+                "The Panel's license allows no more accounts: upgrade the Panel license or remove unused accounts on the Panel, then retry."
+            }
             Self::RateLimited => {
                 "The Panel is rate-limiting requests. Commerce retries with backoff; lower worker concurrency if this persists."
             }
@@ -121,7 +140,7 @@ impl ErrorKind {
                 "Could not resolve host: check the hostname in api_url for typos and that DNS resolves it from the Commerce server."
             }
             Self::Tls => {
-                "SSL certificate verify failed: install a valid certificate on the Panel, or (only for a self-signed Panel you trust) set SSL_VERIFY=false in Commerce's .env."
+                "SSL certificate verify failed: install a valid certificate on the Panel, or, for a self-signed Panel you trust, pin its certificate on the server (Trust this certificate after checking its SHA-256 fingerprint on the Panel). SSL_VERIFY=false in Commerce's .env turns the checks off for every server."
             }
             Self::InvalidResponse => {
                 "The Panel answered with something other than the expected JSON. Check that api_url points at the Panel API, not a website or a proxy error page."
@@ -139,6 +158,16 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// The certificate a Panel presented, for an admin deciding whether to pin it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateInfo {
+    /// Lowercase hex SHA-256 of the leaf certificate (DER).
+    pub sha256: String,
+    pub subject: String,
+    /// RFC 3339 end of validity.
+    pub not_after: String,
+}
+
 /// A failed Panel or Agent call, classified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -154,6 +183,15 @@ pub struct PanelError {
     pub outcome_unknown: bool,
     /// The HTTP status when the Panel (or a proxy) answered.
     pub http_status: Option<u16>,
+    /// The Panel's `Retry-After`, on a 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<std::time::Duration>,
+    /// On a 409: the Panel's id of the account holding the name, when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_account_id: Option<String>,
+    /// On a TLS failure: the certificate the Panel presented, when we saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Box<CertificateInfo>>,
 }
 
 impl PanelError {
@@ -165,16 +203,24 @@ impl PanelError {
             retryable: kind.retryable(),
             outcome_unknown: false,
             http_status: None,
+            retry_after: None,
+            existing_account_id: None,
+            certificate: None,
         }
+    }
+
+    /// The same failure with an admin fix more precise than the kind's.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+
+    pub(crate) fn with_http(self, status: u16) -> Self {
+        self.with_status(status)
     }
 
     pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.http_status = Some(status);
-        self
-    }
-
-    pub(crate) fn with_hint(mut self, hint: &str) -> Self {
-        hint.clone_into(&mut self.hint);
         self
     }
 

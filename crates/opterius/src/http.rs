@@ -55,7 +55,7 @@ pub fn redact(value: &mut serde_json::Value) {
     }
 }
 
-fn redacted_text(bytes: &[u8]) -> String {
+pub(crate) fn redacted_text(bytes: &[u8]) -> String {
     if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(bytes) {
         redact(&mut json);
         return cap(json.to_string());
@@ -63,7 +63,7 @@ fn redacted_text(bytes: &[u8]) -> String {
     cap(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn cap(mut text: String) -> String {
+pub(crate) fn cap(mut text: String) -> String {
     if text.len() > LOGGED_BODY_BYTES {
         let mut end = LOGGED_BODY_BYTES;
         while !text.is_char_boundary(end) {
@@ -188,7 +188,9 @@ pub(crate) async fn send<T>(
     }
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -202,7 +204,7 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
 
 /// A 3xx: never followed (it would carry the signature, and a create's body,
 /// wherever it points), reported with where it pointed.
-fn redirected(status: u16, location: Option<&str>) -> PanelError {
+pub(crate) fn redirected(status: u16, location: Option<&str>) -> PanelError {
     let to = location.map_or_else(
         || "no Location".to_owned(),
         |l| format!("Location: {}", cap_to(l, 200)),
@@ -278,7 +280,7 @@ fn shape(json: &serde_json::Value) -> &'static str {
 }
 
 /// The Panel's own words from an error body: `message`, `error`, `errors`.
-fn panel_message(body: &[u8]) -> Option<String> {
+pub(crate) fn panel_message(body: &[u8]) -> Option<String> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let mut parts = Vec::new();
     let text = |v: &serde_json::Value| match v {
@@ -312,7 +314,7 @@ fn panel_message(body: &[u8]) -> Option<String> {
     (!joined.is_empty()).then(|| cap(joined))
 }
 
-fn classify_status(status: u16, body: &[u8], method: &Method, path: &str) -> PanelError {
+pub(crate) fn classify_status(status: u16, body: &[u8], method: &Method, path: &str) -> PanelError {
     let said = panel_message(body);
     let with = |head: String| match &said {
         Some(m) => format!("{head}: {m}"),
@@ -356,9 +358,17 @@ fn classify_status(status: u16, body: &[u8], method: &Method, path: &str) -> Pan
     // A 5xx other than 503 may come after the Panel acted (a crash or a proxy
     // timeout mid-request): the outcome of a create is then unknown.
     let unknown = matches!(status, 500 | 502 | 504);
-    PanelError::new(kind, message)
+    let mut e = PanelError::new(kind, message)
         .with_status(status)
-        .outcome_unknown(unknown)
+        .outcome_unknown(unknown);
+    if status == 409 {
+        // The Panel's 409 names the account holding the username.
+        e.existing_account_id = serde_json::from_slice(body)
+            .ok()
+            .and_then(|v| crate::types::CreatedAccount::from_json(&v))
+            .map(|a| a.id);
+    }
+    e
 }
 
 /// Classifies an error raised before an HTTP status arrived.
@@ -376,13 +386,19 @@ pub(crate) fn classify_transport(e: &reqwest::Error, base: &ApiUrl) -> PanelErro
         || lower.contains("certificate")
         || lower.contains("tls handshake")
     {
-        return PanelError::new(
+        let e = PanelError::new(
             ErrorKind::Tls,
             format!(
                 "SSL certificate verify failed for {host}: {}",
                 tls_reason(&lower, last_line(&chain))
             ),
         );
+        if lower.contains("pin mismatch") {
+            return e.with_hint(
+                "The Panel's certificate is not the pinned one: it was renewed, or something else answers at api_url. Check the new fingerprint on the Panel itself before trusting it (Trust this certificate), then test again.",
+            );
+        }
+        return e;
     }
     if e.is_timeout() {
         let (msg, unknown) = if e.is_connect() {

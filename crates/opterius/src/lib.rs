@@ -2,7 +2,7 @@
 //!
 //! Byte-exact HMAC signing and verification for the Opterius Panel REST API
 //! (seeds 000/001) and the Opterius Agent API (seed 002), typed HTTP clients for
-//! both, and an error taxonomy that tells an admin what went wrong and how to fix
+//! both and for the Panel's shipped `/api/v1` (PANEL_V1.md), and an error taxonomy that tells an admin what went wrong and how to fix
 //! it. This crate knows nothing of databases or web frameworks.
 
 pub mod agent;
@@ -12,12 +12,16 @@ mod error;
 mod http;
 mod network;
 pub mod panel;
+pub mod tls;
 mod types;
+mod v1;
 
 pub use agent::{AgentClient, AgentCreateAccount};
 pub use api_url::{ApiUrl, ApiUrlError};
 pub use client::{ClientOptions, Exchange, PanelClient, RequestRecord, Response};
-pub use error::{ErrorKind, PanelError};
+pub use error::{CertificateInfo, ErrorKind, PanelError};
 pub use http::redact;
 pub use network::{AddressRefused, Cidr, NetworkPolicy};
+pub use tls::TlsPolicy;
 pub use types::{AccountInfo, CreateAccount, CreatedAccount, ServerStats};
+pub use v1::{V1Answer, V1Client, V1CreateAccount};

@@ -1,21 +1,24 @@
-//! Provisioning modules: the `ProvisioningModule` trait, what its actions return,
-//! the registry that resolves modules by id, and the modules themselves
-//! (`opterius` first). Modules are pure: they get what they need as arguments and
-//! never touch the database.
+//! Provisioning modules' common ground: the `ProvisioningModule` trait and its
+//! capabilities, `AccountRef`, what an action returns (vendor-neutral failure
+//! kinds, the request and response records), the registry that resolves modules
+//! by id, and account naming. It names no vendor: the modules live in their own
+//! crates. Modules are pure: they get what they need as arguments and never
+//! touch the database.
 
 mod module;
 mod naming;
-mod opterius_module;
 mod redact;
 mod registry;
 mod result;
 
 pub use module::{
-    AccountSpec, CredentialField, Credentials, FieldErrors, InputType, ModuleContext, ModuleInfo,
-    ProvisioningModule,
+    AccountRef, AccountSpec, Capability, CredentialField, Credentials, FieldErrors, InputType,
+    ModuleContext, ModuleInfo, ProvisioningModule,
 };
 pub use naming::{generate_password, username_base, username_candidate};
-pub use opterius_module::OpteriusModule;
 pub use redact::{REDACTED, Redactor};
 pub use registry::Registry;
-pub use result::{Failure, FailureKind, ProvisioningResult, Success};
+pub use result::{
+    CertificateInfo, Failure, FailureKind, ProvisioningResult, RequestRecord, ResponseRecord,
+    Success,
+};

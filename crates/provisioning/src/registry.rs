@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::module::ProvisioningModule;
-use crate::opterius_module::OpteriusModule;
 
 /// Every module this process knows, by id.
 #[derive(Clone)]
@@ -17,13 +16,6 @@ impl Registry {
         Self {
             modules: BTreeMap::new(),
         }
-    }
-
-    /// The built-in modules.
-    pub fn with_builtin() -> Self {
-        let mut r = Self::empty();
-        r.register(Arc::new(OpteriusModule::new()));
-        r
     }
 
     pub fn register(&mut self, module: Arc<dyn ProvisioningModule>) {

@@ -87,6 +87,20 @@ pub const ROUTES: &[RouteDoc] = &[
         204
     ),
     doc!(
+        "get",
+        "/api/v1/servers/{id}/packages",
+        "The Panel's packages (409 when the server's module cannot list them)",
+        None,
+        200
+    ),
+    doc!(
+        "get",
+        "/api/v1/modules",
+        "Modules with their credential fields and capabilities",
+        None,
+        200
+    ),
+    doc!(
         "post",
         "/api/v1/servers/{id}/test",
         "Test a saved server and store the result",
@@ -150,6 +164,27 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     doc!(
         "post",
+        "/api/v1/services/{id}/change-package",
+        "Queue a move to another product's package (same module) on the Panel",
+        Some("ChangePackage"),
+        202
+    ),
+    doc!(
+        "post",
+        "/api/v1/services/{id}/adopt",
+        "Settle a failed create as active on the account the Panel holds (by id, or looked up by username)",
+        Some("Adopt"),
+        200
+    ),
+    doc!(
+        "post",
+        "/api/v1/services/{id}/change-password",
+        "Queue a new generated password on the Panel (never returned)",
+        None,
+        202
+    ),
+    doc!(
+        "post",
         "/api/v1/services/{id}/{action}",
         "Queue create, suspend, unsuspend, terminate or retry. Terminate is irreversible and needs {\"confirm\": \"<the service's domain>\"}; retry never re-runs a failed terminate",
         None,
@@ -185,6 +220,8 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("patch", "/api/v1/servers/{id}") => patch(patch_server),
         ("delete", "/api/v1/servers/{id}") => delete(delete_server),
         ("post", "/api/v1/servers/{id}/test") => post(test_server),
+        ("get", "/api/v1/servers/{id}/packages") => get(server_packages),
+        ("get", "/api/v1/modules") => get(list_modules),
         ("post", "/api/v1/products") => post(create_product),
         ("get", "/api/v1/products") => get(list_products),
         ("get", "/api/v1/products/{id}") => get(get_product),
@@ -198,6 +235,9 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("post", "/api/v1/orders/{id}/pay") => post(pay_order),
         ("get", "/api/v1/services") => get(list_services),
         ("get", "/api/v1/services/{id}") => get(get_service),
+        ("post", "/api/v1/services/{id}/change-package") => post(change_package),
+        ("post", "/api/v1/services/{id}/change-password") => post(change_password),
+        ("post", "/api/v1/services/{id}/adopt") => post(adopt),
         ("post", "/api/v1/services/{id}/{action}") => post(service_action),
         ("get", "/api/v1/provisioning-log") => get(list_log),
         ("get", "/api/v1/provisioning-log/{id}") => get(get_log),

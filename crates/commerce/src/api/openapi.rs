@@ -10,24 +10,30 @@ fn schemas() -> Value {
         "error": {"type": "string"},
         "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}});
     let failure = json!({"type": "object", "properties": {
-        "kind": {"type": "string", "enum": ["unauthorized", "forbidden", "not_found", "conflict", "validation", "rate_limited",
-            "client_error", "server_error", "gateway_timeout", "timeout", "connection_refused", "connection_dropped", "dns", "tls",
-            "invalid_response", "config", "no_capacity", "needs_attention", "internal"]},
+        "kind": {"type": "string", "enum": provisioning::FailureKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>()},
         "message": {"type": "string"}, "hint": {"type": "string"}, "retryable": {"type": "boolean"}}});
+    let tls = json!({"type": "object", "additionalProperties": false, "properties": {
+        "mode": {"type": "string", "enum": ["verify", "pinned", "insecure"], "default": "verify"},
+        "sha256": {"type": "string", "description": "hex SHA-256 of the Panel's certificate (DER), for pinned"}}});
     json!({
         "Error": error,
+        "Adopt": {"type": "object", "additionalProperties": false, "properties": {
+            "panel_account_id": {"type": "string"}}},
+        "ChangePackage": {"type": "object", "required": ["product_id"], "additionalProperties": false, "properties": {
+            "product_id": {"type": "integer"}}},
         "ProvisioningError": failure,
         "GroupInput": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "placement": {"type": "string", "enum": ["least_full", "fill"]}}},
         "ServerInput": {"type": "object", "required": ["name", "module", "group_id"], "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "module": {"type": "string", "example": "opterius"}, "group_id": {"type": "integer"},
             "max_accounts": {"type": "integer", "minimum": 0, "description": "0 = unlimited"}, "enabled": {"type": "boolean"},
-            "credentials": {"type": "object", "properties": {"api_url": {"type": "string"}, "api_token": {"type": "string", "writeOnly": true}}}}},
+            "credentials": {"type": "object", "description": "the module's credential_fields (GET /api/v1/modules)", "properties": {"api_url": {"type": "string"}, "api_token": {"type": "string", "writeOnly": true}, "api_key": {"type": "string", "writeOnly": true}, "panel_server_id": {"type": "string"}}},
+            "tls": tls.clone()}},
         "ServerPatch": {"type": "object", "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "module": {"type": "string"}, "group_id": {"type": "integer"}, "max_accounts": {"type": "integer"},
-            "enabled": {"type": "boolean"}, "credentials": {"type": "object"}}},
+            "enabled": {"type": "boolean"}, "credentials": {"type": "object"}, "tls": tls.clone()}},
         "UnsavedTest": {"type": "object", "required": ["module", "credentials"], "additionalProperties": false, "properties": {
-            "module": {"type": "string"}, "credentials": {"type": "object"}, "server_id": {"type": "integer"}}},
+            "module": {"type": "string"}, "credentials": {"type": "object"}, "server_id": {"type": "integer"}, "tls": tls}},
         "ProductInput": {"type": "object", "required": ["name", "module", "group_id", "package"], "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "module": {"type": "string"}, "group_id": {"type": "integer"},
             "package": {"type": "string", "description": "Exact, case-sensitive name from Panel → Packages"},

@@ -87,6 +87,18 @@ pub async fn delete_server(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn list_modules(_: ApiClient, State(s): State<AppState>) -> Json<Value> {
+    Json(json!(crate::app::modules::list(&s)))
+}
+
+pub async fn server_packages(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(crate::app::modules::server_packages(&s, id).await?))
+}
+
 pub async fn test_server(
     _: ApiClient,
     State(s): State<AppState>,
@@ -234,9 +246,38 @@ pub async fn get_service(
     Ok(Json(services::get(&s.pool, id).await?.into()))
 }
 
-/// `POST /services/{id}/{action}` for create, suspend, unsuspend, terminate, retry.
-/// `{create,suspend,unsuspend,terminate,retry}`; terminate is irreversible and
-/// needs `{"confirm": "<the service's domain>"}`.
+pub async fn change_package(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+    ApiJson(input): ApiJson<crate::app::changes::ChangePackage>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job_id = crate::app::changes::change_package(&s, id, &input, TriggeredBy::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
+}
+
+pub async fn adopt(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+    ApiJson(input): ApiJson<crate::app::adopt::Adopt>,
+) -> ApiResult<Json<services::ServiceView>> {
+    Ok(Json(
+        crate::app::adopt::adopt(&s, id, &input, TriggeredBy::Api).await?,
+    ))
+}
+
+pub async fn change_password(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job_id = crate::app::changes::change_password(&s, id, TriggeredBy::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
+}
+
+/// `POST /services/{id}/{create,suspend,unsuspend,terminate,retry}`; terminate
+/// is irreversible and needs `{"confirm": "<the service's domain>"}`.
 pub async fn service_action(
     _: ApiClient,
     State(s): State<AppState>,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::servers::{self, ServerRow};
+use crate::app::tls::ServerTls;
 use crate::domain::FieldErrors;
 use crate::state::AppState;
 
@@ -41,6 +42,9 @@ pub struct UnsavedTest {
     pub credentials: BTreeMap<String, String>,
     /// With a server id, a blank secret means the stored one.
     pub server_id: Option<i64>,
+    /// The trust to test with; with a server id and none given, the stored one.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
 }
 
 impl std::fmt::Debug for UnsavedTest {
@@ -49,6 +53,7 @@ impl std::fmt::Debug for UnsavedTest {
             .field("module", &self.module)
             .field("credentials", &servers::CredentialNames(&self.credentials))
             .field("server_id", &self.server_id)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -80,26 +85,37 @@ async fn probe(
     state: &AppState,
     module_id: &str,
     creds: &Credentials,
+    tls: &ServerTls,
     limit: Duration,
 ) -> TestOutcome {
     let started = Instant::now();
     let Some(module) = state.registry.get(module_id) else {
         let f = Failure::new(
-            FailureKind::Panel(opterius::ErrorKind::Config),
+            FailureKind::Config,
             format!("unknown module {module_id:?}"),
             "Pick a known module.",
             false,
         );
         return outcome(ProvisioningResult::failure(f), started);
     };
-    match tokio::time::timeout(limit, module.test_connection(&state.module_ctx, creds)).await {
-        // The answer and what is stored on the server hold no credential,
-        // whatever the Panel (or whatever answered instead) sent back.
-        Ok(result) => outcome(Redactor::for_attempt(creds, &[]).result(&result), started),
+    let ctx = state.http.ctx_for(tls);
+    match tokio::time::timeout(limit, module.test_connection(&ctx, creds)).await {
+        Ok(mut result) => {
+            // A certificate the admin may pin: say which one the Panel presented.
+            if let Err(f) = &mut result.outcome
+                && f.kind == FailureKind::Tls
+                && let Some(url) = creds.field("api_url").filter(|u| u.starts_with("https://"))
+            {
+                f.certificate = state.http.presented_certificate(url).await.map(Box::new);
+            }
+            // The answer and what is stored on the server hold no credential,
+            // whatever the Panel (or whatever answered instead) sent back.
+            outcome(Redactor::for_attempt(creds, &[]).result(&result), started)
+        }
         Err(_) => {
-            let kind = opterius::ErrorKind::Timeout;
+            let kind = FailureKind::Timeout;
             let f = Failure::new(
-                FailureKind::Panel(kind),
+                kind,
                 format!("no answer within {} s", limit.as_secs()),
                 kind.hint(),
                 true,
@@ -131,7 +147,7 @@ async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
 
 async fn test_row(state: &AppState, row: &ServerRow, limit: Duration) -> AppResult<TestOutcome> {
     let creds = servers::credentials(row, &state.sealer)?;
-    let o = probe(state, &row.module, &creds, limit).await;
+    let o = probe(state, &row.module, &creds, &row.tls(), limit).await;
     store(state, row.id, &o).await?;
     Ok(o)
 }
@@ -153,14 +169,21 @@ pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<Te
         .registry
         .get(input.module.trim())
         .ok_or_else(|| AppError::field("module", format!("unknown module {:?}", input.module)))?;
-    let stored = match input.server_id {
-        Some(id) => Some(servers::credentials(
-            &servers::get(&state.pool, id).await?,
-            &state.sealer,
-        )?),
-        None => None,
+    let (stored, stored_tls) = match input.server_id {
+        Some(id) => {
+            let row = servers::get(&state.pool, id).await?;
+            (
+                Some(servers::credentials(&row, &state.sealer)?),
+                Some(row.tls()),
+            )
+        }
+        None => (None, None),
     };
     let mut errors = FieldErrors::default();
+    let tls = match (&input.tls, stored_tls) {
+        (None, Some(t)) => t,
+        (given, _) => ServerTls::parse(given.as_ref(), &mut errors),
+    };
     let creds = servers::split_credentials(
         module.as_ref(),
         &input.credentials,
@@ -172,6 +195,7 @@ pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<Te
         state,
         module.info().id,
         &creds,
+        &tls,
         state.config.panel_timeout + Duration::from_secs(1),
     )
     .await)

@@ -2,14 +2,18 @@
 //! the database and the provisioning modules. Handlers call these, nothing else.
 
 pub mod admins;
+pub mod adopt;
 pub mod catalog;
+pub mod changes;
 pub mod connection;
 pub mod dashboard;
 pub mod error;
 pub mod idempotency;
 pub mod keys;
 pub mod log;
+pub mod modules;
 pub mod orders;
 pub mod page;
 pub mod servers;
 pub mod services;
+pub mod tls;

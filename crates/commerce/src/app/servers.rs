@@ -12,6 +12,7 @@ use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams};
+use crate::app::tls::ServerTls;
 use crate::crypto::{Binding, Sealer};
 use crate::domain::{FieldErrors, parse_name};
 use crate::state::AppState;
@@ -49,8 +50,20 @@ pub struct ServerRow {
     pub last_error: Option<Json<serde_json::Value>>,
     pub panel_name: Option<String>,
     pub panel_version: Option<String>,
+    pub tls_mode: String,
+    pub tls_sha256: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl ServerRow {
+    /// How this server's certificate is trusted.
+    pub fn tls(&self) -> ServerTls {
+        ServerTls {
+            mode: self.tls_mode.clone(),
+            sha256: self.tls_sha256.clone(),
+        }
+    }
 }
 
 /// A server as the API and UI show it: never a secret value.
@@ -65,6 +78,7 @@ pub struct ServerView {
     pub enabled: bool,
     pub credentials: BTreeMap<String, String>,
     pub secrets_set: Vec<String>,
+    pub tls: ServerTls,
     pub health: HealthView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -90,6 +104,10 @@ impl From<ServerRow> for ServerView {
             max_accounts: r.max_accounts,
             account_count: r.account_count,
             enabled: r.enabled,
+            tls: ServerTls {
+                mode: r.tls_mode,
+                sha256: r.tls_sha256,
+            },
             credentials: r.credentials.0,
             secrets_set: r.secrets_set,
             health: HealthView {
@@ -119,6 +137,9 @@ pub struct ServerInput {
     pub enabled: bool,
     #[serde(default)]
     pub credentials: BTreeMap<String, String>,
+    /// Default `verify`.
+    #[serde(default)]
+    pub tls: Option<ServerTls>,
 }
 
 fn yes() -> bool {
@@ -135,6 +156,7 @@ pub struct ServerPatch {
     pub max_accounts: Option<i64>,
     pub enabled: Option<bool>,
     pub credentials: Option<BTreeMap<String, String>>,
+    pub tls: Option<ServerTls>,
 }
 
 /// Submitted credentials for `Debug`: field names only, never values (which
@@ -158,6 +180,7 @@ impl std::fmt::Debug for ServerInput {
             .field("max_accounts", &self.max_accounts)
             .field("enabled", &self.enabled)
             .field("credentials", &CredentialNames(&self.credentials))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -174,12 +197,13 @@ impl std::fmt::Debug for ServerPatch {
                 "credentials",
                 &self.credentials.as_ref().map(CredentialNames),
             )
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 const COLUMNS: &str = "id, name, module, group_id, credentials, secrets, secrets_set, max_accounts, account_count, \
-    enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, created_at, updated_at";
+    enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, tls_mode, tls_sha256, created_at, updated_at";
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServerRow> {
     sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
@@ -336,6 +360,7 @@ struct Parsed {
     max_accounts: i32,
     enabled: bool,
     creds: Credentials,
+    tls: ServerTls,
 }
 
 fn parse_input(
@@ -372,6 +397,7 @@ fn parse_input(
         .as_ref()
         .map(|m| split_credentials(m.as_ref(), &input.credentials, stored, &mut errors))
         .unwrap_or_default();
+    let tls = ServerTls::parse(input.tls.as_ref(), &mut errors);
     errors.into_result()?;
     Ok(Parsed {
         name: name.unwrap_or_default(),
@@ -380,6 +406,7 @@ fn parse_input(
         max_accounts: max_accounts.unwrap_or_default(),
         enabled: input.enabled,
         creds,
+        tls,
     })
 }
 
@@ -420,13 +447,13 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
     let (sealed, names) = seal(&state.sealer, row_id, &p.creds);
     let sql = match id {
         None => format!(
-            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, tls_mode, tls_sha256, id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
         ),
         Some(_) => format!(
             "UPDATE servers SET name = $1, module = $2, group_id = $3, credentials = $4, secrets = $5, secrets_set = $6,
-                    max_accounts = $7, enabled = $8, updated_at = now()
-             WHERE id = $9 RETURNING {COLUMNS}"
+                    max_accounts = $7, enabled = $8, tls_mode = $9, tls_sha256 = $10, updated_at = now()
+             WHERE id = $11 RETURNING {COLUMNS}"
         ),
     };
     let query = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(sql))
@@ -437,7 +464,9 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
         .bind(sealed)
         .bind(&names)
         .bind(p.max_accounts)
-        .bind(p.enabled);
+        .bind(p.enabled)
+        .bind(&p.tls.mode)
+        .bind(&p.tls.sha256);
     query
         .bind(row_id)
         .fetch_optional(&state.pool)
@@ -449,6 +478,7 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
 pub async fn update(state: &AppState, id: i64, patch: ServerPatch) -> AppResult<ServerView> {
     let current = get(&state.pool, id).await?;
     let stored = credentials(&current, &state.sealer)?;
+    let current_tls = current.tls();
     let mut submitted = current.credentials.0.clone();
     submitted.extend(patch.credentials.unwrap_or_default());
     let input = ServerInput {
@@ -460,6 +490,7 @@ pub async fn update(state: &AppState, id: i64, patch: ServerPatch) -> AppResult<
             .unwrap_or(i64::from(current.max_accounts)),
         enabled: patch.enabled.unwrap_or(current.enabled),
         credentials: submitted,
+        tls: Some(patch.tls.unwrap_or(current_tls)),
     };
     replace(state, id, &input, Some(&stored)).await
 }

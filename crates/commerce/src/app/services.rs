@@ -243,6 +243,9 @@ fn allowed(row: &ServiceRow, action: Action) -> AppResult<()> {
         Action::Suspend => matches!(status, S::Active | S::Suspended),
         Action::Unsuspend => matches!(status, S::Suspended | S::Active),
         Action::Terminate => matches!(status, S::Active | S::Suspended | S::Failed | S::Pending),
+        Action::ChangePackage | Action::ChangePassword => {
+            matches!(status, S::Active | S::Suspended)
+        }
         Action::Info | Action::TestConnection => false,
     };
     if ok {

@@ -2,8 +2,8 @@
 //! unknown outcome, and recording the result.
 
 use provisioning::{
-    AccountSpec, Credentials, Failure, FailureKind, ProvisioningModule, ProvisioningResult,
-    Redactor, Success,
+    AccountRef, AccountSpec, Capability, Credentials, Failure, FailureKind, ProvisioningModule,
+    ProvisioningResult, Redactor, Success,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -22,15 +22,16 @@ struct CreateInputs {
     #[sqlx(flatten)]
     product: Product,
     email: String,
+    client_name: String,
     password_sealed: Vec<u8>,
 }
 
 impl Run<'_> {
     pub(super) async fn create(&mut self) -> anyhow::Result<()> {
         let s = self.service.clone();
-        let CreateInputs { product, email, password_sealed } = sqlx::query_as(
+        let CreateInputs { product, email, client_name, password_sealed } = sqlx::query_as(
             "SELECT p.id, p.name, p.module, p.group_id, p.package, p.disk_limit_mb, p.bandwidth_limit_mb,
-                    p.auto_setup, p.created_at, p.updated_at, c.email, s.password_sealed
+                    p.auto_setup, p.created_at, p.updated_at, c.email, c.name AS client_name, s.password_sealed
              FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id
              WHERE s.id = $1",
         )
@@ -87,7 +88,7 @@ impl Run<'_> {
                     .await;
             }
         };
-        let spec = self.spec(&product, email, &password_sealed)?;
+        let spec = self.spec(&product, email, client_name, &password_sealed)?;
         let log_id = log::start(
             self.pool(),
             &self.entry(Some(server.id), &server.module, Action::Create),
@@ -98,18 +99,19 @@ impl Run<'_> {
         let redactor = Redactor::for_attempt(&creds, &[&spec.password]);
         let mut result = redactor.result(
             &module
-                .create_account(&self.state.module_ctx, &creds, &spec)
+                .create_account(&self.ctx(&server), &creds, &spec)
                 .await,
         );
 
-        // A 409 for our own username after an attempt whose outcome is unknown:
-        // that attempt most likely created the account. Reconcile, never rename.
+        // A 409 for our own username (fixed before the first call, unique to this
+        // service) is always reconciled, whatever earlier attempts reported: a
+        // Panel may commit and then answer 503, or keep an account after a
+        // warning. Look the account up, adopt it when it is ours; never rename.
         if let Err(f) = &result.outcome
-            && f.kind == FailureKind::Panel(opterius::ErrorKind::Conflict)
-            && self.service.create_outcome_unknown
+            && f.kind == FailureKind::Conflict
         {
             result = self
-                .reconcile(&*module, &creds, &server, result, &redactor)
+                .reconcile(&*module, &creds, &server, &spec, result, &redactor)
                 .await?;
         }
         self.finish(log_id, &server.module, server.id, result, &redactor)
@@ -132,7 +134,13 @@ impl Run<'_> {
     }
 
     /// The account to create: fixed username, the sealed password opened.
-    fn spec(&self, product: &Product, email: String, sealed: &[u8]) -> anyhow::Result<AccountSpec> {
+    fn spec(
+        &self,
+        product: &Product,
+        email: String,
+        client_name: String,
+        sealed: &[u8],
+    ) -> anyhow::Result<AccountSpec> {
         let s = &self.service;
         let password = String::from_utf8(self.state.sealer.open(password_binding(s.id), sealed)?)?;
         Ok(AccountSpec {
@@ -143,6 +151,8 @@ impl Run<'_> {
             email,
             disk_limit_mb: product.disk_limit_mb,
             bandwidth_limit_mb: product.bandwidth_limit_mb,
+            client_name,
+            service_id: s.id,
         })
     }
 
@@ -151,7 +161,7 @@ impl Run<'_> {
         let f = Failure {
             outcome_unknown: true,
             ..Failure::new(
-                FailureKind::Panel(opterius::ErrorKind::ConnectionDropped),
+                FailureKind::ConnectionDropped,
                 "the worker stopped before the Panel's answer was recorded; the outcome of this attempt is unknown",
                 "Commerce reconciles this on the next attempt; nothing to do unless the service ends as needing attention.",
                 true,
@@ -177,25 +187,32 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// After a 409 following an unknown outcome: adopt the Panel's account when the
-    /// Panel names it and it is ours (username and domain), else report that a
-    /// person must check.
+    /// After a 409 for our username: look the account up where the module can
+    /// (by the id the Panel named, else by username), adopt it when it is ours
+    /// (username, and domain and email where the Panel says them), else report
+    /// that a person must check.
     async fn reconcile(
         &self,
         module: &dyn ProvisioningModule,
         creds: &Credentials,
         server: &ServerRow,
+        spec: &AccountSpec,
         conflict: ProvisioningResult,
         redactor: &Redactor,
     ) -> anyhow::Result<ProvisioningResult> {
         let username = &self.service.username;
         let named_id = conflict
-            .response
+            .outcome
             .as_ref()
-            .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
-            .and_then(|body| opterius::CreatedAccount::from_json(&body))
-            .map(|a| a.id);
-        if let Some(id) = named_id {
+            .err()
+            .and_then(|f| f.existing_account_id.clone());
+        let mut found_elsewhere = None;
+        if module.info().can(Capability::Info) {
+            let account = AccountRef {
+                panel_id: named_id.clone(),
+                username: username.clone(),
+                domain: self.service.domain.clone(),
+            };
             let log_id = log::start(
                 self.pool(),
                 &self.entry(Some(server.id), &server.module, Action::Info),
@@ -203,18 +220,37 @@ impl Run<'_> {
             .await?;
             let info = redactor.result(
                 &module
-                    .account_info(&self.state.module_ctx, creds, &id)
+                    .account_info(&self.ctx(server), creds, &account)
                     .await,
             );
             let field =
                 |ok: &Success, k: &str| ok.data.get(k).and_then(Value::as_str).map(str::to_owned);
-            let ours = matches!(&info.outcome, Ok(ok)
-                if field(ok, "username").as_deref() == Some(username.as_str())
-                    && field(ok, "domain").is_none_or(|d| d.eq_ignore_ascii_case(&self.service.domain)));
+            let ours = match &info.outcome {
+                Ok(ok) => {
+                    let same_user =
+                        field(ok, "username").is_none_or(|u| u.eq_ignore_ascii_case(username));
+                    let same_domain = field(ok, "domain")
+                        .is_none_or(|d| d.eq_ignore_ascii_case(&self.service.domain));
+                    let same_email =
+                        field(ok, "email").is_none_or(|e| e.eq_ignore_ascii_case(&spec.email));
+                    if !(same_domain && same_user) {
+                        found_elsewhere = field(ok, "domain");
+                    }
+                    same_user && same_domain && same_email
+                }
+                Err(_) => false,
+            };
+            let id = info
+                .outcome
+                .as_ref()
+                .ok()
+                .and_then(|ok| ok.account_id.clone())
+                .or(named_id)
+                .unwrap_or_else(|| username.clone());
             let message = if ours {
                 format!("account {id} on the Panel belongs to {username}: adopting it")
             } else {
-                format!("account {id} named by the Panel's 409 is not {username}'s")
+                format!("the Panel's account {username} could not be shown to be this service's")
             };
             let status = if info.is_success() {
                 LogStatus::Success
@@ -236,7 +272,7 @@ impl Run<'_> {
             if ours {
                 let adopted = Success {
                     message: format!(
-                        "Account {username} already existed on the Panel as id {id}, created by an earlier attempt whose reply was lost; adopted it instead of creating another"
+                        "Account {username} already existed on the Panel as id {id} (created by an earlier attempt whose reply was lost, or kept by the Panel after a warning); adopted it instead of creating another"
                     ),
                     data: json!({"account_id": id, "adopted": true}),
                     account_id: Some(id),
@@ -247,17 +283,31 @@ impl Run<'_> {
                 });
             }
         }
-        let needs = Failure::new(
-            FailureKind::NeedsAttention,
+        let earlier = if self.service.create_outcome_unknown {
             format!(
-                "An earlier attempt to create {username} was sent but its answer never arrived; the Panel now says {username} already exists, so that attempt most likely created it. Commerce will not create it again under another name."
+                "An earlier attempt to create {username} was sent but its answer never arrived; the Panel now says {username} already exists, so that attempt most likely created it."
+            )
+        } else {
+            format!("The Panel says {username} already exists.")
+        };
+        let whose = match found_elsewhere {
+            Some(d) => format!(
+                " The Panel's {username} is for {d}, not {}.",
+                self.service.domain
             ),
+            None => String::new(),
+        };
+        let mut needs = Failure::new(
+            FailureKind::NeedsAttention,
+            format!("{earlier}{whose} Commerce will not create it again under another name."),
             format!(
-                "Check Panel → Accounts for {username} on server {}. If it is this service's account, record its id on the service; if not, remove it on the Panel, then retry.",
+                "Check Panel → Accounts for {username} on server {}. If it is this service's account, adopt it on the service; if not, remove it on the Panel, then retry.",
                 server.name
             ),
             false,
         );
+        // The account may be ours: keep the server, never place elsewhere.
+        needs.outcome_unknown = true;
         Ok(ProvisioningResult {
             outcome: Err(needs),
             ..conflict

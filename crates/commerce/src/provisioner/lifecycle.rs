@@ -1,6 +1,6 @@
 //! Suspend, unsuspend and terminate an existing account.
 
-use provisioning::{FailureKind, Redactor};
+use provisioning::{AccountRef, FailureKind, Redactor};
 use sqlx::types::Json;
 
 use super::{Run, config_failure, last_error};
@@ -65,17 +65,22 @@ impl Run<'_> {
             &self.entry(Some(server.id), &server.module, self.action),
         )
         .await?;
-        let ctx = &self.state.module_ctx;
+        let ctx = &self.ctx(&server);
+        let account = AccountRef {
+            panel_id: Some(account_id.clone()),
+            username: s.username.clone(),
+            domain: s.domain.clone(),
+        };
         let result = match self.action {
-            Action::Suspend => module.suspend_account(ctx, &creds, &account_id).await,
-            Action::Unsuspend => module.unsuspend_account(ctx, &creds, &account_id).await,
-            _ => module.terminate_account(ctx, &creds, &account_id).await,
+            Action::Suspend => module.suspend_account(ctx, &creds, &account).await,
+            Action::Unsuspend => module.unsuspend_account(ctx, &creds, &account).await,
+            _ => module.terminate_account(ctx, &creds, &account).await,
         };
         let redactor = Redactor::for_attempt(&creds, &[]);
         let result = redactor.result(&result);
         // Terminating an account the Panel no longer has is done already.
         let gone = self.action == Action::Terminate
-            && matches!(&result.outcome, Err(f) if f.kind == FailureKind::Panel(opterius::ErrorKind::NotFound));
+            && matches!(&result.outcome, Err(f) if f.kind == FailureKind::NotFound);
         let mut tx = self.pool().begin().await?;
         match &result.outcome {
             Err(f) if !gone => {

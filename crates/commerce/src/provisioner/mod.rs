@@ -7,6 +7,7 @@
 //! outcome is unknown, a 409 for our own username is reconciled against the
 //! Panel or reported as needing attention, never retried under another name.
 
+mod change;
 mod create;
 mod lifecycle;
 
@@ -72,6 +73,7 @@ pub async fn run(
         match action {
             Action::Create => run.create().await,
             Action::Suspend | Action::Unsuspend | Action::Terminate => run.lifecycle().await,
+            Action::ChangePackage | Action::ChangePassword => run.change().await,
             Action::Info | Action::TestConnection => Ok(()),
         }
     }
@@ -117,7 +119,7 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
 /// An attempt's log columns, built from the module's result: the redacted
 /// request, the response and the error, each passed through the attempt's
 /// redactor (again: the result should already have been redacted on arrival).
-struct AttemptRecord {
+pub(crate) struct AttemptRecord {
     request: Option<Value>,
     response: Option<Value>,
     error: Option<Value>,
@@ -126,7 +128,7 @@ struct AttemptRecord {
 }
 
 impl AttemptRecord {
-    fn of(result: &ProvisioningResult, status: LogStatus, redactor: &Redactor) -> Self {
+    pub(crate) fn of(result: &ProvisioningResult, status: LogStatus, redactor: &Redactor) -> Self {
         let result = redactor.result(result);
         let request = result
             .request
@@ -150,7 +152,7 @@ impl AttemptRecord {
         }
     }
 
-    fn finish<'a>(&'a self, status: LogStatus, message: &'a str) -> Finish<'a> {
+    pub(crate) fn finish<'a>(&'a self, status: LogStatus, message: &'a str) -> Finish<'a> {
         Finish {
             status,
             http_status: self.http_status,
@@ -182,13 +184,17 @@ fn last_error(f: &Failure, action: Action, retry_in: Option<Duration>) -> Value 
 }
 
 fn config_failure(message: String) -> Failure {
-    let kind = opterius::ErrorKind::Config;
-    Failure::new(FailureKind::Panel(kind), message, kind.hint(), false)
+    Failure::of(FailureKind::Config, message)
 }
 
 impl Run<'_> {
     fn pool(&self) -> &sqlx::PgPool {
         &self.state.pool
+    }
+
+    /// What a module is lent for calls to `server`: the client its TLS trust needs.
+    fn ctx(&self, server: &ServerRow) -> provisioning::ModuleContext {
+        self.state.http.ctx_for(&server.tls())
     }
 
     fn entry<'b>(
@@ -300,7 +306,8 @@ impl Run<'_> {
     }
 
     /// When a failure may be retried: the backoff before the next attempt,
-    /// base·2^(attempt-1), capped, then 50–100 % jitter.
+    /// base·2^(attempt-1), capped, then 50–100 % jitter, and never sooner than
+    /// the Panel's `Retry-After`.
     fn retry_delay(&self, f: &Failure) -> Option<Duration> {
         let config = &self.state.config;
         if !f.retryable || self.args.attempt >= config.provision_max_attempts {
@@ -309,10 +316,11 @@ impl Run<'_> {
         let exp = config
             .retry_base
             .saturating_mul(1u32 << self.args.attempt.saturating_sub(1).min(20));
-        Some(
-            exp.min(config.retry_max)
-                .mul_f64(rand::rng().random_range(0.5..=1.0)),
-        )
+        let backoff = exp
+            .min(config.retry_max)
+            .mul_f64(rand::rng().random_range(0.5..=1.0));
+        // A Panel's Retry-After is a floor: never ask again sooner.
+        Some(f.retry_after.map_or(backoff, |wait| backoff.max(wait)))
     }
 
     /// Enqueues the next attempt of this action, in `tx`.

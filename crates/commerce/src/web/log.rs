@@ -295,5 +295,12 @@ pub async fn retry(State(state): State<AppState>, admin: Admin, Id(id): Id) -> W
             "This log entry belongs to no service, so there is nothing to retry.".into(),
         ));
     };
-    crate::web::services::queue(&state, &admin, service_id, Requested::Retry, "Retry").await
+    crate::web::services::queue(
+        &state,
+        &admin,
+        service_id,
+        crate::web::services::Queue::Plain(Requested::Retry),
+        "Retry",
+    )
+    .await
 }

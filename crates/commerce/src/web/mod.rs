@@ -11,6 +11,7 @@ mod log;
 pub mod login;
 mod orders;
 mod page;
+mod product_package;
 mod products;
 pub mod ratelimit;
 mod server_form;
@@ -59,6 +60,7 @@ pub fn router() -> Router<AppState> {
             get(products::list).post(products::create),
         )
         .route("/admin/products/new", get(products::new))
+        .route("/admin/products/package-field", get(product_package::field))
         .route("/admin/products/{id}", post(products::update))
         .route("/admin/products/{id}/edit", get(products::edit))
         .route("/admin/clients", get(clients::list).post(clients::create))
@@ -71,6 +73,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/services/{id}", get(services::show))
         .route("/admin/services/{id}/panel", get(services::panel))
         .route("/admin/services/{id}/terminate", post(services::terminate))
+        .route(
+            "/admin/services/{id}/change-package",
+            post(services::change_package),
+        )
         .route("/admin/services/{id}/{action}", post(services::action))
         .route("/admin/log", get(log::list))
         .route("/admin/log/{id}", get(log::show))
@@ -118,6 +124,7 @@ pub const ADMIN_GET_ROUTES: &[&str] = &[
     "/admin/groups",
     "/admin/products",
     "/admin/products/new",
+    "/admin/products/package-field?module=opterius_v1&group_id=1",
     "/admin/products/{product}/edit",
     "/admin/clients",
     "/admin/orders",

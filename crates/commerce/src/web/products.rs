@@ -14,6 +14,7 @@ use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, Id, page, page_with};
+use crate::web::product_package::PackageField;
 use crate::web::server_form::Choice;
 use crate::web::session::{Admin, flash_redirect};
 
@@ -93,7 +94,7 @@ struct FormPage {
     title: String,
     action: String,
     name: String,
-    package: String,
+    package: PackageField,
     disk: String,
     bandwidth: String,
     modules: Vec<Choice>,
@@ -121,6 +122,8 @@ async fn render(
     errors: Errors,
 ) -> WebResult<Response> {
     let groups = catalog::list_groups(&state.pool).await?;
+    let mut package = PackageField::build(state, &v.module, v.group_id, &v.package).await;
+    package.error = errors.has("package").then(|| errors.of("package"));
     let t = FormPage {
         chrome: Chrome::new(admin, "products"),
         title: if id.is_some() {
@@ -158,7 +161,7 @@ async fn render(
             })
             .collect(),
         name: v.name,
-        package: v.package,
+        package,
         disk: v.disk,
         bandwidth: v.bandwidth,
         errors,

@@ -93,6 +93,8 @@ struct FormPage {
     max_accounts: String,
     enabled: bool,
     creds: Vec<CredField>,
+    tls_mode: String,
+    tls_sha256: String,
     errors: Errors,
 }
 
@@ -112,6 +114,8 @@ struct Values {
     enabled: bool,
     creds: std::collections::BTreeMap<String, String>,
     stored_secrets: Vec<String>,
+    tls_mode: String,
+    tls_sha256: String,
 }
 
 async fn render(
@@ -173,6 +177,8 @@ async fn render(
         max_accounts: v.max_accounts,
         enabled: v.enabled,
         creds,
+        tls_mode: v.tls_mode,
+        tls_sha256: v.tls_sha256,
         errors,
     };
     page_with(state, admin, status, &t)
@@ -187,6 +193,8 @@ pub async fn new(State(state): State<AppState>, admin: Admin) -> WebResult<Respo
         enabled: true,
         creds: Default::default(),
         stored_secrets: Vec::new(),
+        tls_mode: "verify".into(),
+        tls_sha256: String::new(),
     };
     render(&state, &admin, StatusCode::OK, None, v, Errors::default()).await
 }
@@ -201,6 +209,8 @@ pub async fn edit(State(state): State<AppState>, admin: Admin, Id(id): Id) -> We
         enabled: r.enabled,
         creds: r.credentials.0,
         stored_secrets: r.secrets_set,
+        tls_mode: r.tls_mode,
+        tls_sha256: r.tls_sha256.unwrap_or_default(),
     };
     render(
         &state,
@@ -213,6 +223,16 @@ pub async fn edit(State(state): State<AppState>, admin: Admin, Id(id): Id) -> We
     .await
 }
 
+/// The TLS trust the form says (`verify` when left out).
+fn tls_of(form: &FormData) -> crate::app::tls::ServerTls {
+    crate::app::tls::ServerTls {
+        mode: Some(form.get("tls_mode"))
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| "verify".into()),
+        sha256: Some(form.get("tls_sha256")),
+    }
+}
+
 fn input_of(form: &FormData, errors: &mut FieldErrors) -> ServerInput {
     ServerInput {
         name: form.get("name"),
@@ -221,6 +241,7 @@ fn input_of(form: &FormData, errors: &mut FieldErrors) -> ServerInput {
         max_accounts: form.int("max_accounts", 0, errors),
         enabled: form.has("enabled"),
         credentials: form.prefixed("credentials."),
+        tls: Some(tls_of(form)),
     }
 }
 
@@ -263,6 +284,8 @@ async fn save(
                 enabled: input.enabled,
                 creds: input.credentials,
                 stored_secrets,
+                tls_mode: form.get("tls_mode"),
+                tls_sha256: form.get("tls_sha256"),
             };
             render(
                 &state,
@@ -340,6 +363,7 @@ struct TestResult {
     version: String,
     latency_ms: u64,
     error: Option<ErrorBox>,
+    certificate: Option<provisioning::CertificateInfo>,
     problems: Vec<String>,
 }
 
@@ -353,6 +377,7 @@ pub async fn test(
         module: form.get("module"),
         credentials: form.prefixed("credentials."),
         server_id: form.get("server_id").trim().parse().ok(),
+        tls: Some(tls_of(&form)),
     };
     let mut t = TestResult {
         ok: false,
@@ -360,6 +385,7 @@ pub async fn test(
         version: String::new(),
         latency_ms: 0,
         error: None,
+        certificate: None,
         problems: Vec::new(),
     };
     match connection::test_unsaved(&state, &input).await {
@@ -377,6 +403,10 @@ pub async fn test(
             t.version = text("version");
             t.latency_ms = o.latency_ms;
             t.error = o.error.as_ref().map(ErrorBox::from_failure);
+            t.certificate = o
+                .error
+                .as_ref()
+                .and_then(|e| e.certificate.as_deref().cloned());
         }
         Err(e) => t.problems = form_errors(e)?.all(),
     }

@@ -176,6 +176,10 @@ struct Panel {
     error: Option<ErrorBox>,
     outcome_unknown: bool,
     actions: Vec<ActionButton>,
+    /// The module can set a new password (shown for live accounts only).
+    can_change_password: bool,
+    /// Products of the same module to move to (empty: no package change).
+    package_choices: Vec<crate::web::server_form::Choice>,
     log: Vec<LogLine>,
 }
 
@@ -230,6 +234,39 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
     if s.last_error.is_some() && status != ServiceStatus::Provisioning {
         actions.push(button("retry", "Retry failed action", ""));
     }
+    let needs_attention = s
+        .last_error
+        .as_ref()
+        .is_some_and(|e| e.0.get("kind").and_then(|k| k.as_str()) == Some("needs_attention"));
+    if needs_attention && s.server_id.is_some() && s.panel_account_id.is_none() {
+        actions.push(button("adopt", "Adopt the Panel's account", "secondary"));
+    }
+    // Only what the server's module can do is offered.
+    let live = matches!(status, ServiceStatus::Active | ServiceStatus::Suspended);
+    let module = match s.server_id {
+        Some(sid) if live => Some(servers::get(&state.pool, sid).await?.module),
+        _ => None,
+    };
+    let can = |c| {
+        module
+            .as_deref()
+            .is_some_and(|m| crate::app::modules::can(state, m, c))
+    };
+    let can_change_password = can(provisioning::Capability::ChangePassword);
+    let package_choices = if can(provisioning::Capability::ChangePackage) {
+        catalog::list_products(&state.pool)
+            .await?
+            .into_iter()
+            .filter(|p| Some(p.module.as_str()) == module.as_deref() && p.id != s.product_id)
+            .map(|p| crate::web::server_form::Choice {
+                value: p.id.to_string(),
+                label: format!("{} ({})", p.name, p.package),
+                selected: false,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Panel {
         id,
         csrf: admin.csrf.clone(),
@@ -262,6 +299,8 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             .and_then(|e| ErrorBox::from_json(&e.0)),
         outcome_unknown: s.create_outcome_unknown,
         actions,
+        can_change_password,
+        package_choices,
         log: crate::web::log::lines(state, recent.items).await?,
     })
 }
@@ -307,17 +346,46 @@ pub async fn panel(
     fragment(&panel_view(&state, &admin, id, &w).await?)
 }
 
+/// What an admin button queues.
+pub enum Queue {
+    Plain(Requested),
+    Adopt,
+    ChangePassword,
+    ChangePackage(i64),
+}
+
 /// Queues an action and returns to the service page, which watches for its end.
 pub async fn queue(
     state: &AppState,
     admin: &Admin,
     id: i64,
-    requested: Requested,
+    requested: Queue,
     what: &str,
 ) -> WebResult<Response> {
     let before = services::get(&state.pool, id).await?.updated_at;
     let to = format!("/admin/services/{id}");
-    match services::request(state, id, requested, TriggeredBy::Admin).await {
+    let queued = match requested {
+        Queue::Plain(r) => services::request(state, id, r, TriggeredBy::Admin).await,
+        Queue::ChangePassword => {
+            crate::app::changes::change_password(state, id, TriggeredBy::Admin).await
+        }
+        Queue::Adopt => {
+            let input = crate::app::adopt::Adopt::default();
+            crate::app::adopt::adopt(state, id, &input, TriggeredBy::Admin)
+                .await
+                .map(|s| {
+                    format!(
+                        "adopted as Panel account {}",
+                        s.panel_account_id.unwrap_or_default()
+                    )
+                })
+        }
+        Queue::ChangePackage(product_id) => {
+            let input = crate::app::changes::ChangePackage { product_id };
+            crate::app::changes::change_package(state, id, &input, TriggeredBy::Admin).await
+        }
+    };
+    match queued {
         Ok(job) => {
             tracing::info!(admin.id = admin.id, service.id = id, job.id = %job, "admin queued {what}");
             Ok(flash_redirect(
@@ -330,6 +398,15 @@ pub async fn queue(
         Err(AppError::Conflict { message, .. }) => {
             Ok(flash_redirect(state, &to, "error", &message))
         }
+        Err(AppError::Validation(f)) => {
+            let message =
+                f.0.values()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            Ok(flash_redirect(state, &to, "error", &message))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -340,10 +417,12 @@ pub async fn action(
     Path((id, action)): Path<(i64, String)>,
 ) -> WebResult<Response> {
     let (requested, what) = match action.as_str() {
-        "create" => (Requested::Create, "Create"),
-        "suspend" => (Requested::Suspend, "Suspend"),
-        "unsuspend" => (Requested::Unsuspend, "Unsuspend"),
-        "retry" => (Requested::Retry, "Retry"),
+        "create" => (Queue::Plain(Requested::Create), "Create"),
+        "suspend" => (Queue::Plain(Requested::Suspend), "Suspend"),
+        "unsuspend" => (Queue::Plain(Requested::Unsuspend), "Unsuspend"),
+        "retry" => (Queue::Plain(Requested::Retry), "Retry"),
+        "change-password" => (Queue::ChangePassword, "Password change"),
+        "adopt" => (Queue::Adopt, "Adopting the Panel's account"),
         _ => {
             return Err(WebError::NotFound(format!(
                 "There is no service action {action:?}."
@@ -373,5 +452,31 @@ pub async fn terminate(
             ),
         ));
     }
-    queue(&state, &admin, id, Requested::Terminate, "Terminate").await
+    queue(
+        &state,
+        &admin,
+        id,
+        Queue::Plain(Requested::Terminate),
+        "Terminate",
+    )
+    .await
+}
+
+/// Moves the account to another product's package (the select on the page).
+pub async fn change_package(
+    State(state): State<AppState>,
+    admin: Admin,
+    Id(id): Id,
+    form: FormData,
+) -> WebResult<Response> {
+    let mut errors = crate::domain::FieldErrors::default();
+    let product = form.int("product_id", 0, &mut errors);
+    queue(
+        &state,
+        &admin,
+        id,
+        Queue::ChangePackage(product),
+        "Package change",
+    )
+    .await
 }

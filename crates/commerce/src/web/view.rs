@@ -28,29 +28,12 @@ pub fn ago(t: DateTime<Utc>) -> String {
 
 /// The title an admin recognises for a failure kind (seed 001's wording).
 pub fn kind_title(kind: &str) -> String {
-    match kind {
-        "unauthorized" => "401 Unauthorized",
-        "forbidden" => "403 Forbidden",
-        "not_found" => "404 Not Found",
-        "conflict" => "409 Conflict",
-        "validation" => "422 Rejected by the Panel",
-        "rate_limited" => "429 Too Many Requests",
-        "client_error" => "Request refused by the Panel",
-        "server_error" => "Panel server error (5xx)",
-        "gateway_timeout" => "504 Gateway Timeout",
-        "timeout" => "Timed out",
-        "connection_refused" => "Connection refused",
-        "connection_dropped" => "Connection dropped",
-        "dns" => "Could not resolve host",
-        "tls" => "SSL certificate verify failed",
-        "invalid_response" => "Invalid response",
-        "config" => "Configuration error",
-        "no_capacity" => "No server has room",
-        "needs_attention" => "Needs attention",
-        "internal" => "Internal error",
-        other => return other.replace('_', " "),
+    let k = provisioning::FailureKind::parse(kind);
+    if k.as_str() == kind {
+        k.title().to_owned()
+    } else {
+        kind.replace('_', " ")
     }
-    .to_owned()
 }
 
 /// A classified failure as the UI shows it: what happened and how to fix it.

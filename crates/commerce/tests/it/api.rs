@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use opterius_sim::{Faults, SimConfig, Target};
 use provisioning::{
-    AccountSpec, Credentials, ModuleContext, ModuleInfo, ProvisioningModule, ProvisioningResult,
+    AccountRef, AccountSpec, Credentials, ModuleContext, ModuleInfo, ProvisioningModule,
+    ProvisioningResult,
 };
 use serde_json::{Value, json};
 
@@ -467,7 +468,7 @@ async fn suspending_twice_and_terminating_a_vanished_account_are_idempotent_and_
         opterius::ApiUrl::parse(app.sim.url()).expect("url"),
         app.sim.token(0).into(),
     )
-    .with_network(app.state.module_ctx.network.clone());
+    .with_network(app.state.config.panel_networks.clone());
     panel
         .terminate_account(service["panel_account_id"].as_str().expect("id"))
         .await
@@ -595,7 +596,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -603,7 +604,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -611,7 +612,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -619,7 +620,7 @@ impl ProvisioningModule for Panicky {
         &self,
         _: &ModuleContext,
         _: &Credentials,
-        _: &str,
+        _: &AccountRef,
     ) -> ProvisioningResult {
         unreachable!()
     }
@@ -631,12 +632,13 @@ impl ProvisioningModule for Panicky {
 #[tokio::test]
 async fn a_panicking_module_is_recorded_on_the_service_and_in_the_log() {
     let app = TestApp::spawn_custom(SimConfig::default(), &[], |state| {
-        let mut registry = provisioning::Registry::with_builtin();
+        let mut registry = opterius_modules::builtin(&state.config.panel_networks);
         registry.register(Arc::new(Panicky(ModuleInfo {
             id: "panicky",
             label: "Panicky",
             description: "panics",
             credential_fields: vec![],
+            capabilities: provisioning::Capability::BASIC.to_vec(),
         })));
         state.registry = Arc::new(registry);
     })

@@ -8,3 +8,4 @@ mod provisioning;
 mod security;
 mod support;
 mod ui;
+mod v1;

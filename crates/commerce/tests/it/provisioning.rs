@@ -315,7 +315,7 @@ async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_nev
         opterius::ApiUrl::parse(&app.sim.server_url(0)).expect("url"),
         app.sim.token(0).into(),
     )
-    .with_network(app.state.module_ctx.network.clone());
+    .with_network(app.state.config.panel_networks.clone());
     panel
         .create_account(&stranger)
         .await

@@ -405,7 +405,7 @@ async fn panel_addresses_in_metadata_or_loopback_space_are_refused_before_connec
     let mut options = app.state.config.client_options();
     options.resolver = Some(Arc::new(resolver));
     let mut state = app.state.clone();
-    state.module_ctx.http = options.build().expect("client");
+    state.http = Arc::new(commerce::app::tls::HttpClients::new(options).expect("clients"));
     let token = app.sim.token(0);
     let port = sim_addr.port();
     let cases = [
@@ -426,6 +426,7 @@ async fn panel_addresses_in_metadata_or_loopback_space_are_refused_before_connec
             ]
             .into(),
             server_id: None,
+            tls: None,
         };
         let out = commerce::app::connection::test_unsaved(&state, &input)
             .await
@@ -878,6 +879,7 @@ fn debug_output_of_inputs_holding_secrets_redacts_them() {
         module: "opterius".into(),
         credentials: creds,
         server_id: None,
+        tls: None,
     };
     let agent = opterius::AgentCreateAccount {
         username: "u".into(),
@@ -1107,7 +1109,7 @@ async fn a_name_that_rebinds_to_metadata_is_refused_at_the_next_connect() {
         let mut options = app.state.config.client_options();
         options.resolver = Some(resolver.clone());
         let mut state = app.state.clone();
-        state.module_ctx.http = options.build().expect("client");
+        state.http = Arc::new(commerce::app::tls::HttpClients::new(options).expect("clients"));
         let input = commerce::app::connection::UnsavedTest {
             module: "opterius".into(),
             credentials: [
@@ -1116,6 +1118,7 @@ async fn a_name_that_rebinds_to_metadata_is_refused_at_the_next_connect() {
             ]
             .into(),
             server_id: None,
+            tls: None,
         };
         let out = commerce::app::connection::test_unsaved(&state, &input)
             .await

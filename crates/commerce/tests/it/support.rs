@@ -323,6 +323,7 @@ impl TestApp {
     pub async fn finish(mut self) {
         let mut secrets = self.passwords().await;
         secrets.extend((0..4).map(|n| self.sim.token(n)));
+        secrets.extend((0..4).map(|n| self.sim.api_key(n)));
         secrets.push(opterius_sim::SimConfig::default().token);
         secrets.retain(|s| s.len() >= 8);
         let responses = self.responses.lock().expect("lock").clone();

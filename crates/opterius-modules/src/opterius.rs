@@ -1,21 +1,22 @@
-//! The `opterius` module: Opterius Panel servers over the signed REST API.
-
-use std::time::Duration;
+//! The `opterius` module: Opterius Panel servers over seed 000's signed REST API.
 
 use async_trait::async_trait;
-use opterius::{ApiUrl, CreateAccount, Exchange, PanelClient};
+use opterius::{ApiUrl, CreateAccount, NetworkPolicy, PanelClient};
+use provisioning::{
+    AccountRef, AccountSpec, Capability, CredentialField, Credentials, Failure, FieldErrors,
+    InputType, ModuleContext, ModuleInfo, ProvisioningModule, ProvisioningResult, Success,
+};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::module::{
-    AccountSpec, CredentialField, Credentials, FieldErrors, InputType, ModuleContext, ModuleInfo,
-    ProvisioningModule,
-};
-use crate::result::{Failure, FailureKind, ProvisioningResult, Success};
+use crate::wire::{self, finish, plain, refused};
 
 /// Opterius Panel, `moduleId = 'opterius'` (seed 000).
 pub struct OpteriusModule {
     info: ModuleInfo,
+    /// `PANEL_ALLOWED_NETWORKS`: checked on IP-literal and plain-http api_urls
+    /// before sending (the HTTP client checks resolved names at connect time).
+    network: NetworkPolicy,
 }
 
 impl Default for OpteriusModule {
@@ -25,6 +26,7 @@ impl Default for OpteriusModule {
 }
 
 impl OpteriusModule {
+    /// The module under the strict default address policy; see `with_network`.
     pub fn new() -> Self {
         Self {
             info: ModuleInfo {
@@ -51,19 +53,20 @@ impl OpteriusModule {
                         help: "Token from Panel → Settings → API.",
                     },
                 ],
+                capabilities: Capability::BASIC.to_vec(),
             },
+            network: NetworkPolicy::default(),
         }
     }
 
+    /// Where this module's calls may go (`PANEL_ALLOWED_NETWORKS`).
+    pub fn with_network(mut self, network: NetworkPolicy) -> Self {
+        self.network = network;
+        self
+    }
+
     fn client(&self, ctx: &ModuleContext, creds: &Credentials) -> Result<PanelClient, Failure> {
-        let config = |msg: String| {
-            Failure::new(
-                FailureKind::Panel(opterius::ErrorKind::Config),
-                msg,
-                opterius::ErrorKind::Config.hint(),
-                false,
-            )
-        };
+        let config = |msg: String| wire::config(msg, opterius::ErrorKind::Config.hint());
         let url = ApiUrl::parse(creds.field("api_url").unwrap_or_default())
             .map_err(|e| config(e.to_string()))?;
         let token = creds
@@ -71,10 +74,8 @@ impl OpteriusModule {
             .get("api_token")
             .filter(|t| !t.expose_secret().trim().is_empty())
             .ok_or_else(|| config("the server has no api_token set".into()))?;
-        Ok(
-            PanelClient::new(ctx.http.clone(), url, token.clone())
-                .with_network(ctx.network.clone()),
-        )
+        Ok(PanelClient::new(ctx.http.clone(), url, token.clone())
+            .with_network(self.network.clone()))
     }
 }
 
@@ -91,12 +92,16 @@ impl OpteriusModule {
         &self,
         ctx: &ModuleContext,
         creds: &Credentials,
-        account_id: &str,
+        account: &AccountRef,
         change: Change,
     ) -> ProvisioningResult {
         let client = match self.client(ctx, creds) {
             Ok(c) => c,
-            Err(f) => return config_failure(f),
+            Err(f) => return refused(f),
+        };
+        let account_id = match panel_id(account) {
+            Ok(id) => id,
+            Err(f) => return refused(f),
         };
         let (exchange, message) = match change {
             Change::Suspend => (
@@ -116,29 +121,17 @@ impl OpteriusModule {
     }
 }
 
-/// Turns a client exchange into a result, with `ok` describing the success.
-fn finish<T>(ex: Exchange<T>, ok: impl FnOnce(T) -> Success) -> ProvisioningResult {
-    ProvisioningResult {
-        outcome: ex.result.map(ok).map_err(Failure::from),
-        request: Some(ex.request),
-        response: ex.response,
-        duration: ex.elapsed,
-    }
-}
-
-fn plain(message: &str) -> impl FnOnce(serde_json::Value) -> Success + '_ {
-    move |data| Success {
-        message: message.to_owned(),
-        data,
-        account_id: None,
-    }
-}
-
-fn config_failure(failure: Failure) -> ProvisioningResult {
-    ProvisioningResult {
-        duration: Duration::ZERO,
-        ..ProvisioningResult::failure(failure)
-    }
+/// This dialect names accounts by the Panel's id only.
+fn panel_id(account: &AccountRef) -> Result<&str, Failure> {
+    account.panel_id.as_deref().ok_or_else(|| {
+        wire::config(
+            format!(
+                "the Panel never gave an account id for {}; this Panel dialect names accounts by id only",
+                account.username
+            ),
+            "Record the account's Panel id on the service (adopt it), then retry.",
+        )
+    })
 }
 
 #[async_trait]
@@ -186,7 +179,7 @@ impl ProvisioningModule for OpteriusModule {
     ) -> ProvisioningResult {
         let client = match self.client(ctx, creds) {
             Ok(c) => c,
-            Err(f) => return config_failure(f),
+            Err(f) => return refused(f),
         };
         let payload = CreateAccount {
             username: spec.username.clone(),
@@ -197,13 +190,15 @@ impl ProvisioningModule for OpteriusModule {
             disk_limit_mb: spec.disk_limit_mb,
             bandwidth_limit_mb: spec.bandwidth_limit_mb,
         };
-        finish(client.create_account(&payload).await, |created| Success {
-            message: format!(
-                "Account {} created on the Panel with id {}",
-                spec.username, created.id
-            ),
-            data: json!({ "account_id": created.id, "username": spec.username }),
-            account_id: Some(created.id),
+        finish(client.create_account(&payload).await, |created| {
+            Ok(Success {
+                message: format!(
+                    "Account {} created on the Panel with id {}",
+                    spec.username, created.id
+                ),
+                data: json!({ "account_id": created.id, "username": spec.username }),
+                account_id: Some(created.id),
+            })
         })
     }
 
@@ -211,46 +206,52 @@ impl ProvisioningModule for OpteriusModule {
         &self,
         ctx: &ModuleContext,
         creds: &Credentials,
-        account_id: &str,
+        account: &AccountRef,
     ) -> ProvisioningResult {
-        self.change(ctx, creds, account_id, Change::Suspend).await
+        self.change(ctx, creds, account, Change::Suspend).await
     }
 
     async fn unsuspend_account(
         &self,
         ctx: &ModuleContext,
         creds: &Credentials,
-        account_id: &str,
+        account: &AccountRef,
     ) -> ProvisioningResult {
-        self.change(ctx, creds, account_id, Change::Unsuspend).await
+        self.change(ctx, creds, account, Change::Unsuspend).await
     }
 
     async fn terminate_account(
         &self,
         ctx: &ModuleContext,
         creds: &Credentials,
-        account_id: &str,
+        account: &AccountRef,
     ) -> ProvisioningResult {
-        self.change(ctx, creds, account_id, Change::Terminate).await
+        self.change(ctx, creds, account, Change::Terminate).await
     }
 
     async fn account_info(
         &self,
         ctx: &ModuleContext,
         creds: &Credentials,
-        account_id: &str,
+        account: &AccountRef,
     ) -> ProvisioningResult {
+        let account_id = match panel_id(account) {
+            Ok(id) => id,
+            Err(f) => return refused(f),
+        };
         match self.client(ctx, creds) {
-            Ok(c) => finish(c.account_info(account_id).await, |info| Success {
-                message: format!(
-                    "Account {} is {}",
-                    account_id,
-                    info.status.as_deref().unwrap_or("present")
-                ),
-                data: serde_json::to_value(&info).unwrap_or_default(),
-                account_id: info.id.clone(),
+            Ok(c) => finish(c.account_info(account_id).await, |info| {
+                Ok(Success {
+                    message: format!(
+                        "Account {} is {}",
+                        account_id,
+                        info.status.as_deref().unwrap_or("present")
+                    ),
+                    data: serde_json::to_value(&info).unwrap_or_default(),
+                    account_id: info.id.clone(),
+                })
             }),
-            Err(f) => config_failure(f),
+            Err(f) => refused(f),
         }
     }
 
@@ -260,16 +261,18 @@ impl ProvisioningModule for OpteriusModule {
         creds: &Credentials,
     ) -> ProvisioningResult {
         match self.client(ctx, creds) {
-            Ok(c) => finish(c.server_stats().await, |stats| Success {
-                message: format!(
-                    "Connected to {} (version {})",
-                    stats.name.as_deref().unwrap_or("the Panel"),
-                    stats.version.as_deref().unwrap_or("unknown")
-                ),
-                data: json!({ "name": stats.name, "version": stats.version, "stats": stats.raw }),
-                account_id: None,
+            Ok(c) => finish(c.server_stats().await, |stats| {
+                Ok(Success {
+                    message: format!(
+                        "Connected to {} (version {})",
+                        stats.name.as_deref().unwrap_or("the Panel"),
+                        stats.version.as_deref().unwrap_or("unknown")
+                    ),
+                    data: json!({ "name": stats.name, "version": stats.version, "stats": stats.raw }),
+                    account_id: None,
+                })
             }),
-            Err(f) => config_failure(f),
+            Err(f) => refused(f),
         }
     }
 }
