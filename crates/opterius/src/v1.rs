@@ -391,6 +391,13 @@ pub(crate) fn classify(status: u16, bytes: &[u8], method: &Method, path: &str) -
             ErrorKind::ClientError,
             with(&format!("405 Method Not Allowed: {method} {path}")),
         ),
+        409 if lower.contains("domain") => PanelError::new(
+            ErrorKind::Conflict,
+            with("409 Conflict"),
+        )
+        .with_hint(
+            "Another account on the Panel already has this domain. Check Panel → Accounts: if it is this service's account, adopt it; if not, the domain is hosted elsewhere on the Panel and must be removed there first.",
+        ),
         409 => PanelError::new(ErrorKind::Conflict, with("409 Conflict")),
         422 if lower.contains("no available servers") => {
             PanelError::new(ErrorKind::NoAvailableServers, with("422 Unprocessable"))
