@@ -649,3 +649,41 @@ async fn a_taken_username_needs_attention_and_adopt_accepts_only_the_services_ow
     act(&app, sid, "suspend", "suspended").await;
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_the_panels_retry_after() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            retry_after_secs: Some(120),
+            remaining: Some(1),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product, "paul.example.com").await);
+    let log = app
+        .wait_for_log(sid, |l| l.iter().any(|e| e["status"] == "failed"))
+        .await;
+    assert_eq!(
+        (
+            log[0]["http_status"].as_i64(),
+            log[0]["error"]["kind"].as_str()
+        ),
+        (Some(429), Some("rate_limited"))
+    );
+    let service = app.get(&format!("/api/v1/services/{sid}")).await;
+    let at = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(service["last_error"][k].as_str().unwrap_or_default())
+            .expect(k)
+    };
+    let wait = at("next_retry_at") - at("at");
+    assert!(
+        wait.num_seconds() >= 119,
+        "retried after {wait} despite Retry-After: 120"
+    );
+    assert_eq!(service["status"], "provisioning");
+    app.finish().await;
+}
