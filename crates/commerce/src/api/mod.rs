@@ -186,7 +186,7 @@ pub const ROUTES: &[RouteDoc] = &[
     doc!(
         "post",
         "/api/v1/services/{id}/{action}",
-        "Queue create, suspend, unsuspend, terminate or retry",
+        "Queue create, suspend, unsuspend, terminate, retry or sync (read usage and status from the Panel)",
         None,
         202
     ),

@@ -687,3 +687,35 @@ async fn a_429_is_retried_no_sooner_than_the_panels_retry_after() {
     assert_eq!(service["status"], "provisioning");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn sync_reads_usage_and_status_from_the_panel_into_the_service() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let sid = service_id(&app.order(product, "quinn.example.com").await);
+    let service = app.settle(sid, &["active"]).await;
+    assert!(
+        service["usage"].is_null() && service["panel_status"].is_null(),
+        "{service}"
+    );
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/sync"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_for_log(sid, |l| {
+        l.iter()
+            .any(|e| e["action"] == "info" && e["status"] == "success")
+    })
+    .await;
+    let service = app.get(&format!("/api/v1/services/{sid}")).await;
+    assert_eq!(service["usage"]["disk_used_mb"], 12, "{service}");
+    assert_eq!(service["usage"]["disk_limit_mb"], 1024);
+    assert_eq!(service["usage"]["bandwidth_used_mb"], 3);
+    assert!(service["usage"]["synced_at"].is_string());
+    assert_eq!(service["panel_status"], "active");
+    app.finish().await;
+}
