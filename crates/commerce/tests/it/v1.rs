@@ -719,3 +719,50 @@ async fn sync_reads_usage_and_status_from_the_panel_into_the_service() {
     assert_eq!(service["panel_status"], "active");
     app.finish().await;
 }
+
+/// The figure: with 30 % of creates committed and then answered 503,
+/// every service ends active on exactly one account, on both modules.
+#[tokio::test]
+async fn thirty_percent_committed_503s_leave_no_orphan_and_no_failed_service() {
+    let app = TestApp::spawn().await;
+    let (_, _, seed_product) = app.catalog("Starter", "on_order").await;
+    let (_, _, v1_product) = v1_catalog(&app, "Starter", "on_order").await;
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            after_act_error_rate: 0.3,
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    const N: usize = 20;
+    for (module, product) in [("opterius", seed_product), ("opterius_v1", v1_product)] {
+        let mut sids = Vec::new();
+        for i in 0..N {
+            sids.push(service_id(
+                &app.order(
+                    product,
+                    &format!("{}-{i}.example.com", module.replace('_', "")),
+                )
+                .await,
+            ));
+        }
+        let mut hit = 0;
+        for sid in sids {
+            let service = app.settle(sid, &["active", "failed"]).await;
+            assert_eq!(service["status"], "active", "{module}: {service}");
+            let log = app.log_for(sid).await;
+            if log.iter().any(|e| e["http_status"] == 503) {
+                hit += 1;
+            }
+        }
+        let creates = app.sim.creates(Target::All);
+        assert!(creates.values().all(|n| *n == 1), "{creates:?}");
+        println!(
+            "{module}: {hit} of {N} creates were committed then answered 503; all {N} services active, no duplicate"
+        );
+        assert!(hit > 0, "the fault never struck: the test proves nothing");
+    }
+    assert_eq!(app.sim.accounts(Target::All).len(), 2 * N);
+    app.finish().await;
+}
