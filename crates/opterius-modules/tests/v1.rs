@@ -568,6 +568,16 @@ async fn the_simulator_behaves_like_laravel_without_accept_or_content_type() {
         .await
         .expect("sent");
     assert_eq!(no_accept.status().as_u16(), 302);
+    // No key at all: the Panel's own words, and our fix for them.
+    let no_key = http
+        .post(format!("{}/api/v1/test", rig.sim.url()))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(no_key.status().as_u16(), 401);
+    let body = no_key.bytes().await.expect("body");
+    assert!(String::from_utf8_lossy(&body).contains("API key required"));
     // Routing comes before auth: a wrong method answers 405 without a key.
     let wrong = http.get(&url).send().await.expect("sent");
     assert_eq!(wrong.status().as_u16(), 405);

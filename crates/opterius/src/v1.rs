@@ -432,6 +432,21 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Unauthorized);
         assert!(e.hint.contains("expired") && e.hint.contains(KEY_PLACE));
         let e = kind_of(
+            401,
+            r#"{"result":"error","message":"API key required. Use Authorization: Bearer <key>"}"#,
+            "/api/v1/test",
+        );
+        assert!(
+            e.hint.contains("Create an API key in") && e.message.contains("no API key reached"),
+            "{e:?}"
+        );
+        let e = kind_of(
+            403,
+            r#"{"result":"error","message":"IP address not allowed."}"#,
+            "/api/v1/test",
+        );
+        assert!(e.hint.contains("allow-list"), "{}", e.hint);
+        let e = kind_of(
             403,
             r#"{"result":"error","message":"Insufficient permissions."}"#,
             "/api/v1/accounts/password",
