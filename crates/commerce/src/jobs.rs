@@ -1,4 +1,4 @@
-//! The four provisioning jobs, their queues, enqueueing inside the caller's
+//! The provisioning jobs (create, suspend, unsuspend, terminate, change package, change password, sync), their queues, enqueueing inside the caller's
 //! transaction, and the apalis worker pool that runs them.
 //!
 //! A job payload is ids only. Our own retries are new delayed tasks written in
@@ -70,6 +70,11 @@ hosting_job!(
     ChangePasswordJob, Action::ChangePassword, "commerce.change_password"
 );
 
+hosting_job!(
+    /// Reads the account's usage and status from the Panel.
+    SyncAccountJob, Action::Info, "commerce.sync_account"
+);
+
 /// The queue of an action's job.
 pub fn queue_of(action: Action) -> Option<&'static str> {
     match action {
@@ -79,17 +84,19 @@ pub fn queue_of(action: Action) -> Option<&'static str> {
         Action::Terminate => Some(TerminateHostingAccountJob::QUEUE),
         Action::ChangePackage => Some(ChangePackageJob::QUEUE),
         Action::ChangePassword => Some(ChangePasswordJob::QUEUE),
-        Action::Info | Action::TestConnection => None,
+        Action::Info => Some(SyncAccountJob::QUEUE),
+        Action::TestConnection => None,
     }
 }
 
-pub const QUEUES: [&str; 6] = [
+pub const QUEUES: [&str; 7] = [
     CreateHostingAccountJob::QUEUE,
     SuspendHostingAccountJob::QUEUE,
     UnsuspendHostingAccountJob::QUEUE,
     TerminateHostingAccountJob::QUEUE,
     ChangePackageJob::QUEUE,
     ChangePasswordJob::QUEUE,
+    SyncAccountJob::QUEUE,
 ];
 
 /// Enqueues the job for `action` within the caller's transaction: it exists
@@ -184,6 +191,7 @@ handler!(handle_unsuspend, UnsuspendHostingAccountJob);
 handler!(handle_terminate, TerminateHostingAccountJob);
 handler!(handle_change_package, ChangePackageJob);
 handler!(handle_change_password, ChangePasswordJob);
+handler!(handle_sync, SyncAccountJob);
 
 fn storage(state: &AppState, queue: &str) -> PostgresStorage<JobArgs> {
     let config = PgQueueConfig::default()
@@ -235,6 +243,7 @@ pub async fn run_workers(
         .register(worker!(TerminateHostingAccountJob, handle_terminate))
         .register(worker!(ChangePackageJob, handle_change_package))
         .register(worker!(ChangePasswordJob, handle_change_password))
+        .register(worker!(SyncAccountJob, handle_sync))
         // A worker that dies (PostgreSQL unreachable for a while) is rebuilt by
         // its factory, under a new unique name, so its orphans are recovered.
         .should_restart(|ctx, err| {

@@ -347,7 +347,7 @@ async fn every_v1_refusal_has_its_kind_retry_decision_and_fix() {
             call: Call::Create("alicedomain"),
             kind: FailureKind::Conflict,
             retryable: false,
-            hint: "already exists",
+            hint: "already has this domain",
         },
         Row {
             name: "warning",
@@ -455,6 +455,10 @@ async fn every_v1_refusal_has_its_kind_retry_decision_and_fix() {
             hint: "no account with this username",
         },
     ];
+    let mut table = vec![
+        "| v1 answer or fault | kind | retried | hint (start) |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+    ];
     for row in rows {
         rig.fault(row.faults.clone());
         let creds = row.key.map_or_else(|| rig.creds(), |k| rig.creds_with(k));
@@ -493,6 +497,13 @@ async fn every_v1_refusal_has_its_kind_retry_decision_and_fix() {
             Call::Usage(u) => m.usage(&rig.ctx, &creds, &account(u, "")).await,
         };
         let f = failed(&r);
+        table.push(format!(
+            "| {} | {} | {} | {} |",
+            row.name,
+            f.kind,
+            if f.retryable { "yes" } else { "no" },
+            f.hint.chars().take(110).collect::<String>()
+        ));
         assert_eq!(
             (f.kind, f.retryable),
             (row.kind, row.retryable),
@@ -526,8 +537,56 @@ async fn every_v1_refusal_has_its_kind_retry_decision_and_fix() {
                 .await;
         }
     }
+    // The table the issue asks for: `cargo test -p opterius-modules --test v1 every_v1 -- --nocapture`.
+    println!("{}", table.join("\n"));
     // Nothing above sent a key the Panel does not know in a log-able place.
     assert!(rig.sim.requests().iter().all(|r| !r.path.contains("opt_")));
+}
+
+#[tokio::test]
+async fn the_simulator_behaves_like_laravel_without_accept_or_content_type() {
+    let rig = Rig::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let url = format!("{}/api/v1/accounts/create", rig.sim.url());
+    let key = rig.sim.api_key(0);
+    // A JSON body without Content-Type reaches the Panel as no fields at all.
+    let no_type = http
+        .post(&url)
+        .bearer_auth(&key)
+        .header("accept", "application/json")
+        .body(r#"{"username":"x"}"#)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(no_type.status().as_u16(), 422);
+    let body: Value = no_type.json().await.expect("json");
+    assert!(body["errors"]["username"].is_array(), "{body}");
+    // A failed validation without Accept: application/json is a redirect.
+    let no_accept = http
+        .post(&url)
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(no_accept.status().as_u16(), 302);
+    // No key at all: the Panel's own words, and our fix for them.
+    let no_key = http
+        .post(format!("{}/api/v1/test", rig.sim.url()))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(no_key.status().as_u16(), 401);
+    let body = no_key.bytes().await.expect("body");
+    assert!(String::from_utf8_lossy(&body).contains("API key required"));
+    // Routing comes before auth: a wrong method answers 405 without a key.
+    let wrong = http.get(&url).send().await.expect("sent");
+    assert_eq!(wrong.status().as_u16(), 405);
 }
 
 #[tokio::test]

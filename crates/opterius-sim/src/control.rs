@@ -99,7 +99,10 @@ async fn set_faults(
     Query(which): Query<Which>,
     Json(faults): Json<Faults>,
 ) -> Reply {
-    if !(0.0..=1.0).contains(&faults.error_rate) || !(0.0..=1.0).contains(&faults.hang_rate) {
+    if !(0.0..=1.0).contains(&faults.error_rate)
+        || !(0.0..=1.0).contains(&faults.hang_rate)
+        || !(0.0..=1.0).contains(&faults.after_act_error_rate)
+    {
         return Err(bad(
             "error_rate and hang_rate are fractions between 0 and 1",
         ));

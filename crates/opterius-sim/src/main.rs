@@ -17,7 +17,7 @@ use opterius_sim::{Faults, Sim, SimConfig, Target};
 ///   POST   BASE/_sim/faults?server=N|agent|all   JSON body, any of:
 ///          {"latency_ms":100, "error_rate":0.3, "hang_rate":0.05, "status":401,
 ///           "hang":true, "drop_connection":true, "malformed_json":true,
-///           "lose_reply":true, "status_after_act":503, "remaining":3, "only":"create",
+///           "lose_reply":true, "status_after_act":503, "after_act_error_rate":0.3, "remaining":3, "only":"create",
 ///           v1 only: "key_expired":true, "ip_denied":true,
 ///           "scopes":["account.create"], "warning":true, "retry_after_secs":7,
 ///           "no_servers":true, "license_limit":5}

@@ -157,6 +157,13 @@ pub(crate) async fn respond(
         record(Some(after), "committed_then_failed");
         return forced(after);
     }
+    if status.is_success()
+        && fault.after_act_error_rate > 0.0
+        && rand::random::<f64>() < fault.after_act_error_rate
+    {
+        record(Some(503), "committed_then_503");
+        return forced(503);
+    }
     if status.is_success() && fault.lose_reply {
         record(Some(status.as_u16()), "lost_reply");
         return kill.drop_now().await;

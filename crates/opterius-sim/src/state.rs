@@ -42,6 +42,8 @@ pub struct Faults {
     pub only: Option<String>,
     /// Act, then answer this status (a Panel that commits and then fails).
     pub status_after_act: Option<u16>,
+    /// Fraction (0..=1) of successful requests answered 503 after acting.
+    pub after_act_error_rate: f64,
     /// v1: answer 429 with this `Retry-After` (seconds) before acting.
     pub retry_after_secs: Option<u64>,
     /// v1: the key has expired (401).

@@ -412,6 +412,13 @@ pub(crate) fn classify(status: u16, bytes: &[u8], method: &Method, path: &str) -
             ErrorKind::ClientError,
             with(&format!("405 Method Not Allowed: {method} {path}")),
         ),
+        409 if lower.contains("domain") => PanelError::new(
+            ErrorKind::Conflict,
+            with("409 Conflict"),
+        )
+        .with_hint(
+            "Another account on the Panel already has this domain. Check Panel → Accounts: if it is this service's account, adopt it; if not, the domain is hosted elsewhere on the Panel and must be removed there first.",
+        ),
         409 => PanelError::new(ErrorKind::Conflict, with("409 Conflict")),
         422 if lower.contains("no available servers") => {
             PanelError::new(ErrorKind::NoAvailableServers, with("422 Unprocessable"))
@@ -445,6 +452,21 @@ mod tests {
         );
         assert_eq!(e.kind, ErrorKind::Unauthorized);
         assert!(e.hint.contains("expired") && e.hint.contains(KEY_PLACE));
+        let e = kind_of(
+            401,
+            r#"{"result":"error","message":"API key required. Use Authorization: Bearer <key>"}"#,
+            "/api/v1/test",
+        );
+        assert!(
+            e.hint.contains("Create an API key in") && e.message.contains("no API key reached"),
+            "{e:?}"
+        );
+        let e = kind_of(
+            403,
+            r#"{"result":"error","message":"IP address not allowed."}"#,
+            "/api/v1/test",
+        );
+        assert!(e.hint.contains("allow-list"), "{}", e.hint);
         let e = kind_of(
             403,
             r#"{"result":"error","message":"Insufficient permissions."}"#,

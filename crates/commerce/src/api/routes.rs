@@ -291,7 +291,7 @@ pub async fn service_action(
         crate::api::error::ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
-                "unknown action {action:?}: use create, suspend, unsuspend, terminate or retry"
+                "unknown action {action:?}: use create, suspend, unsuspend, terminate, retry or sync"
             ),
         )
     })?;

@@ -64,7 +64,9 @@ pub async fn server_packages(state: &AppState, id: i64) -> AppResult<Value> {
     }
     let creds = servers::credentials(&row, &state.sealer)?;
     let ctx = state.http.ctx_for(&row.tls());
-    let result = module.list_packages(&ctx, &creds).await;
+    // Shown to the admin: no credential, whatever the Panel echoed.
+    let result = provisioning::Redactor::for_attempt(&creds, &[])
+        .result(&module.list_packages(&ctx, &creds).await);
     Ok(match result.outcome {
         Ok(ok) => serde_json::json!({"items": ok.data}),
         Err(f) => serde_json::json!({"items": [], "error": f}),
@@ -106,9 +108,8 @@ pub async fn group_packages(
         async move {
             let creds = servers::credentials(row, &state.sealer).map_err(|e| e.to_string())?;
             let ctx = state.http.ctx_for(&row.tls());
-            module
-                .list_packages(&ctx, &creds)
-                .await
+            provisioning::Redactor::for_attempt(&creds, &[])
+                .result(&module.list_packages(&ctx, &creds).await)
                 .outcome
                 .map_err(|f| format!("{}: {}", row.name, f.message))
         }

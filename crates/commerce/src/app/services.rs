@@ -13,7 +13,8 @@ use crate::jobs::{self, JobArgs};
 use crate::state::AppState;
 
 pub const SERVICE_COLUMNS: &str = "id, order_id, client_id, product_id, server_id, domain, username, status, \
-    panel_account_id, last_error, create_outcome_unknown, created_at, updated_at, activated_at, suspended_at, terminated_at";
+    panel_account_id, last_error, create_outcome_unknown, created_at, updated_at, activated_at, suspended_at, terminated_at, \
+    usage, panel_status, synced_at";
 
 /// A service as stored (without its sealed password).
 #[derive(Debug, Clone, FromRow)]
@@ -34,6 +35,9 @@ pub struct ServiceRow {
     pub activated_at: Option<DateTime<Utc>>,
     pub suspended_at: Option<DateTime<Utc>>,
     pub terminated_at: Option<DateTime<Utc>>,
+    pub usage: Option<Json<serde_json::Value>>,
+    pub panel_status: Option<String>,
+    pub synced_at: Option<DateTime<Utc>>,
 }
 
 impl ServiceRow {
@@ -60,6 +64,11 @@ pub struct ServiceView {
     pub activated_at: Option<DateTime<Utc>>,
     pub suspended_at: Option<DateTime<Utc>>,
     pub terminated_at: Option<DateTime<Utc>>,
+    /// `{disk_used_mb, disk_limit_mb, bandwidth_used_mb, synced_at}` from the
+    /// last sync, or null.
+    pub usage: Option<serde_json::Value>,
+    /// What the Panel last said the account is (`active`, `suspended`).
+    pub panel_status: Option<String>,
 }
 
 impl From<ServiceRow> for ServiceView {
@@ -80,6 +89,14 @@ impl From<ServiceRow> for ServiceView {
             activated_at: r.activated_at,
             suspended_at: r.suspended_at,
             terminated_at: r.terminated_at,
+            usage: r.usage.map(|u| {
+                let mut u = u.0;
+                if let serde_json::Value::Object(m) = &mut u {
+                    m.insert("synced_at".into(), serde_json::json!(r.synced_at));
+                }
+                u
+            }),
+            panel_status: r.panel_status,
         }
     }
 }
@@ -189,6 +206,7 @@ pub enum Requested {
     Unsuspend,
     Terminate,
     Retry,
+    Sync,
 }
 
 impl Requested {
@@ -199,6 +217,7 @@ impl Requested {
             "unsuspend" => Some(Self::Unsuspend),
             "terminate" => Some(Self::Terminate),
             "retry" => Some(Self::Retry),
+            "sync" => Some(Self::Sync),
             _ => None,
         }
     }
@@ -246,7 +265,8 @@ fn allowed(row: &ServiceRow, action: Action) -> AppResult<()> {
         Action::ChangePackage | Action::ChangePassword => {
             matches!(status, S::Active | S::Suspended)
         }
-        Action::Info | Action::TestConnection => false,
+        Action::Info => matches!(status, S::Active | S::Suspended),
+        Action::TestConnection => false,
     };
     if ok {
         return Ok(());
@@ -288,6 +308,7 @@ pub async fn request(
         Requested::Unsuspend => Action::Unsuspend,
         Requested::Terminate => Action::Terminate,
         Requested::Retry => retry_action(&mut *tx, &row).await?,
+        Requested::Sync => Action::Info,
     };
     allowed(&row, action)?;
     let job_id = queue_action(&mut tx, state, &row, action, by).await?;

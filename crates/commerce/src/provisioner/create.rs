@@ -288,7 +288,12 @@ impl Run<'_> {
                 "An earlier attempt to create {username} was sent but its answer never arrived; the Panel now says {username} already exists, so that attempt most likely created it."
             )
         } else {
-            format!("The Panel says {username} already exists.")
+            let said = conflict
+                .outcome
+                .as_ref()
+                .err()
+                .map_or_else(String::new, |f| format!(" ({})", f.message));
+            format!("The Panel refused to create {username} because it exists already{said}.")
         };
         let whose = match found_elsewhere {
             Some(d) => format!(

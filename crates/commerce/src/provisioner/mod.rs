@@ -10,6 +10,7 @@
 mod change;
 mod create;
 mod lifecycle;
+mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +75,8 @@ pub async fn run(
             Action::Create => run.create().await,
             Action::Suspend | Action::Unsuspend | Action::Terminate => run.lifecycle().await,
             Action::ChangePackage | Action::ChangePassword => run.change().await,
-            Action::Info | Action::TestConnection => Ok(()),
+            Action::Info => run.sync().await,
+            Action::TestConnection => Ok(()),
         }
     }
     .instrument(span)

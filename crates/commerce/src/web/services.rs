@@ -421,6 +421,10 @@ pub async fn action(
         "suspend" => (Queue::Plain(Requested::Suspend), "Suspend"),
         "unsuspend" => (Queue::Plain(Requested::Unsuspend), "Unsuspend"),
         "retry" => (Queue::Plain(Requested::Retry), "Retry"),
+        "sync" => (
+            Queue::Plain(Requested::Sync),
+            "Reading usage from the Panel",
+        ),
         "change-password" => (Queue::ChangePassword, "Password change"),
         "adopt" => (Queue::Adopt, "Adopting the Panel's account"),
         _ => {

@@ -1133,3 +1133,47 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
     }
     app.finish().await;
 }
+
+#[tokio::test]
+async fn product_form_package_field_lists_v1_packages_warns_on_a_missing_one_and_keeps_seed_free_text()
+ {
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
+    let (seed_group, _, _) = app.catalog("Starter", "manual").await;
+    let (v1_group, _, _) = crate::v1::v1_catalog(&app, "Starter", "manual").await;
+    let mut http = Http::new(&app.base);
+    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let field = |module: &str, group: i64, package: &str, shown: &str| {
+        format!(
+            "/admin/products/package-field?module={module}&group_id={group}&package={package}&package_shown={shown}"
+        )
+    };
+    let (status, body) = http
+        .get(&field("opterius_v1", v1_group, "Starter", "text"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<select id=\"package\"") && body.contains("value=\"Pro\""),
+        "{body}"
+    );
+    assert!(body.contains("value=\"Starter\" selected"), "{body}");
+    let (_, body) = http
+        .get(&field("opterius_v1", v1_group, "starter", "pick"))
+        .await;
+    assert!(body.contains("exists on none of the group"), "{body}");
+    assert!(body.contains("starter (not on the Panel)"), "{body}");
+    // The seed module: free text with the case note, and no swap while typing.
+    let (status, body) = http
+        .get(&field("opterius", seed_group, "Starter", "pick"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<input id=\"package\"") && body.contains("Case-sensitive"),
+        "{body}"
+    );
+    let (status, body) = http
+        .get(&field("opterius", seed_group, "Starter", "text"))
+        .await;
+    assert_eq!((status, body.as_str()), (204, ""));
+    app.finish().await;
+}

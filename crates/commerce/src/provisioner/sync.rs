@@ -1,0 +1,110 @@
+//! Reading an account's usage and status from the Panel (sync): `usage` where
+//! the module can, else `info`; stored on the service with when.
+
+use provisioning::{AccountRef, Capability, Failure, FailureKind, Redactor};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+
+use super::Run;
+use crate::app::log;
+use crate::domain::LogStatus;
+
+impl Run<'_> {
+    pub(super) async fn sync(&self) -> anyhow::Result<()> {
+        let s = &self.service;
+        let (Some(account_id), Some(server_id)) = (s.panel_account_id.clone(), s.server_id) else {
+            let f = Failure::of(
+                FailureKind::Config,
+                format!("service {} has no Panel account to read", s.id),
+            );
+            return self
+                .settle(s.server_id, "unknown", &f.message, Some(&f), None)
+                .await;
+        };
+        let (server, creds, module) = match self.target(server_id).await? {
+            Ok(t) => t,
+            Err(f) => {
+                return self
+                    .settle(Some(server_id), "unknown", &f.message, Some(&f), None)
+                    .await;
+            }
+        };
+        let account = AccountRef {
+            panel_id: Some(account_id),
+            username: s.username.clone(),
+            domain: s.domain.clone(),
+        };
+        let ctx = self.ctx(&server);
+        let log_id = log::start(
+            self.pool(),
+            &self.entry(Some(server.id), &server.module, self.action),
+        )
+        .await?;
+        let redactor = Redactor::for_attempt(&creds, &[]);
+        let result = redactor.result(&if module.info().can(Capability::Usage) {
+            module.usage(&ctx, &creds, &account).await
+        } else {
+            module.account_info(&ctx, &creds, &account).await
+        });
+        let mut tx = self.pool().begin().await?;
+        match &result.outcome {
+            Ok(ok) => {
+                self.close_attempt(
+                    &mut tx,
+                    log_id,
+                    &server.module,
+                    &result,
+                    LogStatus::Success,
+                    &ok.message,
+                    &redactor,
+                )
+                .await?;
+                let num = |k: &str| {
+                    ok.data
+                        .get(k)
+                        .filter(|v| v.is_number())
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                };
+                let usage = json!({
+                    "disk_used_mb": num("disk_used_mb"),
+                    "disk_limit_mb": num("disk_limit_mb"),
+                    "bandwidth_used_mb": num("bandwidth_used_mb"),
+                });
+                let panel_status = ok
+                    .data
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                sqlx::query(
+                    "UPDATE services SET usage = $2, panel_status = $3, synced_at = now(), lease_until = NULL,
+                            updated_at = now() WHERE id = $1",
+                )
+                .bind(s.id)
+                .bind(Json(usage))
+                .bind(panel_status)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Err(f) => {
+                self.close_attempt(
+                    &mut tx,
+                    log_id,
+                    &server.module,
+                    &result,
+                    LogStatus::Failed,
+                    &f.message,
+                    &redactor,
+                )
+                .await?;
+                // A failed read changes nothing on the service: the log row says why.
+                sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
+                    .bind(s.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
