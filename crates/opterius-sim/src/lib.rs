@@ -10,6 +10,7 @@ mod conn;
 mod control;
 mod panel;
 mod state;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
