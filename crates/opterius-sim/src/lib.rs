@@ -242,6 +242,13 @@ impl Sim {
         out
     }
 
+    /// The password server `n` created `username` with, if it holds it.
+    pub fn password_of(&self, n: usize, username: &str) -> Option<String> {
+        self.state
+            .server(n)
+            .and_then(|s| s.passwords.get(username).cloned())
+    }
+
     /// Every request seen, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.state

@@ -95,6 +95,7 @@ pub(crate) async fn handle(
         };
         State::take_fault(&mut server, action)
     };
+    let anonymous_409 = fault.conflict_without_id;
     let version = state.config.version.clone();
     let window = state.config.window_secs;
     let act = || {
@@ -107,7 +108,14 @@ pub(crate) async fn handle(
         // The simulator's own check, not the client's: see `verify`.
         match crate::verify::panel(&server.token, ts, sig, &body, now, window) {
             Err(e) => error(StatusCode::UNAUTHORIZED, format!("Unauthorized: {e}")),
-            Ok(()) => act(&mut server, &version, action, id.as_deref(), &body),
+            Ok(()) => act(
+                &mut server,
+                &version,
+                action,
+                id.as_deref(),
+                &body,
+                anonymous_409,
+            ),
         }
     };
     respond(&kill, fault, &record, act).await
@@ -145,7 +153,10 @@ pub(crate) async fn respond(
         )
             .into_response();
     }
-    let Reply::Json(status, value) = act();
+    let Reply::Json(status, mut value) = act();
+    if fault.secret_fields {
+        add_secret_fields(&mut value);
+    }
     if status.is_success() && fault.lose_reply {
         record(Some(status.as_u16()), "lost_reply");
         return kill.drop_now().await;
@@ -163,6 +174,28 @@ pub(crate) async fn respond(
     };
     record(Some(status.as_u16()), outcome);
     (status, axum::Json(value)).into_response()
+}
+
+/// The keys a client must never log the values of.
+pub(crate) const SECRET_KEYS: [&str; 6] = [
+    "password",
+    "api_token",
+    "token",
+    "secret",
+    "secret_key",
+    "signature",
+];
+
+/// Adds every secret key, top level and under `credentials`, to a JSON object.
+fn add_secret_fields(value: &mut Value) {
+    if let Value::Object(map) = value {
+        let fields: serde_json::Map<String, Value> = SECRET_KEYS
+            .iter()
+            .map(|k| ((*k).to_owned(), json!(format!("sim-leak-{k}"))))
+            .collect();
+        map.extend(fields.clone());
+        map.insert("credentials".into(), Value::Object(fields));
+    }
 }
 
 fn forced(status: u16) -> Response {
@@ -190,7 +223,14 @@ fn account_json(a: &Account) -> Value {
     })
 }
 
-fn act(server: &mut Server, version: &str, action: &str, id: Option<&str>, body: &[u8]) -> Reply {
+fn act(
+    server: &mut Server,
+    version: &str,
+    action: &str,
+    id: Option<&str>,
+    body: &[u8],
+    anonymous_409: bool,
+) -> Reply {
     if action == "stats" {
         return Reply::Json(
             StatusCode::OK,
@@ -206,7 +246,7 @@ fn act(server: &mut Server, version: &str, action: &str, id: Option<&str>, body:
         );
     }
     if action == "create" {
-        return create(server, body);
+        return create(server, body, anonymous_409);
     }
     let Some(account_id) = id.and_then(|i| i.parse::<u64>().ok()) else {
         return error(StatusCode::NOT_FOUND, "Account not found.");
@@ -231,13 +271,15 @@ fn act(server: &mut Server, version: &str, action: &str, id: Option<&str>, body:
         }
         "info" => Reply::Json(StatusCode::OK, json!({"data": account_json(account)})),
         _ => {
-            server.accounts.remove(&account_id);
+            if let Some(gone) = server.accounts.remove(&account_id) {
+                server.passwords.remove(&gone.username);
+            }
             Reply::Json(StatusCode::OK, json!({"message": "Account deleted."}))
         }
     }
 }
 
-fn create(server: &mut Server, body: &[u8]) -> Reply {
+fn create(server: &mut Server, body: &[u8], anonymous_409: bool) -> Reply {
     let Ok(Value::Object(input)) = serde_json::from_slice::<Value>(body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -294,11 +336,15 @@ fn create(server: &mut Server, body: &[u8]) -> Reply {
         );
     }
     if let Some(existing) = server.find_username(&username) {
+        let message = format!("An account with username '{username}' already exists.");
+        if anonymous_409 {
+            return Reply::Json(StatusCode::CONFLICT, json!({ "message": message }));
+        }
         // Like the Panel, the 409 names the account that holds the username, so a
         // client whose earlier reply was lost can recognise its own account.
         return Reply::Json(
             StatusCode::CONFLICT,
-            json!({"message": format!("An account with username '{username}' already exists."), "account_id": existing.id}),
+            json!({"message": message, "account_id": existing.id}),
         );
     }
     let id = server.next_id;
@@ -315,6 +361,7 @@ fn create(server: &mut Server, body: &[u8]) -> Reply {
     };
     let json = account_json(&account);
     server.accounts.insert(id, account);
+    server.passwords.insert(username.clone(), password);
     *server.creates.entry(username).or_insert(0) += 1;
     Reply::Json(StatusCode::CREATED, json)
 }

@@ -26,6 +26,13 @@ pub struct Faults {
     pub malformed_json: bool,
     /// Act (create the account...), then close the connection: the reply is lost.
     pub lose_reply: bool,
+    /// Answer a create for a taken username 409 without naming the account
+    /// that holds it (a Panel build whose 409 carries only a message).
+    pub conflict_without_id: bool,
+    /// Add secret-keyed fields (password, api_token, token, secret, secret_key,
+    /// signature), top level and nested, to every JSON answer, with values the
+    /// client never sent: `sim-leak-{key}`.
+    pub secret_fields: bool,
     /// Apply the faults above (not latency) to the next N matching requests only.
     pub remaining: Option<u64>,
     /// Only requests to this action: create, suspend, unsuspend, terminate, info, stats.
@@ -56,6 +63,9 @@ pub struct Server {
     pub faults: Faults,
     /// Accounts actually created, per username (should never exceed 1).
     pub creates: HashMap<String, u64>,
+    /// The password each account was created with, per username, so tests can
+    /// check the one the client generated is the one the Panel got.
+    pub passwords: HashMap<String, String>,
 }
 
 impl Server {
@@ -68,6 +78,7 @@ impl Server {
             next_id: 1001,
             faults: Faults::default(),
             creates: HashMap::new(),
+            passwords: HashMap::new(),
         }
     }
 
