@@ -272,12 +272,12 @@ async fn lost_reply_after_commit_ends_with_one_account_and_says_what_happened() 
     app.finish().await;
 }
 
-#[tokio::test]
-async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_never_renamed() {
+/// The first create hangs past the timeout (sent, no answer) and the Panel
+/// does not create; meanwhile another client takes the username. The retry's
+/// 409 names the stranger's account, or (`anonymous_409`) names none.
+async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, Vec<Value>) {
     let app = TestApp::spawn().await;
     let (_, _, product_id) = app.catalog("Starter", "on_order").await;
-    // The first create hangs past the timeout (sent, no answer), but the Panel
-    // does not create; then another client takes the username on the Panel.
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -296,6 +296,16 @@ async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_nev
             "the create never reached the Panel"
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    if anonymous_409 {
+        app.sim.set_faults(
+            Target::All,
+            Faults {
+                conflict_without_id: true,
+                only: Some("create".into()),
+                ..Default::default()
+            },
+        );
     }
     let stranger = opterius::CreateAccount {
         username: "grace".into(),
@@ -330,7 +340,47 @@ async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_nev
         1,
         "only the stranger's account exists"
     );
+    assert_eq!(app.sim.accounts(Target::All)[0].domain, "other.example.net");
     assert_eq!(service["username"], "grace");
+    let log = app.log_for(sid).await;
+    let conflicts: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["action"] == "create" && e["http_status"] == 409)
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{log:?}");
+    let detail = app
+        .get(&format!("/api/v1/provisioning-log/{}", conflicts[0]["id"]))
+        .await;
+    assert_eq!(
+        detail["response"]["body"].get("account_id").is_some(),
+        !anonymous_409,
+        "{detail}"
+    );
+    (app, sid, log)
+}
+
+#[tokio::test]
+async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_never_renamed() {
+    let (app, _, log) = conflict_after_unknown_outcome(true).await;
+    assert!(
+        !log.iter().any(|e| e["action"] == "info"),
+        "with no id named there is nothing to look up: {log:?}"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn conflict_after_unknown_outcome_naming_another_account_needs_attention() {
+    let (app, _, log) = conflict_after_unknown_outcome(false).await;
+    let lookups: Vec<&Value> = log.iter().filter(|e| e["action"] == "info").collect();
+    assert_eq!(lookups.len(), 1, "the named account is looked up: {log:?}");
+    assert!(
+        lookups[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not grace's")),
+        "{:?}",
+        lookups[0]
+    );
     app.finish().await;
 }
 

@@ -352,7 +352,12 @@ impl TestApp {
         }
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+            let joined = tokio::time::timeout(Duration::from_secs(20), server)
+                .await
+                .expect("the service did not stop within 20 s of the stop signal");
+            joined
+                .expect("the service's task panicked")
+                .expect("the service stopped with an error");
         }
         self.state.pool.close().await;
     }
