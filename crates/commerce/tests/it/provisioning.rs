@@ -64,14 +64,12 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     app.settle(sid, &["suspended"]).await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
 
-    app.post(&format!("/api/v1/services/{sid}/unsuspend"), json!({}))
-        .await;
+    app.queue(sid, "unsuspend").await;
     app.settle(sid, &["active"]).await;
     assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
 
     let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
-    app.post(&format!("/api/v1/services/{sid}/terminate"), json!({}))
-        .await;
+    app.queue(sid, "terminate").await;
     let done = app.settle(sid, &["terminated"]).await;
     assert!(done["terminated_at"].is_string());
     assert!(app.sim.accounts(Target::Server(0)).is_empty());
@@ -151,16 +149,19 @@ async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint()
     fixed["package"] = json!("Starter");
     let input = json!({"name": fixed["name"], "module": "opterius", "group_id": fixed["group_id"], "package": "Starter",
                        "disk_limit_mb": fixed["disk_limit_mb"], "bandwidth_limit_mb": fixed["bandwidth_limit_mb"], "auto_setup": "on_order"});
-    let (code, _) = app
+    let (code, updated) = app
         .call(
             "PUT",
             &format!("/api/v1/products/{product_id}"),
             Some(input),
         )
         .await;
-    assert_eq!(code, 200);
-    app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
-        .await;
+    assert_eq!(
+        (code, updated["package"].as_str()),
+        (200, Some("Starter")),
+        "{updated}"
+    );
+    app.queue(sid, "retry").await;
     app.settle(sid, &["active"]).await;
     app.finish().await;
 }
@@ -461,17 +462,22 @@ async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capaci
     assert_eq!(app.sim.accounts(Target::Server(1)).len(), 100);
 
     // Add capacity, retry the 50: all become active.
-    let (code, _) = app
-        .call(
-            "PATCH",
+    let raised = app
+        .patch(
             &format!("/api/v1/servers/{s1}"),
-            Some(json!({"max_accounts": 150})),
+            json!({"max_accounts": 150}),
         )
         .await;
-    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            raised["max_accounts"].as_i64(),
+            raised["account_count"].as_i64()
+        ),
+        (Some(150), Some(100)),
+        "{raised}"
+    );
     for sid in &no_capacity {
-        app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
-            .await;
+        app.queue(*sid, "retry").await;
     }
     for sid in &no_capacity {
         app.settle(*sid, &["active"]).await;
@@ -548,13 +554,25 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
         app.get(&format!("/api/v1/services/{sid}")).await["status"],
         "pending"
     );
-    app.post(&format!("/api/v1/orders/{}/pay", order["id"]), json!({}))
+    let paid = app
+        .post(&format!("/api/v1/orders/{}/pay", order["id"]), json!({}))
         .await;
+    assert_eq!(
+        (paid["status"].as_str(), paid["paid_at"].is_string()),
+        (Some("paid"), true),
+        "{paid}"
+    );
     app.settle(sid, &["active"]).await;
-    let (code, _) = app
+    let (code, body) = app
         .call("POST", &format!("/api/v1/orders/{}/pay", order["id"]), None)
         .await;
     assert_eq!(code, 409, "paying twice is refused");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is paid, not pending")),
+        "{body}"
+    );
 
     let manual = app
         .post("/api/v1/products", json!({"name": "Manual", "module": "opterius", "group_id": group, "package": "Pro", "auto_setup": "manual"}))
@@ -566,13 +584,16 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
         app.get(&format!("/api/v1/services/{sid}")).await["status"],
         "pending"
     );
-    app.post(&format!("/api/v1/services/{sid}/create"), json!({}))
-        .await;
+    app.queue(sid, "create").await;
     app.settle(sid, &["active"]).await;
-    let (code, _) = app
+    let (code, body) = app
         .call("POST", &format!("/api/v1/services/{sid}/create"), None)
         .await;
     assert_eq!(code, 409, "an active service cannot be created again");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("active")),
+        "{body}"
+    );
     let orders = app.get("/api/v1/orders").await;
     assert_eq!(orders["total"], 2);
     let domains: Vec<&str> = orders["items"]

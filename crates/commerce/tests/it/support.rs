@@ -204,6 +204,25 @@ impl TestApp {
         out
     }
 
+    /// Asks for `action` on a service: the answer must be 202 with the job's id.
+    pub async fn queue(&self, service_id: i64, action: &str) -> String {
+        let path = format!("/api/v1/services/{service_id}/{action}");
+        let (status, out) = self.call("POST", &path, Some(serde_json::json!({}))).await;
+        assert_eq!(status, 202, "POST {path}: {out}");
+        out["job_id"]
+            .as_str()
+            .filter(|j| !j.is_empty())
+            .unwrap_or_else(|| panic!("POST {path} named no job: {out}"))
+            .to_owned()
+    }
+
+    /// PATCHes `path`; the answer must be 200 and is returned for checking.
+    pub async fn patch(&self, path: &str, body: Value) -> Value {
+        let (status, out) = self.call("PATCH", path, Some(body)).await;
+        assert_eq!(status, 200, "PATCH {path}: {out}");
+        out
+    }
+
     /// A group, a server on simulated Panel `n`, and a product with `package`.
     pub async fn catalog(&self, package: &str, auto_setup: &str) -> (i64, i64, i64) {
         let group = self
