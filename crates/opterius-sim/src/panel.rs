@@ -161,6 +161,10 @@ pub(crate) async fn respond(
         record(Some(status.as_u16()), "lost_reply");
         return kill.drop_now().await;
     }
+    if status.is_success() && fault.cut_body {
+        record(Some(status.as_u16()), "cut_body");
+        return cut_body(kill, status, &value);
+    }
     if status.is_success() && fault.malformed_json {
         record(Some(200), "malformed_json");
         let text = value.to_string();
@@ -174,6 +178,40 @@ pub(crate) async fn respond(
     };
     record(Some(status.as_u16()), outcome);
     (status, axum::Json(value)).into_response()
+}
+
+/// Sends the status, the headers (with the full Content-Length) and the first
+/// half of the body, then drops the connection.
+fn cut_body(kill: &Kill, status: StatusCode, value: &Value) -> Response {
+    let text = value.to_string().into_bytes();
+    let half = Bytes::copy_from_slice(text.get(..text.len() / 2).unwrap_or_default());
+    let kill = kill.clone();
+    let chunks = futures::stream::unfold(Some(half), move |next| {
+        let kill = kill.clone();
+        async move {
+            match next {
+                Some(chunk) => Some((Ok::<_, std::io::Error>(chunk), None)),
+                None => {
+                    // Let the first half reach the client, then cut.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let _never = kill.drop_now().await;
+                    None
+                }
+            }
+        }
+    });
+    let mut response = axum::body::Body::from_stream(chunks).into_response();
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_LENGTH,
+        axum::http::HeaderValue::from(text.len()),
+    );
+    response
 }
 
 /// The keys a client must never log the values of.

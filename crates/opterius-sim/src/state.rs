@@ -26,6 +26,9 @@ pub struct Faults {
     pub malformed_json: bool,
     /// Act (create the account...), then close the connection: the reply is lost.
     pub lose_reply: bool,
+    /// Act, then send the status, the headers and half of the body, then close
+    /// the connection: the reply breaks while it is being read.
+    pub cut_body: bool,
     /// Answer a create for a taken username 409 without naming the account
     /// that holds it (a Panel build whose 409 carries only a message).
     pub conflict_without_id: bool,

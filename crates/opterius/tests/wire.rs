@@ -635,3 +635,32 @@ async fn answers_are_kept_for_the_log_with_secret_keys_redacted_and_the_rest_int
     }
     assert!(!logged.body.contains("sim-leak-"), "{}", logged.body);
 }
+
+#[tokio::test]
+async fn an_answer_cut_mid_body_is_a_dropped_connection_after_the_panel_acted() {
+    let sim = sim().await;
+    let panel = client_for(sim.url(), &sim.token(0), &options());
+    sim.set_faults(
+        Target::Server(0),
+        Faults {
+            cut_body: true,
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let e = err(panel
+        .create_account(&account("judy", "Starter"))
+        .await
+        .result);
+    assert_eq!(
+        (e.kind, e.retryable, e.outcome_unknown),
+        (ErrorKind::ConnectionDropped, true, true),
+        "{e:?}"
+    );
+    assert!(
+        e.message.contains("broke while reading the answer"),
+        "the Panel had answered: {}",
+        e.message
+    );
+    assert_eq!(sim.creates(Target::Server(0)).get("judy"), Some(&1));
+}
