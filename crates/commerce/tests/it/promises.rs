@@ -358,3 +358,95 @@ async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
     assert_eq!(app.sim.accounts(Target::All).len(), 1);
     app.finish().await;
 }
+
+/// A worker died after sending a create (its log row still pending) and the
+/// Panel had made the account. The job's next run must see the orphaned
+/// attempt, treat the Panel's 409 as probably its own account, and adopt it:
+/// never a failed service, never a second account.
+#[tokio::test]
+async fn a_create_orphaned_by_a_dead_worker_is_reconciled_and_adopted() {
+    let app = TestApp::spawn().await;
+    let (_, server, product) = app.catalog("Starter", "manual").await;
+    let order = app.order(product, "orphan.example.com").await;
+    let sid = service_id(&order);
+    let username = order["services"][0]["username"]
+        .as_str()
+        .expect("username")
+        .to_owned();
+    // What the dead worker left: the service placed, the attempt sent and
+    // never recorded, the account made on the Panel.
+    sqlx::query("UPDATE services SET server_id = $2, status = 'provisioning' WHERE id = $1")
+        .bind(sid)
+        .bind(server)
+        .execute(&app.state.pool)
+        .await
+        .expect("place");
+    sqlx::query("UPDATE servers SET account_count = 1 WHERE id = $1")
+        .bind(server)
+        .execute(&app.state.pool)
+        .await
+        .expect("slot");
+    let orphan: i64 = sqlx::query_scalar(
+        "INSERT INTO provisioning_log (service_id, server_id, module, action, attempt, triggered_by, job_id)
+         VALUES ($1, $2, 'opterius', 'create', 1, 'order', 'dead-worker-job') RETURNING id",
+    )
+    .bind(sid)
+    .bind(server)
+    .fetch_one(&app.state.pool)
+    .await
+    .expect("pending row");
+    let http = opterius::ClientOptions::default().build().expect("client");
+    let panel = opterius::PanelClient::new(
+        http,
+        opterius::ApiUrl::parse(&app.sim.server_url(0)).expect("url"),
+        app.sim.token(0).into(),
+    );
+    let made = panel
+        .create_account(&opterius::CreateAccount {
+            username: username.clone(),
+            password: "What-the-dead-worker-sent1".into(),
+            domain: "orphan.example.com".into(),
+            package: "Starter".into(),
+            email: "owner@orphan.example.com".into(),
+            disk_limit_mb: 1024,
+            bandwidth_limit_mb: 10240,
+        })
+        .await
+        .result
+        .expect("the account the dead worker made");
+
+    // The queue hands the job to a live worker again.
+    let mut tx = app.state.pool.begin().await.expect("tx");
+    commerce::jobs::enqueue(
+        &mut tx,
+        commerce::domain::Action::Create,
+        commerce::jobs::JobArgs {
+            service_id: sid,
+            attempt: 1,
+            triggered_by: commerce::domain::TriggeredBy::Order,
+        },
+        None,
+    )
+    .await
+    .expect("enqueue");
+    tx.commit().await.expect("commit");
+
+    let service = app.settle(sid, &["active", "failed"]).await;
+    assert_eq!(service["status"], "active", "{service}");
+    assert_eq!(service["panel_account_id"], made.id, "{service}");
+    assert_eq!(app.sim.creates(Target::All).get(&username), Some(&1));
+    let log = app.log_for(sid).await;
+    let first = log.iter().find(|e| e["id"] == orphan).expect("the orphan");
+    assert_eq!(
+        (first["status"].as_str(), first["error"]["kind"].as_str()),
+        (Some("failed"), Some("connection_dropped")),
+        "{first}"
+    );
+    assert!(
+        log.iter().any(|e| e["action"] == "create"
+            && e["status"] == "success"
+            && e["message"].as_str().is_some_and(|m| m.contains("adopted"))),
+        "{log:?}"
+    );
+    app.finish().await;
+}
