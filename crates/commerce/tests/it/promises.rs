@@ -438,15 +438,73 @@ async fn a_create_orphaned_by_a_dead_worker_is_reconciled_and_adopted() {
     let log = app.log_for(sid).await;
     let first = log.iter().find(|e| e["id"] == orphan).expect("the orphan");
     assert_eq!(
-        (first["status"].as_str(), first["error"]["kind"].as_str()),
-        (Some("failed"), Some("connection_dropped")),
-        "{first}"
+        (
+            first["status"].as_str(),
+            first["error"]["kind"].as_str(),
+            first["error"]["outcome_unknown"].as_bool()
+        ),
+        (Some("failed"), Some("connection_dropped"), Some(true)),
+        "the orphan is recorded as sent with its outcome unknown: {first}"
     );
     assert!(
         log.iter().any(|e| e["action"] == "create"
             && e["status"] == "success"
             && e["message"].as_str().is_some_and(|m| m.contains("adopted"))),
         "{log:?}"
+    );
+    app.finish().await;
+}
+
+/// A create job that reaches a service terminated in the meantime (it keeps
+/// its old Panel account id) must do nothing and say why, not report the
+/// service as already provisioned.
+#[tokio::test]
+async fn a_create_job_reaching_a_terminated_service_does_nothing_and_says_so() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    let sid = service_id(&app.order(product, "late.example.com").await);
+    app.settle(sid, &["active"]).await;
+    app.queue(sid, "terminate").await;
+    let terminated = app.settle(sid, &["terminated"]).await;
+    assert!(terminated["panel_account_id"].is_string(), "{terminated}");
+
+    let mut tx = app.state.pool.begin().await.expect("tx");
+    commerce::jobs::enqueue(
+        &mut tx,
+        commerce::domain::Action::Create,
+        commerce::jobs::JobArgs {
+            service_id: sid,
+            attempt: 1,
+            triggered_by: commerce::domain::TriggeredBy::Order,
+        },
+        None,
+    )
+    .await
+    .expect("enqueue");
+    tx.commit().await.expect("commit");
+    let log = app
+        .wait_for_log(sid, |log| {
+            log.iter().filter(|e| e["action"] == "create").count() == 2
+        })
+        .await;
+    let late = log
+        .iter()
+        .rfind(|e| e["action"] == "create")
+        .expect("the late create");
+    assert_eq!(late["status"], "failed", "{late}");
+    assert!(
+        late["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("terminated before the create ran")),
+        "{late}"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/services/{sid}")).await["status"],
+        "terminated"
+    );
+    assert!(
+        app.sim.accounts(Target::All).is_empty(),
+        "nothing was created again"
     );
     app.finish().await;
 }
