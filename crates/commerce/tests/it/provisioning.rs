@@ -111,9 +111,15 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
 #[tokio::test]
 async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint() {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("starter", "on_order").await;
+    let (_, server_id, product_id) = app.catalog("starter", "on_order").await;
     let sid = service_id(&app.order(product_id, "carol.example.com").await);
     let service = app.settle(sid, &["failed"]).await;
+    // Nothing was created and no retry comes: the slot is given back.
+    assert_eq!(service["server_id"], Value::Null, "{service}");
+    assert_eq!(
+        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
+        0
+    );
     let err = &service["last_error"];
     assert_eq!(err["kind"], "validation");
     assert_eq!(err["retryable"], false);
@@ -343,6 +349,14 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
     );
     assert_eq!(app.sim.accounts(Target::All)[0].domain, "other.example.net");
     assert_eq!(service["username"], "grace");
+    // The hung attempt may have created the account: its slot is kept.
+    let server_id = service["server_id"]
+        .as_i64()
+        .expect("the service keeps its server");
+    assert_eq!(
+        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
+        1
+    );
     let log = app.log_for(sid).await;
     let conflicts: Vec<&Value> = log
         .iter()
