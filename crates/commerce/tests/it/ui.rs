@@ -790,12 +790,13 @@ async fn test_all_streams_forty_badges_over_sse_within_one_timeout() {
     // (one after another, the last result would come four timeouts after the
     // first).
     let timeout_ms = i32::try_from(app.state.config.sweep_timeout.as_millis()).expect("ms");
-    let rows: Vec<(
+    type HealthRow = (
         String,
         Option<i32>,
         chrono::DateTime<chrono::Utc>,
         Option<String>,
-    )> = sqlx::query_as(
+    );
+    let rows: Vec<HealthRow> = sqlx::query_as(
         "SELECT name, latency_ms, last_checked_at, last_error->>'kind' FROM servers ORDER BY name",
     )
     .fetch_all(&app.state.pool)
