@@ -44,10 +44,19 @@ fi
 # A target directory of its own, so a run never holds the build lock of the
 # developer's own target; seeded from it so dependencies are not rebuilt.
 own_target=${CARGO_TARGET_DIR:-$PWD/target}
-target=${MUTANTS_TARGET_DIR:-$own_target-mutants}
-if [ ! -d "$target" ] && [ -d "$own_target" ]; then
-    echo "seeding $target from $own_target"
-    cp -a "$own_target" "$target"
+if [ -n "${MUTANTS_TARGET_DIR:-}" ]; then
+    target=$MUTANTS_TARGET_DIR
+elif [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    target=$CARGO_TARGET_DIR-mutants
+else
+    # Inside the git-ignored target/, so cargo-mutants never copies it along
+    # with the source tree.
+    target=$PWD/target/mutants
+fi
+if [ ! -d "$target/debug" ] && [ -d "$own_target/debug" ]; then
+    echo "seeding $target from $own_target/debug"
+    mkdir -p "$target"
+    cp -a "$own_target/debug" "$target/"
 fi
 export CARGO_TARGET_DIR=$target
 
