@@ -29,4 +29,6 @@ if [ ! -f .env ]; then
     echo "wrote .env with a fresh APP_KEY"
 fi
 
+# The simulated Panel listens on loopback, which Panel calls refuse by default.
+export PANEL_ALLOWED_NETWORKS="${PANEL_ALLOWED_NETWORKS:-127.0.0.0/8}"
 exec "$bin" demo --listen "${LISTEN_ADDR:-127.0.0.1:8080}"

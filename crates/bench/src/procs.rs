@@ -31,6 +31,9 @@ const COMMERCE_VARS: &[&str] = &[
     "LOG_FORMAT",
     "JOB_RETENTION_SECS",
     "SECURE_COOKIES",
+    "PANEL_ALLOWED_NETWORKS",
+    "APP_KEY_PREVIOUS",
+    "TRUSTED_PROXIES",
     "RUST_LOG",
 ];
 
@@ -253,12 +256,14 @@ pub struct CommerceEnv {
 }
 
 impl CommerceEnv {
-    /// DATABASE_URL and APP_KEY; everything else at the service's defaults.
+    /// DATABASE_URL, APP_KEY and PANEL_ALLOWED_NETWORKS (the simulator is on
+    /// loopback); everything else at the service's defaults.
     pub fn new(database_url: &str) -> Self {
         Self {
             vars: vec![
                 ("DATABASE_URL".into(), database_url.into()),
                 ("APP_KEY".into(), APP_KEY.into()),
+                ("PANEL_ALLOWED_NETWORKS".into(), "127.0.0.0/8".into()),
             ],
         }
     }
@@ -274,7 +279,9 @@ impl CommerceEnv {
     pub fn describe(&self) -> String {
         self.vars
             .iter()
-            .filter(|(k, _)| k != "DATABASE_URL" && k != "APP_KEY")
+            .filter(|(k, _)| {
+                !["DATABASE_URL", "APP_KEY", "PANEL_ALLOWED_NETWORKS"].contains(&k.as_str())
+            })
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ")

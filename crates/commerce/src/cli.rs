@@ -56,13 +56,19 @@ pub enum Command {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Create an admin user (a password is generated and printed when omitted).
+    /// Create an admin user, or set a new password for one (ending their
+    /// sessions). The password is read from stdin with --password-stdin, else
+    /// generated and printed.
     Create {
         #[arg(long)]
         email: String,
+        /// Read the password from the first line of stdin.
         #[arg(long)]
+        password_stdin: bool,
+        /// Deprecated: visible in `ps` and shell history; use --password-stdin.
+        #[arg(long, hide = true)]
         password: Option<String>,
     },
 }
@@ -73,6 +79,18 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// `provision` (orders, clients, services, lifecycle actions, the log,
+        /// reading products) or `admin` (everything: servers, groups, products).
+        #[arg(long, default_value = "admin")]
+        scope: String,
+    },
+    /// List API tokens (never their values) with scope and last use.
+    List,
+    /// Revoke a token by id (or every live token with that name); refused on
+    /// its next request, in every process.
+    Revoke {
+        /// The token's id (from `token list`) or its name.
+        which: String,
     },
 }
 
@@ -80,6 +98,13 @@ pub enum TokenCommand {
 pub enum KeyCommand {
     /// Print a fresh APP_KEY for .env.
     Generate,
+    /// Re-seal every stored secret under APP_KEY, opening it with
+    /// APP_KEY_PREVIOUS (the old key). Resumable: run it again after a stop.
+    Rotate {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: i64,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -99,7 +124,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Serve { listen, no_worker } => {
+            let mut config = config;
             let addr = listen.unwrap_or(config.listen);
+            // Cookie security follows the address actually listened on.
+            config.listen = addr;
             let state = crate::build_state(config).await?;
             crate::migrate(&state.pool)
                 .await
@@ -111,6 +139,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::runtime::serve(state, listener, !no_worker).await?;
         }
         Command::Demo { listen } => {
+            let mut config = config;
+            config.listen = listen;
+            if config.panel_networks.allowed().is_empty() {
+                // The demo's simulated Panel listens on loopback.
+                config.panel_networks = opterius::NetworkPolicy::parse_list("127.0.0.0/8")
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            }
             let state = crate::build_state(config).await?;
             crate::migrate(&state.pool)
                 .await
@@ -125,15 +160,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::runtime::work(state).await?;
         }
         Command::Admin {
-            command: AdminCommand::Create { email, password },
+            command:
+                AdminCommand::Create {
+                    email,
+                    password_stdin,
+                    password,
+                },
         } => {
             let pool = crate::connect(&config).await?;
             crate::migrate(&pool).await.context("applying migrations")?;
-            let (password, generated) = match password {
-                Some(p) => (p, false),
-                None => (provisioning::generate_password(20), true),
+            let (password, generated) = match (password_stdin, password) {
+                (true, _) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password from stdin")?;
+                    (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+                }
+                (false, Some(p)) => {
+                    eprintln!(
+                        "warning: --password is deprecated (it shows in ps and shell history); use --password-stdin"
+                    );
+                    (p, false)
+                }
+                (false, None) => (provisioning::generate_password(20), true),
             };
-            crate::app::admins::create(&pool, &email, &password)
+            crate::app::admins::set_password(&pool, &email, &password)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("admin {email} created");
@@ -141,16 +193,99 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("password: {password}");
             }
         }
-        Command::Token {
-            command: TokenCommand::Create { name },
-        } => {
+        Command::Token { command } => {
             let pool = crate::connect(&config).await?;
             crate::migrate(&pool).await.context("applying migrations")?;
-            let token = crate::api::auth::create_token(&pool, &name).await?;
-            println!("API token {name:?} created; it is shown only once:");
-            println!("{token}");
+            token_command(&pool, command).await?;
         }
-        Command::Key { .. } => {}
+        Command::Key {
+            command: KeyCommand::Rotate { batch_size },
+        } => {
+            if config.app_key_previous.is_none() {
+                anyhow::bail!(
+                    "set APP_KEY to the new key and APP_KEY_PREVIOUS to the old one, then run `commerce key rotate` again"
+                );
+            }
+            let pool = crate::connect(&config).await?;
+            crate::migrate(&pool).await.context("applying migrations")?;
+            let sealer = crate::crypto::Sealer::with_previous(
+                &config.app_key,
+                config.app_key_previous.as_ref(),
+            );
+            let done = crate::app::keys::rotate(&pool, &sealer, batch_size.max(1), None).await?;
+            println!(
+                "re-sealed {} server secret sets and {} service passwords under APP_KEY; APP_KEY_PREVIOUS can be removed",
+                done.servers, done.services
+            );
+        }
+        Command::Key {
+            command: KeyCommand::Generate,
+        } => {}
     }
     Ok(())
+}
+
+async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Result<()> {
+    use crate::api::auth::{self, Scope};
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let scope = Scope::parse(&scope).ok_or_else(|| {
+                anyhow::anyhow!("--scope must be provision or admin, not {scope:?}")
+            })?;
+            let token = auth::create_scoped_token(pool, &name, scope).await?;
+            println!(
+                "API token {name:?} ({} scope) created; it is shown only once:",
+                scope.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or_else(
+                    || "-".to_owned(),
+                    |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                )
+            };
+            println!(
+                "{:>5}  {:<24} {:<10} {:<24} {:<24} revoked",
+                "id", "name", "scope", "created", "last used"
+            );
+            for t in auth::list_tokens(pool).await? {
+                println!(
+                    "{:>5}  {:<24} {:<10} {:<24} {:<24} {}",
+                    t.id,
+                    t.name,
+                    t.scope,
+                    when(Some(t.created_at)),
+                    when(t.last_used_at),
+                    when(t.revoked_at)
+                );
+            }
+        }
+        TokenCommand::Revoke { which } => {
+            let n = auth::revoke_token(pool, &which).await?;
+            if n == 0 {
+                anyhow::bail!("no live API token has the id or name {which:?}");
+            }
+            println!("revoked {n} API token(s) {which:?}");
+        }
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for AdminCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Create {
+                email,
+                password_stdin,
+                password,
+            } => f
+                .debug_struct("Create")
+                .field("email", email)
+                .field("password_stdin", password_stdin)
+                .field("password", &password.as_ref().map(|_| "[redacted]"))
+                .finish(),
+        }
+    }
 }

@@ -21,6 +21,9 @@ pub struct Config {
     pub database_url: String,
     pub database_max_connections: u32,
     pub app_key: AppKey,
+    /// `APP_KEY_PREVIOUS`: the key before a rotation; values sealed under it
+    /// still open until `commerce key rotate` re-seals them under `APP_KEY`.
+    pub app_key_previous: Option<AppKey>,
     /// Verify Panel TLS certificates (`SSL_VERIFY`, seed 001).
     pub ssl_verify: bool,
     pub panel_connect_timeout: Duration,
@@ -39,8 +42,15 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Finished job rows older than this are deleted.
     pub job_retention: Duration,
-    /// Mark session cookies Secure (serve behind TLS).
-    pub secure_cookies: bool,
+    /// `SECURE_COOKIES`: mark cookies Secure (and name them `__Host-...`).
+    /// Unset: Secure unless listening on loopback; see [`Config::cookies_secure`].
+    pub secure_cookies: Option<bool>,
+    /// `TRUSTED_PROXIES`: peers (CIDRs) whose `X-Forwarded-For` is believed,
+    /// for the login throttle's client address.
+    pub trusted_proxies: Vec<opterius::Cidr>,
+    /// `PANEL_ALLOWED_NETWORKS`: networks Panel calls may reach even though
+    /// they are loopback/link-local/..., and where plain http:// is accepted.
+    pub panel_networks: opterius::NetworkPolicy,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,6 +106,13 @@ impl Config {
             .filter(|v| !v.trim().is_empty())
             .context("DATABASE_URL is not set: point it at PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/commerce")?;
         let app_key = AppKey::parse(get("APP_KEY").as_deref().unwrap_or_default())?;
+        let app_key_previous = match get("APP_KEY_PREVIOUS").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                AppKey::parse(&raw)
+                    .map_err(|e| anyhow::anyhow!("APP_KEY_PREVIOUS is invalid: {e}"))?,
+            ),
+        };
         let secs = |name: &str, default: u64| parse(&get, name, default).map(Duration::from_secs);
         let millis =
             |name: &str, default: u64| parse(&get, name, default).map(Duration::from_millis);
@@ -111,6 +128,7 @@ impl Config {
             database_url,
             database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 20)?,
             app_key,
+            app_key_previous,
             ssl_verify: flag(&get, "SSL_VERIFY", true)?,
             panel_connect_timeout: secs("PANEL_CONNECT_TIMEOUT_SECS", 5)?,
             panel_timeout: secs("PANEL_TIMEOUT_SECS", 15)?,
@@ -127,7 +145,21 @@ impl Config {
             )?,
             log_format,
             job_retention: secs("JOB_RETENTION_SECS", 7 * 24 * 3600)?,
-            secure_cookies: flag(&get, "SECURE_COOKIES", false)?,
+            secure_cookies: match get("SECURE_COOKIES").filter(|v| !v.trim().is_empty()) {
+                None => None,
+                Some(_) => Some(flag(&get, "SECURE_COOKIES", false)?),
+            },
+            trusted_proxies: get("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(opterius::Cidr::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES is invalid: {e}"))?,
+            panel_networks: opterius::NetworkPolicy::parse_list(
+                &get("PANEL_ALLOWED_NETWORKS").unwrap_or_default(),
+            )
+            .map_err(|e| anyhow::anyhow!("PANEL_ALLOWED_NETWORKS is invalid: {e}"))?,
         };
         if config.worker_concurrency == 0 {
             bail!("WORKER_CONCURRENCY must be at least 1");
@@ -141,6 +173,14 @@ impl Config {
         Ok(config)
     }
 
+    /// Whether cookies are Secure: as set, else unless listening on loopback
+    /// (a browser reaching a non-loopback address should be doing so over TLS,
+    /// through a proxy that terminates it).
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies
+            .unwrap_or(!self.listen.ip().is_loopback())
+    }
+
     /// HTTP settings for Panel calls.
     pub fn client_options(&self) -> opterius::ClientOptions {
         opterius::ClientOptions {
@@ -148,6 +188,7 @@ impl Config {
             timeout: self.panel_timeout,
             verify_tls: self.ssl_verify,
             resolver: None,
+            network: self.panel_networks.clone(),
         }
     }
 }
@@ -178,6 +219,14 @@ mod tests {
         assert_eq!(c.panel_timeout, Duration::from_secs(15));
         assert_eq!(c.panel_connect_timeout, Duration::from_secs(5));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert!(!c.cookies_secure(), "loopback by default: plain http works");
+        let public = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("APP_KEY", KEY),
+            ("LISTEN_ADDR", "0.0.0.0:8080"),
+        ]))
+        .expect("config");
+        assert!(public.cookies_secure(), "Secure unless on loopback");
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub async fn run(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     .context("starting the Panel simulator")?;
     seed(&state, &sim).await?;
     let password = provisioning::generate_password(16);
-    crate::app::admins::create(&state.pool, ADMIN_EMAIL, &password)
+    crate::app::admins::set_password(&state.pool, ADMIN_EMAIL, &password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let token = crate::api::auth::create_token(&state.pool, "demo").await?;

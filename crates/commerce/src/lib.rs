@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod jobs;
+pub mod listener;
 pub mod metrics;
 pub mod provisioner;
 pub mod runtime;
@@ -55,10 +56,23 @@ pub fn router(state: AppState) -> Router {
         // A limit on the body extractors (not a raw layer), so an oversized body
         // is answered in the API's JSON error shape.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A client must finish sending its body in time (the header read
+        // timeout is set on the connection, in `listener`).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_READ_TIMEOUT,
+        ))
+        // No response is ever sniffed into another type (static files included).
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
 }
+
+/// Time a client has to send a request body.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Builds state from config: pool, HTTP client, registry.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {

@@ -114,6 +114,9 @@ pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not prune finished job rows"),
         }
+        if let Err(e) = crate::app::idempotency::prune(&state.pool).await {
+            tracing::warn!(error = %e, "could not prune expired idempotency keys");
+        }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(600)) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -151,14 +154,7 @@ pub async fn serve_until(
         tasks.push(tokio::spawn(retention(state.clone(), stop.clone())));
     }
     let app = crate::router(state);
-    let mut http_stop = stop.clone();
-    // Connect info lets the login throttle key on the client's address.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await?;
+    crate::listener::serve(listener, app, stop).await?;
     for t in tasks {
         let _ = t.await;
     }

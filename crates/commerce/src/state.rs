@@ -19,6 +19,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub workers: crate::runtime::WorkerStatus,
     pub api_tokens: Arc<crate::api::auth::TokenCache>,
+    /// Set while a Test all runs in this process: one at a time.
+    pub sweep_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -27,15 +29,17 @@ impl AppState {
             .client_options()
             .build()
             .map_err(|e| anyhow::anyhow!(e.message))?;
+        let network = config.panel_networks.clone();
         Ok(Self {
             pool,
-            sealer: Sealer::new(&config.app_key),
+            sealer: Sealer::with_previous(&config.app_key, config.app_key_previous.as_ref()),
             config: Arc::new(config),
             registry: Arc::new(Registry::with_builtin()),
-            module_ctx: ModuleContext { http },
+            module_ctx: ModuleContext { http, network },
             metrics: Arc::new(Metrics::default()),
             workers: crate::runtime::WorkerStatus::default(),
             api_tokens: Arc::default(),
+            sweep_running: Arc::default(),
         })
     }
 }

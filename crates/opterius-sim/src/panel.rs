@@ -96,6 +96,10 @@ pub(crate) async fn handle(
         State::take_fault(&mut server, action)
     };
     let anonymous_409 = fault.conflict_without_id;
+    if let Some(reply) = leak_or_redirect(&fault, &body) {
+        record(Some(reply.status().as_u16()), "forced_status");
+        return reply;
+    }
     let version = state.config.version.clone();
     let window = state.config.window_secs;
     let act = || {
@@ -234,6 +238,40 @@ fn add_secret_fields(value: &mut Value) {
         map.extend(fields.clone());
         map.insert("credentials".into(), Value::Object(fields));
     }
+}
+
+/// The `echo` and `redirect` faults: answers that never reach the account logic.
+fn leak_or_redirect(fault: &Faults, body: &[u8]) -> Option<Response> {
+    if let Some(status) = fault.redirect {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+        let location = fault.location.clone().unwrap_or_else(|| "/".into());
+        return Some((code, [("location", location)], "").into_response());
+    }
+    let status = fault.echo?;
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let text = String::from_utf8_lossy(body).into_owned();
+    let echoed: Value = serde_json::from_slice(body).unwrap_or(Value::String(text.clone()));
+    Some(if code.is_success() {
+        (
+            code,
+            axum::Json(json!({ "status": "queued", "request": echoed })),
+        )
+            .into_response()
+    } else if code.is_client_error() {
+        let message = format!("The given data was invalid: {text}");
+        (
+            code,
+            axum::Json(json!({ "message": message, "errors": {"request": [text]} })),
+        )
+            .into_response()
+    } else {
+        (
+            code,
+            [("content-type", "text/plain")],
+            format!("Internal error while handling {text}"),
+        )
+            .into_response()
+    })
 }
 
 fn forced(status: u16) -> Response {

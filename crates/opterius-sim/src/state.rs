@@ -36,6 +36,14 @@ pub struct Faults {
     /// signature), top level and nested, to every JSON answer, with values the
     /// client never sent: `sim-leak-{key}`.
     pub secret_fields: bool,
+    /// Answer with this status and a body that echoes the request body, before
+    /// acting: 2xx the body under `request` (no account id), 4xx a `message`
+    /// quoting it, 5xx the raw bytes as text. A Panel that leaks what it got.
+    pub echo: Option<u16>,
+    /// Answer with this 3xx status and `location`, before acting.
+    pub redirect: Option<u16>,
+    /// The `Location` of `redirect`.
+    pub location: Option<String>,
     /// Apply the faults above (not latency) to the next N matching requests only.
     pub remaining: Option<u64>,
     /// Only requests to this action: create, suspend, unsuspend, terminate, info, stats.

@@ -15,6 +15,7 @@ fn client(url: &str, token: &str, opts: &ClientOptions) -> PanelClient {
         ApiUrl::parse(url).expect("api_url"),
         token.to_owned().into(),
     )
+    .with_network(opts.network.clone())
 }
 
 fn account(username: &str, package: &str) -> CreateAccount {
@@ -34,6 +35,7 @@ async fn main() {
     let opts = ClientOptions {
         timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
+        network: opterius::NetworkPolicy::parse_list("127.0.0.0/8").expect("networks"),
         ..Default::default()
     };
     let sim = Sim::start_local(SimConfig::default()).await.expect("sim");

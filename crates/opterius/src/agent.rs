@@ -14,6 +14,7 @@ use sha2::Sha256;
 use crate::api_url::ApiUrl;
 use crate::client::Exchange;
 use crate::http::{self, Signer};
+use crate::network::NetworkPolicy;
 use crate::panel::{SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError, check_window};
 
 /// The Agent rejects timestamps more than five minutes from its clock.
@@ -74,13 +75,25 @@ pub fn verify(
 }
 
 /// Account payload for `POST /account/create` on the Agent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct AgentCreateAccount {
     pub username: String,
     pub domain: String,
     pub email: String,
     pub password: String,
     pub package_id: i64,
+}
+
+impl std::fmt::Debug for AgentCreateAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentCreateAccount")
+            .field("username", &self.username)
+            .field("domain", &self.domain)
+            .field("email", &self.email)
+            .field("password", &"[redacted]")
+            .field("package_id", &self.package_id)
+            .finish()
+    }
 }
 
 #[derive(Serialize)]
@@ -94,11 +107,24 @@ pub struct AgentClient {
     http: reqwest::Client,
     base: ApiUrl,
     secret: SecretString,
+    network: NetworkPolicy,
 }
 
 impl AgentClient {
+    /// A client under the strict default address policy; see `with_network`.
     pub fn new(http: reqwest::Client, base: ApiUrl, secret: SecretString) -> Self {
-        Self { http, base, secret }
+        Self {
+            http,
+            base,
+            secret,
+            network: NetworkPolicy::default(),
+        }
+    }
+
+    /// Checks IP-literal and plain-http destinations against `network`.
+    pub fn with_network(mut self, network: NetworkPolicy) -> Self {
+        self.network = network;
+        self
     }
 
     async fn call(
@@ -108,16 +134,12 @@ impl AgentClient {
         body: Option<Vec<u8>>,
     ) -> Exchange<serde_json::Value> {
         let signer = Signer::Agent(self.secret.expose_secret());
-        http::send(
-            &self.http,
-            &self.base,
-            &signer,
-            method,
-            path,
-            body,
-            http::parse_json,
-        )
-        .await
+        let target = http::Target {
+            http: &self.http,
+            base: &self.base,
+            network: &self.network,
+        };
+        http::send(&target, &signer, method, path, body, http::ANY_JSON).await
     }
 
     /// `POST /account/create`.

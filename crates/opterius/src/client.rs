@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::api_url::ApiUrl;
 use crate::error::{ErrorKind, PanelError};
 use crate::http::{self, Signer};
+use crate::network::NetworkPolicy;
 use crate::types::{AccountInfo, CreateAccount, CreatedAccount, ServerStats};
 
 /// HTTP settings shared by every Panel and Agent call of a process.
@@ -23,6 +24,9 @@ pub struct ClientOptions {
     pub verify_tls: bool,
     /// Resolve host names with this instead of the system resolver.
     pub resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+    /// Where calls may go (`PANEL_ALLOWED_NETWORKS`); checked on every
+    /// resolved address at connect time.
+    pub network: NetworkPolicy,
 }
 
 impl Default for ClientOptions {
@@ -32,6 +36,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(15),
             verify_tls: true,
             resolver: None,
+            network: NetworkPolicy::default(),
         }
     }
 }
@@ -41,15 +46,16 @@ impl ClientOptions {
     pub fn build(&self) -> Result<reqwest::Client, PanelError> {
         // reqwest is built without a bundled crypto provider: use ring, once.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("opterius-commerce/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .pool_idle_timeout(Duration::from_secs(30))
-            .tls_danger_accept_invalid_certs(!self.verify_tls);
-        if let Some(resolver) = &self.resolver {
-            builder = builder.dns_resolver(resolver.clone());
-        }
+            .tls_danger_accept_invalid_certs(!self.verify_tls)
+            // A Panel never redirects an API call; following one would carry
+            // the signature (and a create's body) to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(self.network.resolver(self.resolver.clone()));
         builder.build().map_err(|e| {
             PanelError::new(
                 ErrorKind::Config,
@@ -102,6 +108,7 @@ pub struct PanelClient {
     http: reqwest::Client,
     base: ApiUrl,
     token: SecretString,
+    network: NetworkPolicy,
 }
 
 impl std::fmt::Debug for PanelClient {
@@ -126,12 +133,21 @@ fn segment(id: &str) -> String {
 }
 
 impl PanelClient {
+    /// A client under the strict default address policy; see `with_network`.
     pub fn new(http: reqwest::Client, base: ApiUrl, api_token: SecretString) -> Self {
         Self {
             http,
             base,
             token: api_token,
+            network: NetworkPolicy::default(),
         }
+    }
+
+    /// Checks IP-literal api_urls and plain-http hosts against `network` (the
+    /// same policy the HTTP client's resolver enforces for host names).
+    pub fn with_network(mut self, network: NetworkPolicy) -> Self {
+        self.network = network;
+        self
     }
 
     pub fn api_url(&self) -> &ApiUrl {
@@ -143,47 +159,66 @@ impl PanelClient {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-        parse: impl FnOnce(&serde_json::Value) -> Option<T>,
+        parse: (&'static str, impl FnOnce(&serde_json::Value) -> Option<T>),
     ) -> Exchange<T> {
         let signer = Signer::Panel(self.token.expose_secret());
-        http::send(&self.http, &self.base, &signer, method, path, body, parse).await
+        let target = http::Target {
+            http: &self.http,
+            base: &self.base,
+            network: &self.network,
+        };
+        http::send(&target, &signer, method, path, body, parse).await
     }
 
-    /// `POST /api/accounts`: the new account's id on success.
+    /// `POST /api/accounts`: the new account's id on success. The exchange's
+    /// request record is built from the account's declared fields.
     pub async fn create_account(&self, account: &CreateAccount) -> Exchange<CreatedAccount> {
-        self.call(
-            Method::POST,
-            "/api/accounts",
-            Some(http::to_body(account)),
-            CreatedAccount::from_json,
-        )
-        .await
+        let mut exchange = self
+            .call(
+                Method::POST,
+                "/api/accounts",
+                Some(http::to_body(account)),
+                (
+                    "an account id (`id` or `account_id`)",
+                    CreatedAccount::from_json,
+                ),
+            )
+            .await;
+        exchange.request.body = Some(account.record());
+        exchange
     }
 
     /// `POST /api/accounts/{id}/suspend` (bodiless, signed over an empty body).
     pub async fn suspend_account(&self, id: &str) -> Exchange<serde_json::Value> {
         let path = format!("/api/accounts/{}/suspend", segment(id));
-        self.call(Method::POST, &path, None, http::parse_json).await
+        self.call(Method::POST, &path, None, http::ANY_JSON).await
     }
 
     /// `POST /api/accounts/{id}/unsuspend`.
     pub async fn unsuspend_account(&self, id: &str) -> Exchange<serde_json::Value> {
         let path = format!("/api/accounts/{}/unsuspend", segment(id));
-        self.call(Method::POST, &path, None, http::parse_json).await
+        self.call(Method::POST, &path, None, http::ANY_JSON).await
     }
 
     /// `DELETE /api/accounts/{id}`: irreversible.
     pub async fn terminate_account(&self, id: &str) -> Exchange<serde_json::Value> {
         let path = format!("/api/accounts/{}", segment(id));
-        self.call(Method::DELETE, &path, None, http::parse_json)
-            .await
+        self.call(Method::DELETE, &path, None, http::ANY_JSON).await
     }
 
     /// `GET /api/accounts/{id}`.
     pub async fn account_info(&self, id: &str) -> Exchange<AccountInfo> {
         let path = format!("/api/accounts/{}", segment(id));
-        self.call(Method::GET, &path, None, AccountInfo::from_json)
-            .await
+        self.call(
+            Method::GET,
+            &path,
+            None,
+            (
+                "a JSON object describing the account",
+                AccountInfo::from_json,
+            ),
+        )
+        .await
     }
 
     /// `GET /api/server/stats`: what Test Connection calls.
@@ -192,7 +227,10 @@ impl PanelClient {
             Method::GET,
             "/api/server/stats",
             None,
-            ServerStats::from_json,
+            (
+                "a JSON object with the server's stats",
+                ServerStats::from_json,
+            ),
         )
         .await
     }

@@ -173,6 +173,11 @@ impl PanelError {
         self
     }
 
+    pub(crate) fn with_hint(mut self, hint: &str) -> Self {
+        hint.clone_into(&mut self.hint);
+        self
+    }
+
     pub(crate) fn outcome_unknown(mut self, unknown: bool) -> Self {
         self.outcome_unknown = unknown;
         self

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::api_url::ApiUrl;
 use crate::client::{Exchange, RequestRecord, Response};
 use crate::error::{ErrorKind, PanelError};
+use crate::network::{AddressRefused, NetworkPolicy};
 use crate::{agent, panel};
 
 /// The largest answer we read from a Panel; anything bigger is not a Panel answer.
@@ -79,17 +80,33 @@ pub(crate) fn parse_json(value: &serde_json::Value) -> Option<serde_json::Value>
     Some(value.clone())
 }
 
-/// Sends one signed request and classifies the outcome. `parse` turns a 2xx JSON
-/// body into the typed answer; `None` means the Panel's answer lacked what we need.
+/// What a call whose answer is any JSON expects, and its parser.
+pub(crate) type Parser<T> = (&'static str, fn(&serde_json::Value) -> Option<T>);
+pub(crate) const ANY_JSON: Parser<serde_json::Value> = ("JSON", parse_json);
+
+/// Where a request goes: the shared client, the base URL, the address policy.
+pub(crate) struct Target<'a> {
+    pub http: &'a reqwest::Client,
+    pub base: &'a ApiUrl,
+    pub network: &'a NetworkPolicy,
+}
+
+/// Sends one signed request and classifies the outcome. `parse` names what a 2xx
+/// JSON body must hold and turns it into the typed answer; `None` means the
+/// Panel's answer lacked it. Nothing is sent to a destination `network` refuses.
 pub(crate) async fn send<T>(
-    http: &reqwest::Client,
-    base: &ApiUrl,
+    target: &Target<'_>,
     signer: &Signer<'_>,
     method: Method,
     path: &str,
     body: Option<Vec<u8>>,
-    parse: impl FnOnce(&serde_json::Value) -> Option<T>,
+    parse: (&'static str, impl FnOnce(&serde_json::Value) -> Option<T>),
 ) -> Exchange<T> {
+    let Target {
+        http,
+        base,
+        network,
+    } = *target;
     let started = Instant::now();
     let request = RequestRecord {
         method: method.as_str().to_owned(),
@@ -102,6 +119,9 @@ pub(crate) async fn send<T>(
                 v
             }),
     };
+    if let Err(e) = network.check_url(base) {
+        return Exchange::failed(request, started, e);
+    }
     let bytes = body.unwrap_or_default();
     let (timestamp, signature) = match signer {
         Signer::Panel(token) => {
@@ -138,6 +158,10 @@ pub(crate) async fn send<T>(
         Err(e) => return Exchange::failed(request, started, classify_transport(&e, base)),
     };
     let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let body = match read_capped(response).await {
         Ok(b) => b,
         Err(e) => {
@@ -151,6 +175,8 @@ pub(crate) async fn send<T>(
     };
     let result = if (200..300).contains(&status) {
         classify_success(&body, status, parse)
+    } else if (300..400).contains(&status) {
+        Err(redirected(status, location.as_deref()))
     } else {
         Err(classify_status(status, &body, &method, path))
     };
@@ -174,18 +200,54 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
     Ok(body)
 }
 
+/// A 3xx: never followed (it would carry the signature, and a create's body,
+/// wherever it points), reported with where it pointed.
+fn redirected(status: u16, location: Option<&str>) -> PanelError {
+    let to = location.map_or_else(
+        || "no Location".to_owned(),
+        |l| format!("Location: {}", cap_to(l, 200)),
+    );
+    let mut e = PanelError::new(
+        ErrorKind::InvalidResponse,
+        format!("the Panel answered {status}, a redirect ({to}); Commerce never follows redirects from a Panel"),
+    )
+    .with_status(status)
+    .with_hint("Set api_url to the address the Panel really serves its API on (often https:// instead of http://, or a different host or path prefix), then test again.");
+    e.retryable = false;
+    e
+}
+
+fn cap_to(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = text[..end].to_owned();
+    if end < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A 2xx whose JSON lacks what the call needs. The message says what was
+/// expected, never what came: a body may echo the request, password included.
 fn classify_success<T>(
     body: &[u8],
     status: u16,
-    parse: impl FnOnce(&serde_json::Value) -> Option<T>,
+    (expected, parse): (&'static str, impl FnOnce(&serde_json::Value) -> Option<T>),
 ) -> Result<T, PanelError> {
     let json = if body.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Null
     } else {
         serde_json::from_slice(body).map_err(|e| {
+            // The parser's position, not its text: serde quotes the bad input.
             PanelError::new(
                 ErrorKind::InvalidResponse,
-                format!("the Panel answered {status} but the body is not valid JSON ({e})"),
+                format!(
+                    "the Panel answered {status} but the body is not valid JSON (error at line {} column {}); expected {expected}",
+                    e.line(),
+                    e.column()
+                ),
             )
             .with_status(status)
             .outcome_unknown(true)
@@ -195,13 +257,24 @@ fn classify_success<T>(
         PanelError::new(
             ErrorKind::InvalidResponse,
             format!(
-                "the Panel answered {status} without the expected fields: {}",
-                cap(json.to_string())
+                "the Panel answered {status} without the expected fields: expected {expected}, got {}",
+                shape(&json)
             ),
         )
         .with_status(status)
         .outcome_unknown(true)
     })
+}
+
+/// What kind of JSON value came, without any of its content.
+fn shape(json: &serde_json::Value) -> &'static str {
+    match json {
+        serde_json::Value::Null => "an empty body",
+        serde_json::Value::Object(_) => "a JSON object without them",
+        serde_json::Value::Array(_) => "a JSON array",
+        serde_json::Value::String(_) => "a JSON string",
+        _ => "a JSON scalar",
+    }
 }
 
 /// The Panel's own words from an error body: `message`, `error`, `errors`.
@@ -290,6 +363,9 @@ fn classify_status(status: u16, body: &[u8], method: &Method, path: &str) -> Pan
 
 /// Classifies an error raised before an HTTP status arrived.
 pub(crate) fn classify_transport(e: &reqwest::Error, base: &ApiUrl) -> PanelError {
+    if let Some(refused) = find_source::<AddressRefused>(e) {
+        return refused.to_panel_error();
+    }
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
     let host = reqwest::Url::parse(base.as_str())
@@ -390,6 +466,24 @@ fn error_chain(e: &reqwest::Error) -> String {
 
 fn last_line(chain: &str) -> &str {
     chain.rsplit(": ").next().unwrap_or(chain)
+}
+
+fn find_source<E: std::error::Error + 'static>(e: &reqwest::Error) -> Option<&E> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<E>() {
+            return Some(found);
+        }
+        if let Some(found) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<E>())
+        {
+            return Some(found);
+        }
+        source = s.source();
+    }
+    None
 }
 
 fn has_source<E: std::error::Error + 'static>(e: &reqwest::Error) -> bool {

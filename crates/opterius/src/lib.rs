@@ -10,6 +10,7 @@ mod api_url;
 mod client;
 mod error;
 mod http;
+mod network;
 pub mod panel;
 mod types;
 
@@ -18,4 +19,5 @@ pub use api_url::{ApiUrl, ApiUrlError};
 pub use client::{ClientOptions, Exchange, PanelClient, RequestRecord, Response};
 pub use error::{ErrorKind, PanelError};
 pub use http::redact;
+pub use network::{AddressRefused, Cidr, NetworkPolicy};
 pub use types::{AccountInfo, CreateAccount, CreatedAccount, ServerStats};

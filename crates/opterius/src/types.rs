@@ -14,6 +14,22 @@ pub struct CreateAccount {
     pub bandwidth_limit_mb: i64,
 }
 
+impl CreateAccount {
+    /// What the provisioning log records of this request: its declared
+    /// fields, the password replaced (never the bytes that went on the wire).
+    pub fn record(&self) -> serde_json::Value {
+        serde_json::json!({
+            "username": self.username,
+            "password": "[redacted]",
+            "domain": self.domain,
+            "package": self.package,
+            "email": self.email,
+            "disk_limit_mb": self.disk_limit_mb,
+            "bandwidth_limit_mb": self.bandwidth_limit_mb,
+        })
+    }
+}
+
 impl std::fmt::Debug for CreateAccount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateAccount")

@@ -15,6 +15,7 @@ fn options() -> ClientOptions {
     ClientOptions {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(2),
+        network: opterius::NetworkPolicy::parse_list("127.0.0.0/8").expect("networks"),
         ..Default::default()
     }
 }
@@ -25,6 +26,7 @@ fn client_for(url: &str, token: &str, opts: &ClientOptions) -> PanelClient {
         ApiUrl::parse(url).expect("api_url"),
         SecretString::from(token.to_owned()),
     )
+    .with_network(opts.network.clone())
 }
 
 async fn sim() -> Sim {
@@ -528,7 +530,8 @@ async fn agent_client_signs_full_paths_and_round_trips() {
         http.clone(),
         ApiUrl::parse(&sim.agent_url()).expect("url"),
         SecretString::from("sim-agent-secret".to_owned()),
-    );
+    )
+    .with_network(options().network);
     agent.health().await.result.expect("health");
     let new = AgentCreateAccount {
         username: "alice".into(),
@@ -564,7 +567,8 @@ async fn agent_client_signs_full_paths_and_round_trips() {
         http,
         ApiUrl::parse(&sim.agent_url()).expect("url"),
         SecretString::from("nope".to_owned()),
-    );
+    )
+    .with_network(options().network);
     assert_eq!(
         err(wrong.health().await.result).kind,
         ErrorKind::Unauthorized

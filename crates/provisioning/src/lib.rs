@@ -6,6 +6,7 @@
 mod module;
 mod naming;
 mod opterius_module;
+mod redact;
 mod registry;
 mod result;
 
@@ -15,5 +16,6 @@ pub use module::{
 };
 pub use naming::{generate_password, username_base, username_candidate};
 pub use opterius_module::OpteriusModule;
+pub use redact::{REDACTED, Redactor};
 pub use registry::Registry;
 pub use result::{Failure, FailureKind, ProvisioningResult, Success};

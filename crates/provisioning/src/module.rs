@@ -79,10 +79,14 @@ pub struct AccountSpec {
 }
 
 /// What the process lends a module: the shared HTTP client (connection pool,
-/// timeouts, TLS verification setting).
+/// timeouts, TLS verification setting, no redirects, the address check at
+/// connect time) and the address policy it was built with.
 #[derive(Clone)]
 pub struct ModuleContext {
     pub http: reqwest::Client,
+    /// `PANEL_ALLOWED_NETWORKS`: where calls may go; clients check IP-literal
+    /// and plain-http destinations with it before sending.
+    pub network: opterius::NetworkPolicy,
 }
 
 /// Field errors by field name, shown next to the fields.

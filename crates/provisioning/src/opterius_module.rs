@@ -71,7 +71,10 @@ impl OpteriusModule {
             .get("api_token")
             .filter(|t| !t.expose_secret().trim().is_empty())
             .ok_or_else(|| config("the server has no api_token set".into()))?;
-        Ok(PanelClient::new(ctx.http.clone(), url, token.clone()))
+        Ok(
+            PanelClient::new(ctx.http.clone(), url, token.clone())
+                .with_network(ctx.network.clone()),
+        )
     }
 }
 

@@ -121,7 +121,7 @@ pub const ROUTES: &[RouteDoc] = &[
     doc!(
         "post",
         "/api/v1/orders",
-        "Place an order (client, order and service in one transaction)",
+        "Place an order (client, order and service in one transaction). With an Idempotency-Key header, the same key and body answer the first answer again; the same key with another body gets 422; keys live 24 h",
         Some("OrderInput"),
         201
     ),
@@ -151,7 +151,7 @@ pub const ROUTES: &[RouteDoc] = &[
     doc!(
         "post",
         "/api/v1/services/{id}/{action}",
-        "Queue create, suspend, unsuspend, terminate or retry",
+        "Queue create, suspend, unsuspend, terminate or retry. Terminate is irreversible and needs {\"confirm\": \"<the service's domain>\"}; retry never re-runs a failed terminate",
         None,
         202
     ),

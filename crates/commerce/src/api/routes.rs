@@ -104,9 +104,11 @@ pub async fn test_unsaved(
 }
 
 pub async fn sweep(_: ApiClient, State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let slot = connection::start_sweep(&s).await?;
     let started = Instant::now();
     let rows = servers::all(&s.pool).await?;
-    let results: Vec<connection::SweepItem> = connection::sweep(s.clone(), rows).collect().await;
+    let results: Vec<connection::SweepItem> =
+        connection::sweep(s.clone(), rows, slot).collect().await;
     Ok(Json(
         json!({"results": results, "elapsed_ms": started.elapsed().as_millis() as u64}),
     ))
@@ -168,14 +170,28 @@ pub async fn get_client(
     Ok(Json(catalog::get_client(&s.pool, id).await?))
 }
 
+/// `Idempotency-Key`: the same key and body answer the first answer again.
 pub async fn create_order(
-    _: ApiClient,
+    client: ApiClient,
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<OrderInput>,
-) -> ApiResult<Created<orders::OrderView>> {
-    Ok(created(
-        orders::place(&s, &input, TriggeredBy::Order).await?,
-    ))
+) -> ApiResult<Created<Value>> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(crate::app::idempotency::IdempotencyKey::parse(
+            client.token_id,
+            v.to_str().unwrap_or_default(),
+        )?),
+    };
+    let placed = orders::place_once(&s, &input, TriggeredBy::Order, key.as_ref()).await?;
+    Ok(match placed {
+        orders::Placed::New(view) => created(serde_json::to_value(view).unwrap_or_default()),
+        orders::Placed::Replayed(status, body) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
+            Json(body),
+        ),
+    })
 }
 
 pub async fn list_orders(
@@ -219,10 +235,13 @@ pub async fn get_service(
 }
 
 /// `POST /services/{id}/{action}` for create, suspend, unsuspend, terminate, retry.
+/// `{create,suspend,unsuspend,terminate,retry}`; terminate is irreversible and
+/// needs `{"confirm": "<the service's domain>"}`.
 pub async fn service_action(
     _: ApiClient,
     State(s): State<AppState>,
     axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = id
         .parse::<i64>()
@@ -235,6 +254,19 @@ pub async fn service_action(
             ),
         )
     })?;
+    if requested == Requested::Terminate {
+        let confirm = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("confirm").and_then(Value::as_str).map(str::to_owned));
+        let domain = services::get(&s.pool, id).await?.domain;
+        if !confirm.is_some_and(|c| c.trim().eq_ignore_ascii_case(&domain)) {
+            return Err(crate::app::error::AppError::field(
+                "confirm",
+                format!("terminate deletes the account and its data on the Panel: send {{\"confirm\": \"{domain}\"}} to confirm"),
+            )
+            .into());
+        }
+    }
     let job_id = services::request(&s, id, requested, TriggeredBy::Api).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use provisioning::{Credentials, Failure, FailureKind, ProvisioningResult};
+use provisioning::{Credentials, Failure, FailureKind, ProvisioningResult, Redactor};
 use serde::{Deserialize, Serialize};
 
 use crate::app::error::{AppError, AppResult};
@@ -33,7 +33,7 @@ pub struct SweepItem {
 }
 
 /// Unsaved values from the server form (or the API).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnsavedTest {
     pub module: String,
@@ -41,6 +41,16 @@ pub struct UnsavedTest {
     pub credentials: BTreeMap<String, String>,
     /// With a server id, a blank secret means the stored one.
     pub server_id: Option<i64>,
+}
+
+impl std::fmt::Debug for UnsavedTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsavedTest")
+            .field("module", &self.module)
+            .field("credentials", &servers::CredentialNames(&self.credentials))
+            .field("server_id", &self.server_id)
+            .finish()
+    }
 }
 
 fn outcome(result: ProvisioningResult, started: Instant) -> TestOutcome {
@@ -83,7 +93,9 @@ async fn probe(
         return outcome(ProvisioningResult::failure(f), started);
     };
     match tokio::time::timeout(limit, module.test_connection(&state.module_ctx, creds)).await {
-        Ok(result) => outcome(result, started),
+        // The answer and what is stored on the server hold no credential,
+        // whatever the Panel (or whatever answered instead) sent back.
+        Ok(result) => outcome(Redactor::for_attempt(creds, &[]).result(&result), started),
         Err(_) => {
             let kind = opterius::ErrorKind::Timeout;
             let f = Failure::new(
@@ -165,10 +177,94 @@ pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<Te
     .await)
 }
 
-/// Tests every enabled server concurrently, yielding each result as it arrives.
-pub fn sweep(state: AppState, rows: Vec<ServerRow>) -> impl Stream<Item = SweepItem> {
+/// The advisory lock that makes Test all one at a time across processes.
+const SWEEP_LOCK: i64 = 0x636f_6d6d_7377_6570;
+
+/// The right to run Test all: this process's flag and, on a connection of its
+/// own, the cluster-wide advisory lock. Released when the sweep's stream ends
+/// (or, if the stream is dropped early, by a task spawned on drop).
+pub struct SweepSlot {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    lock: Option<sqlx::PgConnection>,
+}
+
+impl SweepSlot {
+    async fn release(mut self) {
+        if let Some(conn) = self.lock.take() {
+            unlock(conn).await;
+        }
+        self.flag.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+async fn unlock(mut conn: sqlx::PgConnection) {
+    use sqlx::Connection as _;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SWEEP_LOCK)
+        .execute(&mut conn)
+        .await;
+    // Closing the session releases the lock even if the unlock failed.
+    let _ = conn.close().await;
+}
+
+impl Drop for SweepSlot {
+    fn drop(&mut self) {
+        if let Some(conn) = self.lock.take() {
+            let flag = self.flag.clone();
+            tokio::spawn(async move {
+                unlock(conn).await;
+                flag.store(false, std::sync::atomic::Ordering::Release);
+            });
+        } else {
+            self.flag.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// Takes the one Test all slot (of this process, then of the whole cluster),
+/// or says one is already running: a sweep fans out to every server, two at
+/// once double the load for nothing.
+pub async fn start_sweep(state: &AppState) -> AppResult<SweepSlot> {
+    use std::sync::atomic::Ordering;
+    let busy = || {
+        AppError::conflict("a Test all is already running; wait for its results, then try again")
+    };
+    state
+        .sweep_running
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .map_err(|_| busy())?;
+    let mut slot = SweepSlot {
+        flag: state.sweep_running.clone(),
+        lock: None,
+    };
+    // A connection of its own, out of the pool: the session holds the lock.
+    let mut conn = state.pool.acquire().await?.detach();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(SWEEP_LOCK)
+        .fetch_one(&mut conn)
+        .await?;
+    if !got {
+        use sqlx::Connection as _;
+        let _ = conn.close().await;
+        return Err(busy());
+    }
+    slot.lock = Some(conn);
+    Ok(slot)
+}
+
+/// Tests every enabled server concurrently, yielding each result as it arrives;
+/// holds `slot` until the stream ends (then releases it) or is dropped.
+pub fn sweep(
+    state: AppState,
+    rows: Vec<ServerRow>,
+    slot: SweepSlot,
+) -> impl Stream<Item = SweepItem> {
     let limit = state.config.sweep_timeout;
     let width = state.config.sweep_concurrency;
+    let release = futures::stream::once(async move {
+        slot.release().await;
+        None
+    });
     futures::stream::iter(rows.into_iter().filter(|r| r.enabled))
         .map(move |row| {
             let state = state.clone();
@@ -197,4 +293,7 @@ pub fn sweep(state: AppState, rows: Vec<ServerRow>) -> impl Stream<Item = SweepI
             }
         })
         .buffer_unordered(width)
+        .map(Some)
+        .chain(release)
+        .filter_map(futures::future::ready)
 }

@@ -6,6 +6,8 @@ pub mod catalog;
 pub mod connection;
 pub mod dashboard;
 pub mod error;
+pub mod idempotency;
+pub mod keys;
 pub mod log;
 pub mod orders;
 pub mod page;

@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgConnection, PgExecutor};
 
 use crate::app::catalog::{self, ClientInput};
 use crate::app::error::{AppError, AppResult};
+use crate::app::idempotency::{self, Claim, IdempotencyKey};
 use crate::app::page::{Page, PageParams};
 use crate::app::services::{self, SERVICE_COLUMNS, ServiceRow};
 use crate::domain::{Action, AutoSetup, Domain, FieldErrors, ServiceStatus, TriggeredBy};
@@ -15,7 +16,12 @@ use crate::state::AppState;
 
 pub const PASSWORD_PURPOSE: &str = "services.password";
 
-#[derive(Debug, Clone, Deserialize)]
+/// What a service's sealed password is bound to: its row.
+pub fn password_binding(service_id: i64) -> crate::crypto::Binding<'static> {
+    crate::crypto::Binding::new(PASSWORD_PURPOSE, service_id, "")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
     pub client_id: Option<i64>,
@@ -127,14 +133,18 @@ async fn insert_service(
 ) -> AppResult<ServiceRow> {
     let base = provisioning::username_base(domain.as_str());
     let password = secrecy::SecretString::from(provisioning::generate_password(20));
+    // The row id is part of what the password is sealed to: take it first.
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('services', 'id'))")
+        .fetch_one(&mut *conn)
+        .await?;
     let sealed = state
         .sealer
-        .seal(PASSWORD_PURPOSE, password.expose_secret().as_bytes());
+        .seal(password_binding(id), password.expose_secret().as_bytes());
     for n in 0..100_000u32 {
         let username = provisioning::username_candidate(&base, n);
         let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed, status, id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT ON CONSTRAINT services_username_key DO NOTHING
              RETURNING {SERVICE_COLUMNS}"
         )))
@@ -145,6 +155,7 @@ async fn insert_service(
         .bind(&username)
         .bind(&sealed)
         .bind(status.as_str())
+        .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = row {
@@ -160,6 +171,27 @@ async fn insert_service(
 /// Places an order. Everything is written in one transaction; the create job is
 /// part of it when the product's auto-setup is "on order".
 pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> AppResult<OrderView> {
+    match place_once(state, input, by, None).await? {
+        Placed::New(view) => Ok(view),
+        Placed::Replayed(..) => Err(AppError::conflict("unexpected replay without a key")),
+    }
+}
+
+/// What `place_once` did.
+pub enum Placed {
+    New(OrderView),
+    /// The key was used before with this request: its first answer.
+    Replayed(u16, serde_json::Value),
+}
+
+/// Places an order at most once per `Idempotency-Key`: the key, the request's
+/// fingerprint and the answer are written in the order's own transaction.
+pub async fn place_once(
+    state: &AppState,
+    input: &OrderInput,
+    by: TriggeredBy,
+    key: Option<&IdempotencyKey>,
+) -> AppResult<Placed> {
     let mut errors = FieldErrors::default();
     let domain = errors.check("domain", Domain::parse(&input.domain));
     let new_client = match (&input.client_id, &input.client) {
@@ -187,6 +219,13 @@ pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> App
     let domain = domain.ok_or_else(|| AppError::field("domain", "domain is required"))?;
 
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
+    if let Some(key) = key {
+        let fingerprint =
+            crate::crypto::sha256_hex(&serde_json::to_string(input).unwrap_or_default());
+        if let Claim::Replay(status, body) = idempotency::claim(&mut tx, key, &fingerprint).await? {
+            return Ok(Placed::Replayed(status, body));
+        }
+    }
     let client_id = match (input.client_id, new_client) {
         (Some(id), _) => {
             catalog::get_client(&mut *tx, id)
@@ -224,10 +263,16 @@ pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> App
     if on_order {
         services::queue_action(&mut tx, state, &service, Action::Create, by).await?;
     }
-    tx.commit().await.map_err(AppError::from)?;
-    tracing::info!(order.id = order.id, service.id = service.id, "order placed");
+    let (order_id, service_id) = (order.id, service.id);
     // Answer from what was just written: no second read.
-    Ok(view(order, std::iter::once(service)))
+    let answer = view(order, std::iter::once(service));
+    if let Some(key) = key {
+        let body = serde_json::to_value(&answer).unwrap_or_default();
+        idempotency::save(&mut tx, key, 201, &body).await?;
+    }
+    tx.commit().await.map_err(AppError::from)?;
+    tracing::info!(order.id = order_id, service.id = service_id, "order placed");
+    Ok(Placed::New(answer))
 }
 
 /// Marks an order paid and queues creates for its on-payment products.

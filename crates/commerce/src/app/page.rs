@@ -27,9 +27,13 @@ impl Default for PageParams {
     }
 }
 
+/// The highest page number served; past it is empty anyway, and keeping page
+/// numbers small keeps every `page ± 1` and offset far from overflowing.
+pub const MAX_PAGE: i64 = 1_000_000;
+
 impl PageParams {
     pub fn page(&self) -> i64 {
-        self.page.max(1)
+        self.page.clamp(1, MAX_PAGE)
     }
 
     pub fn limit(&self) -> i64 {
@@ -165,6 +169,21 @@ impl PageQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_and_negative_pages_are_clamped() {
+        let p = PageParams {
+            page: i64::MAX,
+            per_page: i64::MAX,
+        };
+        assert_eq!((p.page(), p.limit()), (MAX_PAGE, 500));
+        assert_eq!(p.offset(), (MAX_PAGE - 1) * 500);
+        let p = PageParams {
+            page: i64::MIN,
+            per_page: i64::MIN,
+        };
+        assert_eq!((p.page(), p.limit(), p.offset()), (1, 1, 0));
+    }
 
     #[test]
     fn totals_past_the_cap_are_reported_as_a_lower_bound() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use provisioning::{Credentials, ProvisioningModule};
+use provisioning::{Credentials, InputType, ProvisioningModule};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -12,11 +12,23 @@ use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams};
-use crate::crypto::Sealer;
+use crate::crypto::{Binding, Sealer};
 use crate::domain::{FieldErrors, parse_name};
 use crate::state::AppState;
 
-const SECRETS_PURPOSE: &str = "servers.secrets";
+pub const SECRETS_PURPOSE: &str = "servers.secrets";
+
+/// What a server's sealed secrets are bound to: the row and its `api_url`.
+pub fn secrets_binding(id: i64, fields: &BTreeMap<String, String>) -> Binding<'_> {
+    Binding::new(
+        SECRETS_PURPOSE,
+        id,
+        fields
+            .get("api_url")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )
+}
 
 /// A server as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -95,7 +107,7 @@ impl From<ServerRow> for ServerView {
 }
 
 /// What an admin submits for a server. Blank secret fields keep the stored value.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerInput {
     pub name: String,
@@ -114,7 +126,7 @@ fn yes() -> bool {
 }
 
 /// A partial update (PATCH): absent fields keep their value.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerPatch {
     pub name: Option<String>,
@@ -123,6 +135,47 @@ pub struct ServerPatch {
     pub max_accounts: Option<i64>,
     pub enabled: Option<bool>,
     pub credentials: Option<BTreeMap<String, String>>,
+}
+
+/// Submitted credentials for `Debug`: field names only, never values (which
+/// fields are secret depends on the module).
+pub struct CredentialNames<'a>(pub &'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for CredentialNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "[redacted]")))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerInput")
+            .field("name", &self.name)
+            .field("module", &self.module)
+            .field("group_id", &self.group_id)
+            .field("max_accounts", &self.max_accounts)
+            .field("enabled", &self.enabled)
+            .field("credentials", &CredentialNames(&self.credentials))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ServerPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerPatch")
+            .field("name", &self.name)
+            .field("module", &self.module)
+            .field("group_id", &self.group_id)
+            .field("max_accounts", &self.max_accounts)
+            .field("enabled", &self.enabled)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(CredentialNames),
+            )
+            .finish()
+    }
 }
 
 const COLUMNS: &str = "id, name, module, group_id, credentials, secrets, secrets_set, max_accounts, account_count, \
@@ -169,7 +222,7 @@ pub fn credentials(row: &ServerRow, sealer: &Sealer) -> anyhow::Result<Credentia
     let secrets = match &row.secrets {
         None => BTreeMap::new(),
         Some(sealed) => {
-            let plain = sealer.open(SECRETS_PURPOSE, sealed)?;
+            let plain = sealer.open(secrets_binding(row.id, &row.credentials.0), sealed)?;
             let map: BTreeMap<String, String> = serde_json::from_slice(&plain)?;
             map.into_iter()
                 .map(|(k, v)| (k, SecretString::from(v)))
@@ -182,8 +235,44 @@ pub fn credentials(row: &ServerRow, sealer: &Sealer) -> anyhow::Result<Credentia
     })
 }
 
+/// The parts of a URL a secret is bound to: scheme, host, port and path.
+fn destination(url: &str) -> Option<(String, String, Option<u16>, String)> {
+    let u = reqwest::Url::parse(url.trim()).ok()?;
+    Some((
+        u.scheme().to_owned(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default(),
+        u.path().trim_end_matches('/').to_owned(),
+    ))
+}
+
+/// Whether `submitted` points the server's URL fields somewhere other than
+/// `stored` does: then a stored secret must not go along.
+fn destination_changed(
+    module: &dyn ProvisioningModule,
+    submitted: &BTreeMap<String, String>,
+    stored: &Credentials,
+) -> bool {
+    module
+        .info()
+        .credential_fields
+        .iter()
+        .filter(|f| f.input_type == InputType::Url)
+        .any(|f| {
+            let new = submitted.get(f.name).map(|v| v.trim()).unwrap_or_default();
+            let old = stored
+                .fields
+                .get(f.name)
+                .map(String::as_str)
+                .unwrap_or_default();
+            !new.is_empty() && (destination(new).is_none() || destination(new) != destination(old))
+        })
+}
+
 /// Splits submitted credentials by the module's field metadata; a blank secret
-/// falls back to `stored` (the value already on the server, if any).
+/// falls back to `stored` (the value already on the server, if any), but only
+/// while the URL fields still point where it was saved for: a secret is only
+/// ever sent to the destination it was stored with.
 pub fn split_credentials(
     module: &dyn ProvisioningModule,
     submitted: &BTreeMap<String, String>,
@@ -192,6 +281,7 @@ pub fn split_credentials(
 ) -> Credentials {
     let info = module.info();
     let mut out = Credentials::default();
+    let moved = stored.is_some_and(|s| destination_changed(module, submitted, s));
     for key in submitted.keys() {
         if !info.credential_fields.iter().any(|f| f.name == key) {
             errors.add(
@@ -209,6 +299,14 @@ pub fn split_credentials(
             if !value.is_empty() {
                 out.secrets
                     .insert(field.name.into(), SecretString::from(value));
+            } else if moved && stored.is_some_and(|s| s.secrets.contains_key(field.name)) {
+                errors.add(
+                    &format!("credentials.{}", field.name),
+                    format!(
+                        "the api_url changed: enter the {} again (a stored secret is only sent to the address it was saved with)",
+                        field.name
+                    ),
+                );
             } else if let Some(old) = stored.and_then(|s| s.secrets.get(field.name)) {
                 out.secrets.insert(field.name.into(), old.clone());
             }
@@ -285,7 +383,7 @@ fn parse_input(
     })
 }
 
-fn seal(sealer: &Sealer, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) {
+fn seal(sealer: &Sealer, id: i64, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) {
     if creds.secrets.is_empty() {
         return (None, Vec::new());
     }
@@ -296,7 +394,7 @@ fn seal(sealer: &Sealer, creds: &Credentials) -> (Option<Vec<u8>>, Vec<String>) 
         .collect();
     let plain = serde_json::to_vec(&map).unwrap_or_default();
     (
-        Some(sealer.seal(SECRETS_PURPOSE, &plain)),
+        Some(sealer.seal(secrets_binding(id, &creds.fields), &plain)),
         creds.secrets.keys().cloned().collect(),
     )
 }
@@ -310,11 +408,20 @@ pub async fn create(state: &AppState, input: &ServerInput) -> AppResult<ServerVi
 
 /// Inserts (`id` None) or updates a server from parsed input, secrets sealed.
 async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<ServerRow> {
-    let (sealed, names) = seal(&state.sealer, &p.creds);
+    // The row id is part of what the secrets are sealed to: take it first.
+    let row_id = match id {
+        Some(id) => id,
+        None => {
+            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('servers', 'id'))")
+                .fetch_one(&state.pool)
+                .await?
+        }
+    };
+    let (sealed, names) = seal(&state.sealer, row_id, &p.creds);
     let sql = match id {
         None => format!(
-            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
         ),
         Some(_) => format!(
             "UPDATE servers SET name = $1, module = $2, group_id = $3, credentials = $4, secrets = $5, secrets_set = $6,
@@ -331,11 +438,8 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
         .bind(&names)
         .bind(p.max_accounts)
         .bind(p.enabled);
-    let query = match id {
-        Some(id) => query.bind(id),
-        None => query,
-    };
     query
+        .bind(row_id)
         .fetch_optional(&state.pool)
         .await?
         .ok_or(AppError::NotFound("server"))

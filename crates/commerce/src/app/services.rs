@@ -219,6 +219,11 @@ async fn retry_action(db: impl PgExecutor<'_>, row: &ServiceRow) -> AppResult<Ac
     .fetch_optional(db)
     .await?;
     match last.as_deref().and_then(Action::parse) {
+        // Irreversible: only an explicit, confirmed terminate may run it again.
+        Some(Action::Terminate) => Err(AppError::conflict(format!(
+            "service {}'s last failed action is a terminate, which Retry never re-runs: terminate it again explicitly (with confirmation)",
+            row.id
+        ))),
         Some(a) if row.last_error.is_some() => Ok(a),
         _ => Err(AppError::conflict(format!(
             "service {} has no failed action to retry",

@@ -2,16 +2,17 @@
 //! unknown outcome, and recording the result.
 
 use provisioning::{
-    AccountSpec, Credentials, Failure, FailureKind, ProvisioningModule, ProvisioningResult, Success,
+    AccountSpec, Credentials, Failure, FailureKind, ProvisioningModule, ProvisioningResult,
+    Redactor, Success,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use super::{AttemptRecord, Run, failure_json, last_error};
 use crate::app::catalog::Product;
 use crate::app::log;
-use crate::app::orders::PASSWORD_PURPOSE;
+use crate::app::orders::password_binding;
 use crate::app::servers::{self, ServerRow};
 use crate::domain::{Action, LogStatus, ServiceStatus};
 
@@ -81,7 +82,7 @@ impl Run<'_> {
                         &product.module,
                         server_id,
                         ProvisioningResult::failure(f),
-                        &[],
+                        &Redactor::default(),
                     )
                     .await;
             }
@@ -92,15 +93,14 @@ impl Run<'_> {
             &self.entry(Some(server.id), &server.module, Action::Create),
         )
         .await?;
-        let mut result = module
-            .create_account(&self.state.module_ctx, &creds, &spec)
-            .await;
-        let token = creds
-            .secrets
-            .get("api_token")
-            .map(|t| t.expose_secret().to_owned())
-            .unwrap_or_default();
-        let secrets = [spec.password.expose_secret(), token.as_str()];
+        // Redacted on arrival: nothing below (log, last_error, traces) can
+        // see the password or a credential, whatever the Panel echoed.
+        let redactor = Redactor::for_attempt(&creds, &[&spec.password]);
+        let mut result = redactor.result(
+            &module
+                .create_account(&self.state.module_ctx, &creds, &spec)
+                .await,
+        );
 
         // A 409 for our own username after an attempt whose outcome is unknown:
         // that attempt most likely created the account. Reconcile, never rename.
@@ -109,10 +109,10 @@ impl Run<'_> {
             && self.service.create_outcome_unknown
         {
             result = self
-                .reconcile(&*module, &creds, &server, result, &secrets)
+                .reconcile(&*module, &creds, &server, result, &redactor)
                 .await?;
         }
-        self.finish(log_id, &server.module, server.id, result, &secrets)
+        self.finish(log_id, &server.module, server.id, result, &redactor)
             .await
     }
 
@@ -134,7 +134,7 @@ impl Run<'_> {
     /// The account to create: fixed username, the sealed password opened.
     fn spec(&self, product: &Product, email: String, sealed: &[u8]) -> anyhow::Result<AccountSpec> {
         let s = &self.service;
-        let password = String::from_utf8(self.state.sealer.open(PASSWORD_PURPOSE, sealed)?)?;
+        let password = String::from_utf8(self.state.sealer.open(password_binding(s.id), sealed)?)?;
         Ok(AccountSpec {
             username: s.username.clone(),
             password: SecretString::from(password),
@@ -163,7 +163,7 @@ impl Run<'_> {
              WHERE service_id = $1 AND action = 'create' AND status = 'pending'",
         )
         .bind(self.service.id)
-        .bind(Json(failure_json(&f, &[])))
+        .bind(Json(failure_json(&f)))
         .bind(&f.message)
         .execute(self.pool())
         .await?;
@@ -186,7 +186,7 @@ impl Run<'_> {
         creds: &Credentials,
         server: &ServerRow,
         conflict: ProvisioningResult,
-        secrets: &[&str],
+        redactor: &Redactor,
     ) -> anyhow::Result<ProvisioningResult> {
         let username = &self.service.username;
         let named_id = conflict
@@ -201,9 +201,11 @@ impl Run<'_> {
                 &self.entry(Some(server.id), &server.module, Action::Info),
             )
             .await?;
-            let info = module
-                .account_info(&self.state.module_ctx, creds, &id)
-                .await;
+            let info = redactor.result(
+                &module
+                    .account_info(&self.state.module_ctx, creds, &id)
+                    .await,
+            );
             let field =
                 |ok: &Success, k: &str| ok.data.get(k).and_then(Value::as_str).map(str::to_owned);
             let ours = matches!(&info.outcome, Ok(ok)
@@ -227,7 +229,7 @@ impl Run<'_> {
                 &info,
                 status,
                 &message,
-                secrets,
+                redactor,
             )
             .await?;
             tx.commit().await?;
@@ -291,12 +293,13 @@ impl Run<'_> {
         module: &str,
         server_id: i64,
         result: ProvisioningResult,
-        secrets: &[&str],
+        redactor: &Redactor,
     ) -> anyhow::Result<()> {
+        let result = redactor.result(&result);
         if let Ok(ok) = &result.outcome {
             // The log row and the service change in one statement: atomic, and
             // one round trip instead of a four-statement transaction.
-            let record = AttemptRecord::of(&result, LogStatus::Success, secrets);
+            let record = AttemptRecord::of(&result, LogStatus::Success, redactor);
             let finish = record.finish(LogStatus::Success, &ok.message);
             log::finish_activating(
                 self.pool(),
@@ -322,7 +325,7 @@ impl Run<'_> {
                 &result,
                 LogStatus::Failed,
                 &f.message,
-                secrets,
+                redactor,
             )
             .await?;
             let unknown = f.outcome_unknown || self.service.create_outcome_unknown;

@@ -1,7 +1,6 @@
 //! Suspend, unsuspend and terminate an existing account.
 
-use provisioning::FailureKind;
-use secrecy::ExposeSecret;
+use provisioning::{FailureKind, Redactor};
 use sqlx::types::Json;
 
 use super::{Run, config_failure, last_error};
@@ -72,12 +71,8 @@ impl Run<'_> {
             Action::Unsuspend => module.unsuspend_account(ctx, &creds, &account_id).await,
             _ => module.terminate_account(ctx, &creds, &account_id).await,
         };
-        let token = creds
-            .secrets
-            .get("api_token")
-            .map(|t| t.expose_secret().to_owned())
-            .unwrap_or_default();
-        let secrets = [token.as_str()];
+        let redactor = Redactor::for_attempt(&creds, &[]);
+        let result = redactor.result(&result);
         // Terminating an account the Panel no longer has is done already.
         let gone = self.action == Action::Terminate
             && matches!(&result.outcome, Err(f) if f.kind == FailureKind::Panel(opterius::ErrorKind::NotFound));
@@ -91,7 +86,7 @@ impl Run<'_> {
                     &result,
                     LogStatus::Failed,
                     &f.message,
-                    &secrets,
+                    &redactor,
                 )
                 .await?;
                 let delay = self.retry_delay(f);
@@ -125,7 +120,7 @@ impl Run<'_> {
                     &result,
                     LogStatus::Success,
                     &message,
-                    &secrets,
+                    &redactor,
                 )
                 .await?;
                 let sql = match self.action {

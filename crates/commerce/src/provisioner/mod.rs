@@ -13,7 +13,9 @@ mod lifecycle;
 use std::sync::Arc;
 use std::time::Duration;
 
-use provisioning::{Credentials, Failure, FailureKind, ProvisioningModule, ProvisioningResult};
+use provisioning::{
+    Credentials, Failure, FailureKind, ProvisioningModule, ProvisioningResult, Redactor,
+};
 use rand::RngExt as _;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
@@ -113,7 +115,8 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
 }
 
 /// An attempt's log columns, built from the module's result: the redacted
-/// request, the response and the error, scrubbed of any secret value.
+/// request, the response and the error, each passed through the attempt's
+/// redactor (again: the result should already have been redacted on arrival).
 struct AttemptRecord {
     request: Option<Value>,
     response: Option<Value>,
@@ -123,21 +126,19 @@ struct AttemptRecord {
 }
 
 impl AttemptRecord {
-    fn of(result: &ProvisioningResult, status: LogStatus, secrets: &[&str]) -> Self {
-        let mut request = result
+    fn of(result: &ProvisioningResult, status: LogStatus, redactor: &Redactor) -> Self {
+        let result = redactor.result(result);
+        let request = result
             .request
             .as_ref()
             .map(|r| json!({"method": r.method, "path": r.path, "body": r.body}));
-        let mut response = result.response.as_ref().map(|r| {
+        let response = result.response.as_ref().map(|r| {
             let body = serde_json::from_str::<Value>(&r.body)
                 .unwrap_or_else(|_| Value::String(r.body.clone()));
             json!({"status": r.status, "body": body})
         });
-        for v in [&mut request, &mut response].into_iter().flatten() {
-            scrub(v, secrets);
-        }
         let error = match (&result.outcome, status) {
-            (Err(f), LogStatus::Failed) => Some(failure_json(f, secrets)),
+            (Err(f), LogStatus::Failed) => Some(failure_json(f)),
             _ => None,
         };
         Self {
@@ -162,32 +163,14 @@ impl AttemptRecord {
     }
 }
 
-/// Replaces any secret value that slipped into a string, at any depth.
-fn scrub(value: &mut Value, secrets: &[&str]) {
-    match value {
-        Value::String(s) => {
-            for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                if s.contains(secret) {
-                    *s = s.replace(secret, "[redacted]");
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
-        Value::Object(map) => map.values_mut().for_each(|v| scrub(v, secrets)),
-        _ => {}
-    }
-}
-
 /// A failure as stored in the log and on the service.
-fn failure_json(f: &Failure, secrets: &[&str]) -> Value {
-    let mut v = serde_json::to_value(f).unwrap_or_default();
-    scrub(&mut v, secrets);
-    v
+fn failure_json(f: &Failure) -> Value {
+    serde_json::to_value(f).unwrap_or_default()
 }
 
 /// The service's `last_error`: the failure, the action, when, and the next try.
 fn last_error(f: &Failure, action: Action, retry_in: Option<Duration>) -> Value {
-    let mut v = failure_json(f, &[]);
+    let mut v = failure_json(f);
     if let Value::Object(map) = &mut v {
         map.insert("action".into(), json!(action.as_str()));
         map.insert("at".into(), json!(chrono::Utc::now()));
@@ -236,7 +219,7 @@ impl Run<'_> {
         service_update: Option<(&str, Value)>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool().begin().await?;
-        let err = error.map(|f| failure_json(f, &[]));
+        let err = error.map(failure_json);
         let status = if error.is_some() {
             LogStatus::Failed
         } else {
@@ -305,10 +288,11 @@ impl Run<'_> {
         result: &ProvisioningResult,
         status: LogStatus,
         message: &str,
-        secrets: &[&str],
+        redactor: &Redactor,
     ) -> anyhow::Result<()> {
-        let record = AttemptRecord::of(result, status, secrets);
-        log::finish(tx, log_id, &record.finish(status, message)).await?;
+        let record = AttemptRecord::of(result, status, redactor);
+        let message = redactor.text(message);
+        log::finish(tx, log_id, &record.finish(status, &message)).await?;
         self.state
             .metrics
             .observe_call(module, self.action, result.duration);
@@ -358,7 +342,7 @@ pub async fn record_panic(
         "This is a bug in Commerce; report it with this log entry. Retry once it is fixed.",
         false,
     );
-    let err = failure_json(&f, &[]);
+    let err = failure_json(&f);
     let mut tx = state.pool.begin().await?;
     let finished = sqlx::query(
         "UPDATE provisioning_log SET status = 'failed', error = $2, error_kind = 'internal', message = $3,

@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::web::error::{WebError, WebResult};
 use crate::web::form::FormData;
 use crate::web::ratelimit::LoginLimiter;
-use crate::web::session::{self, Admin, cookie, set_cookie};
+use crate::web::session::{self, Admin, our_cookie, set_cookie};
 
 const LOGIN_CSRF_COOKIE: &str = "commerce_login_csrf";
 
@@ -82,10 +82,33 @@ pub async fn form(
     render(&state, StatusCode::OK, String::new(), next, String::new())
 }
 
-fn client_ip(info: Option<&ConnectInfo<SocketAddr>>) -> String {
-    // Without the socket address (the server runs without connect info) the
-    // limit applies per email alone, which is stricter, never looser.
-    info.map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+/// The client's address: the peer, or, when the peer is a trusted proxy
+/// (`TRUSTED_PROXIES`), the right-most `X-Forwarded-For` hop it did not add
+/// itself. Without connect info every client is "unknown": stricter, never looser.
+pub fn client_ip(
+    info: Option<&ConnectInfo<SocketAddr>>,
+    headers: &HeaderMap,
+    trusted: &[opterius::Cidr],
+) -> String {
+    let Some(peer) = info.map(|c| c.0.ip()) else {
+        return "unknown".to_owned();
+    };
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer.to_string();
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(*ip))
+        .unwrap_or(peer)
+        .to_string()
 }
 
 pub async fn submit(
@@ -98,7 +121,7 @@ pub async fn submit(
     let email = form.get("email").trim().to_owned();
     let password = form.get("password");
     let next = safe_next(&form.get("next"));
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let expected = our_cookie(&state, &headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || expected != form.get("_csrf") {
         return render(
             &state,
@@ -109,22 +132,30 @@ pub async fn submit(
                 .into(),
         );
     }
-    let ip = client_ip(info.as_ref().map(|e| &e.0));
-    if let Err(wait) = limiter.check(&ip, &email) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return render(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            email,
-            next,
-            format!(
-                "Too many failed sign-ins for this account. Wait {minutes} minute(s) and try again, or ask another admin to reset your password with `commerce admin create`."
-            ),
-        );
-    }
-    match admins::verify(&state.pool, &email, &password).await? {
+    let ip = client_ip(
+        info.as_ref().map(|e| &e.0),
+        &headers,
+        &state.config.trusted_proxies,
+    );
+    // Reserve before verifying: parallel attempts cannot all pass the check.
+    let slot = match limiter.reserve(&ip, &email) {
+        Ok(slot) => slot,
+        Err(wait) => {
+            return render(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                email,
+                next,
+                format!(
+                    "Too many sign-in attempts for this account or from this address. Wait {} second(s) and try again.",
+                    wait.as_secs().max(1)
+                ),
+            );
+        }
+    };
+    match admins::verify(&state.pool, &email, &password, &limiter.hashing).await? {
         Some(admin_id) => {
-            limiter.succeeded(&ip, &email);
+            slot.succeeded();
             let value = session::start(&state, admin_id).await?;
             tracing::info!(admin.id = admin_id, "admin signed in");
             let mut resp = Redirect::to(&next).into_response();
@@ -137,14 +168,14 @@ pub async fn submit(
             Ok(resp)
         }
         None => {
-            limiter.failed(&ip, &email);
+            slot.failed();
             tracing::info!("failed admin sign-in");
             render(
                 &state,
                 StatusCode::UNAUTHORIZED,
                 email,
                 next,
-                "Wrong email or password. Check both and try again (after 5 failures, sign-in is paused for 15 minutes).".into(),
+                "Wrong email or password. Check both and try again (after 5 failures, sign-in for the account pauses for a minute).".into(),
             )
         }
     }

@@ -193,13 +193,14 @@ pub async fn test_one(
 /// "Test all": every enabled server concurrently; each badge is sent as an SSE
 /// `health` event the moment its result is in, then one `done` event.
 pub async fn sweep(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
+    let slot = connection::start_sweep(&state).await?;
     let rows = servers::all(&state.pool).await?;
     let started = Instant::now();
     let online = Arc::new(AtomicUsize::new(0));
     let offline = Arc::new(AtomicUsize::new(0));
     tracing::info!(admin.id = admin.id, servers = rows.len(), "sweep started");
     let (on, off) = (online.clone(), offline.clone());
-    let results = connection::sweep(state, rows).map(move |item| {
+    let results = connection::sweep(state, rows, slot).map(move |item| {
         if item.outcome.ok { &on } else { &off }.fetch_add(1, Ordering::Relaxed);
         let html = HealthFragment {
             h: &HealthCell::from_sweep(&item),

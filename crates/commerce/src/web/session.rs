@@ -19,8 +19,10 @@ use crate::web::error::WebError;
 pub const SESSION_COOKIE: &str = "commerce_session";
 const FLASH_COOKIE: &str = "commerce_flash";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// How long a login lasts.
+/// How long a login lasts at most (absolute lifetime).
 const SESSION_HOURS: i64 = 12;
+/// A session unused this long ends (idle timeout).
+pub const SESSION_IDLE_MINUTES: i64 = 30;
 
 /// A signed-in admin, with the session's CSRF token and any flash message.
 #[derive(Debug, Clone)]
@@ -60,13 +62,30 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure when configured.
-pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
-    let secure = if state.config.secure_cookies {
+/// A cookie's name on the wire: `__Host-` prefixed when cookies are Secure, so
+/// a browser only accepts it from this host over TLS, for path `/`.
+pub fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.config.cookies_secure() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// The value of our cookie `base` (under its wire name).
+pub fn our_cookie(state: &AppState, headers: &HeaderMap, base: &str) -> Option<String> {
+    cookie(headers, &cookie_name(state, base))
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure (and
+/// `__Host-`) unless serving plain HTTP on loopback.
+pub fn set_cookie(state: &AppState, base: &str, value: &str, max_age_secs: i64) -> HeaderValue {
+    let secure = if state.config.cookies_secure() {
         "; Secure"
     } else {
         ""
     };
+    let name = cookie_name(state, base);
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
     ))
@@ -101,7 +120,7 @@ pub fn session_cookie(state: &AppState, value: &str) -> HeaderValue {
 
 /// Ends the session and clears its cookie.
 pub async fn end(state: &AppState, headers: &HeaderMap) -> Result<HeaderValue, WebError> {
-    if let Some(value) = cookie(headers, SESSION_COOKIE) {
+    if let Some(value) = our_cookie(state, headers, SESSION_COOKIE) {
         sqlx::query("DELETE FROM admin_sessions WHERE id = $1")
             .bind(sha256_hex(&value))
             .execute(&state.pool)
@@ -113,23 +132,37 @@ pub async fn end(state: &AppState, headers: &HeaderMap) -> Result<HeaderValue, W
 
 /// The admin of the request's session, if it is valid.
 pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Admin>, WebError> {
-    let Some(value) = cookie(headers, SESSION_COOKIE).filter(|v| !v.is_empty()) else {
+    let Some(value) = our_cookie(state, headers, SESSION_COOKIE).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT s.admin_id, u.email, s.csrf_token FROM admin_sessions s
-         JOIN admin_users u ON u.id = s.admin_id
-         WHERE s.id = $1 AND s.expires_at > now()",
+    let sid = sha256_hex(&value);
+    let row: Option<(i64, String, String, bool)> = sqlx::query_as(
+        "SELECT s.admin_id, u.email, s.csrf_token, s.last_seen_at < now() - interval '1 minute'
+         FROM admin_sessions s JOIN admin_users u ON u.id = s.admin_id
+         WHERE s.id = $1 AND s.expires_at > now()
+           AND s.last_seen_at > now() - make_interval(mins => $2)",
     )
-    .bind(sha256_hex(&value))
+    .bind(&sid)
+    .bind(i32::try_from(SESSION_IDLE_MINUTES).unwrap_or(30))
     .fetch_optional(&state.pool)
     .await
     .map_err(WebError::db)?;
-    Ok(row.map(|(id, email, csrf)| Admin {
+    let Some((id, email, csrf, stale)) = row else {
+        return Ok(None);
+    };
+    if stale {
+        // Activity keeps a session alive; written at most once a minute.
+        sqlx::query("UPDATE admin_sessions SET last_seen_at = now() WHERE id = $1")
+            .bind(&sid)
+            .execute(&state.pool)
+            .await
+            .map_err(WebError::db)?;
+    }
+    Ok(Some(Admin {
         id,
         email,
         csrf,
-        flash: read_flash(headers),
+        flash: read_flash(state, headers),
     }))
 }
 
@@ -229,8 +262,8 @@ pub async fn csrf_from_form(req: Request, next: Next) -> Response {
         .await
 }
 
-fn read_flash(headers: &HeaderMap) -> Option<Flash> {
-    let raw = cookie(headers, FLASH_COOKIE)?;
+fn read_flash(state: &AppState, headers: &HeaderMap) -> Option<Flash> {
+    let raw = our_cookie(state, headers, FLASH_COOKIE)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw)
         .ok()?;

@@ -135,18 +135,22 @@ impl Pager {
                 serde_urlencoded::to_string(&q).unwrap_or_default()
             )
         };
-        let first = (page - 1) * per_page;
+        let first = page.saturating_sub(1).saturating_mul(per_page);
         let summary = if total == 0 {
             "Nothing to show".to_owned()
         } else {
-            format!("{}–{} of {total}{plus}", first + 1, first + shown as i64)
+            format!(
+                "{}–{} of {total}{plus}",
+                first.saturating_add(1),
+                first.saturating_add(shown as i64)
+            )
         };
         Self {
             summary,
             prev: (page > 1).then(|| link(page - 1)),
-            next: (first + (shown as i64) < total
+            next: (first.saturating_add(shown as i64) < total
                 || (list.total_capped && shown as i64 == per_page))
-                .then(|| link(page + 1)),
+                .then(|| link(page.saturating_add(1))),
         }
     }
 }

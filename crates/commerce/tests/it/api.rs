@@ -353,8 +353,9 @@ async fn server_secrets_are_never_returned_and_a_patch_without_token_keeps_it() 
     assert_eq!(health["status"], "offline");
     assert_eq!(health["last_error"]["kind"], "unauthorized");
 
-    // Unsaved test with a new token, then save it.
-    let url = app.sim.url().to_owned();
+    // Unsaved test with a new token, then save it. (The api_url as saved: a
+    // different one, even another path to the same Panel, needs the token.)
+    let url = app.sim.server_url(0);
     let ok = app
         .post("/api/v1/servers/test", json!({"module": "opterius", "credentials": {"api_url": url, "api_token": "the-new-token-123"}}))
         .await;
@@ -489,13 +490,15 @@ async fn suspending_twice_and_terminating_a_vanished_account_are_idempotent_and_
         http,
         opterius::ApiUrl::parse(app.sim.url()).expect("url"),
         app.sim.token(0).into(),
-    );
+    )
+    .with_network(app.state.module_ctx.network.clone());
     panel
         .terminate_account(service["panel_account_id"].as_str().expect("id"))
         .await
         .result
         .expect("gone");
-    app.queue(sid, "terminate").await;
+    app.queue_with(sid, "terminate", json!({"confirm": "kate.example.com"}))
+        .await;
     app.settle(sid, &["terminated"]).await;
     let log = app.log_for(sid).await;
     let rows: Vec<(&str, &str)> = log

@@ -6,5 +6,6 @@ mod cluster;
 mod ops;
 mod promises;
 mod provisioning;
+mod security;
 mod support;
 mod ui;

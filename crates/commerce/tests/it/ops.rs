@@ -222,6 +222,7 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
         ("APP_KEY", crate::support::APP_KEY),
         ("LOG_FORMAT", "json"),
         ("RUST_LOG", "info"),
+        ("PANEL_ALLOWED_NETWORKS", "127.0.0.0/8"),
     ];
     let token_out = Command::new(exe)
         .args(["token", "create", "--name", "logs"])
@@ -339,14 +340,14 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
     assert!(line["server.id"].is_i64(), "{line}");
     let joined = lines.join("\n");
     let pool = sqlx::PgPool::connect(&db).await.expect("pool");
-    let sealed: Vec<u8> = sqlx::query_scalar("SELECT password_sealed FROM services")
+    let (sid, sealed): (i64, Vec<u8>) = sqlx::query_as("SELECT id, password_sealed FROM services")
         .fetch_one(&pool)
         .await
         .expect("pw");
     let key = commerce::crypto::AppKey::parse(crate::support::APP_KEY).expect("key");
     let password = String::from_utf8(
         commerce::crypto::Sealer::new(&key)
-            .open("services.password", &sealed)
+            .open(commerce::app::orders::password_binding(sid), &sealed)
             .expect("open"),
     )
     .expect("utf8");

@@ -400,7 +400,8 @@ async fn a_create_orphaned_by_a_dead_worker_is_reconciled_and_adopted() {
         http,
         opterius::ApiUrl::parse(&app.sim.server_url(0)).expect("url"),
         app.sim.token(0).into(),
-    );
+    )
+    .with_network(app.state.module_ctx.network.clone());
     let made = panel
         .create_account(&opterius::CreateAccount {
             username: username.clone(),
@@ -464,7 +465,8 @@ async fn a_create_job_reaching_a_terminated_service_does_nothing_and_says_so() {
     let (_, _, product) = app.catalog("Starter", "on_order").await;
     let sid = service_id(&app.order(product, "late.example.com").await);
     app.settle(sid, &["active"]).await;
-    app.queue(sid, "terminate").await;
+    app.queue_with(sid, "terminate", json!({"confirm": "late.example.com"}))
+        .await;
     let terminated = app.settle(sid, &["terminated"]).await;
     assert!(terminated["panel_account_id"].is_string(), "{terminated}");
 

@@ -69,7 +69,8 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
 
     let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
-    app.queue(sid, "terminate").await;
+    app.queue_with(sid, "terminate", json!({"confirm": "bob.example.org"}))
+        .await;
     let done = app.settle(sid, &["terminated"]).await;
     assert!(done["terminated_at"].is_string());
     assert!(app.sim.accounts(Target::Server(0)).is_empty());
@@ -328,7 +329,8 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
         http,
         opterius::ApiUrl::parse(&app.sim.server_url(0)).expect("url"),
         app.sim.token(0).into(),
-    );
+    )
+    .with_network(app.state.module_ctx.network.clone());
     panel
         .create_account(&stranger)
         .await

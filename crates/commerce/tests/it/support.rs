@@ -79,6 +79,8 @@ pub fn config(database_url: &str, overrides: &[(&str, &str)]) -> Config {
         ("RETRY_MAX_MS", "200".into()),
         ("PROVISION_MAX_ATTEMPTS", "5".into()),
         ("SWEEP_TIMEOUT_SECS", "2".into()),
+        // The simulator listens on loopback, which Panel calls refuse by default.
+        ("PANEL_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
     ];
     for (k, v) in overrides {
         vars.retain(|(name, _)| name != k);
@@ -206,8 +208,14 @@ impl TestApp {
 
     /// Asks for `action` on a service: the answer must be 202 with the job's id.
     pub async fn queue(&self, service_id: i64, action: &str) -> String {
+        self.queue_with(service_id, action, serde_json::json!({}))
+            .await
+    }
+
+    /// `queue` with a body (a terminate's `confirm`).
+    pub async fn queue_with(&self, service_id: i64, action: &str, body: Value) -> String {
         let path = format!("/api/v1/services/{service_id}/{action}");
-        let (status, out) = self.call("POST", &path, Some(serde_json::json!({}))).await;
+        let (status, out) = self.call("POST", &path, Some(body)).await;
         assert_eq!(status, 202, "POST {path}: {out}");
         out["job_id"]
             .as_str()
@@ -321,20 +329,16 @@ impl TestApp {
 
     /// Every generated account password, opened from the database.
     pub async fn passwords(&self) -> Vec<String> {
-        let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT password_sealed FROM services")
-            .fetch_all(&self.state.pool)
-            .await
-            .expect("passwords");
+        let sealed: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, password_sealed FROM services ORDER BY id")
+                .fetch_all(&self.state.pool)
+                .await
+                .expect("passwords");
         sealed
             .iter()
-            .map(|s| {
-                String::from_utf8(
-                    self.state
-                        .sealer
-                        .open("services.password", s)
-                        .expect("open"),
-                )
-                .expect("utf8")
+            .map(|(id, s)| {
+                let at = commerce::app::orders::password_binding(*id);
+                String::from_utf8(self.state.sealer.open(at, s).expect("open")).expect("utf8")
             })
             .collect()
     }

@@ -993,7 +993,7 @@ async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
     }
     let (status, body) = attacker.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(status, 429);
-    assert!(body.contains("Too many failed sign-ins"), "{body}");
+    assert!(body.contains("Too many sign-in attempts"), "{body}");
     app.get("/api/v1/servers").await;
     app.finish().await;
 }
