@@ -229,6 +229,11 @@ impl ProvisioningModule for OpteriusModule {
         self.change(ctx, creds, account, Change::Terminate).await
     }
 
+    fn can_look_up(&self, account: &AccountRef) -> bool {
+        // Seed 000 names accounts by id only: nothing to look up without one.
+        account.panel_id.is_some()
+    }
+
     async fn account_info(
         &self,
         ctx: &ModuleContext,

@@ -44,14 +44,10 @@ pub(crate) async fn handle(
             return error(StatusCode::NOT_FOUND, "Not Found");
         }
         let mut agent = state.agent();
-        let ts = headers
-            .get(opterius::panel::TIMESTAMP_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let sig = headers
-            .get(opterius::panel::SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok());
+        let ts = headers.get("X-Timestamp").and_then(|v| v.to_str().ok());
+        let sig = headers.get("X-Signature").and_then(|v| v.to_str().ok());
         let query_free = path.split_once('?').map_or(path.as_str(), |(p, _)| p);
-        if let Err(e) = opterius::agent::verify(
+        if let Err(e) = crate::verify::agent(
             &agent.token,
             ts,
             sig,

@@ -13,6 +13,7 @@ mod control;
 mod panel;
 mod state;
 mod v1;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -280,6 +281,13 @@ impl Sim {
             }
         });
         out
+    }
+
+    /// The password server `n` created `username` with, if it holds it.
+    pub fn password_of(&self, n: usize, username: &str) -> Option<String> {
+        self.state
+            .server(n)
+            .and_then(|s| s.passwords.get(username).cloned())
     }
 
     /// Every request seen, oldest first.

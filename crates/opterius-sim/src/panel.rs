@@ -95,6 +95,7 @@ pub(crate) async fn handle(
         };
         State::take_fault(&mut server, action)
     };
+    let anonymous_409 = fault.conflict_without_id;
     if let Some(reply) = leak_or_redirect(&fault, &body) {
         record(Some(reply.status().as_u16()), "forced_status");
         return reply;
@@ -106,15 +107,19 @@ pub(crate) async fn handle(
         let Some(mut server) = state.server(n) else {
             return error(StatusCode::NOT_FOUND, format!("no simulated server {n}"));
         };
-        let ts = headers
-            .get(opterius::panel::TIMESTAMP_HEADER)
-            .and_then(|v| v.to_str().ok());
-        let sig = headers
-            .get(opterius::panel::SIGNATURE_HEADER)
-            .and_then(|v| v.to_str().ok());
-        match opterius::panel::verify(&server.token, ts, sig, &body, now, window) {
+        let ts = headers.get("X-Timestamp").and_then(|v| v.to_str().ok());
+        let sig = headers.get("X-Signature").and_then(|v| v.to_str().ok());
+        // The simulator's own check, not the client's: see `verify`.
+        match crate::verify::panel(&server.token, ts, sig, &body, now, window) {
             Err(e) => error(StatusCode::UNAUTHORIZED, format!("Unauthorized: {e}")),
-            Ok(()) => act(&mut server, &version, action, id.as_deref(), &body),
+            Ok(()) => act(
+                &mut server,
+                &version,
+                action,
+                id.as_deref(),
+                &body,
+                anonymous_409,
+            ),
         }
     };
     respond(&kill, fault, &record, act).await
@@ -152,7 +157,7 @@ pub(crate) async fn respond(
         )
             .into_response();
     }
-    let Reply::Json(status, value) = act();
+    let Reply::Json(status, mut value) = act();
     if let Some(after) = fault.status_after_act.filter(|_| status.is_success()) {
         record(Some(after), "committed_then_failed");
         return forced(after);
@@ -164,9 +169,16 @@ pub(crate) async fn respond(
         record(Some(503), "committed_then_503");
         return forced(503);
     }
+    if fault.secret_fields {
+        add_secret_fields(&mut value);
+    }
     if status.is_success() && fault.lose_reply {
         record(Some(status.as_u16()), "lost_reply");
         return kill.drop_now().await;
+    }
+    if status.is_success() && fault.cut_body {
+        record(Some(status.as_u16()), "cut_body");
+        return cut_body(kill, status, &value);
     }
     if status.is_success() && fault.malformed_json {
         record(Some(200), "malformed_json");
@@ -181,6 +193,62 @@ pub(crate) async fn respond(
     };
     record(Some(status.as_u16()), outcome);
     (status, axum::Json(value)).into_response()
+}
+
+/// Sends the status, the headers (with the full Content-Length) and the first
+/// half of the body, then drops the connection.
+fn cut_body(kill: &Kill, status: StatusCode, value: &Value) -> Response {
+    let text = value.to_string().into_bytes();
+    let half = Bytes::copy_from_slice(text.get(..text.len() / 2).unwrap_or_default());
+    let kill = kill.clone();
+    let chunks = futures::stream::unfold(Some(half), move |next| {
+        let kill = kill.clone();
+        async move {
+            match next {
+                Some(chunk) => Some((Ok::<_, std::io::Error>(chunk), None)),
+                None => {
+                    // Let the first half reach the client, then cut.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let _never = kill.drop_now().await;
+                    None
+                }
+            }
+        }
+    });
+    let mut response = axum::body::Body::from_stream(chunks).into_response();
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        axum::http::header::CONTENT_LENGTH,
+        axum::http::HeaderValue::from(text.len()),
+    );
+    response
+}
+
+/// The keys a client must never log the values of.
+pub(crate) const SECRET_KEYS: [&str; 6] = [
+    "password",
+    "api_token",
+    "token",
+    "secret",
+    "secret_key",
+    "signature",
+];
+
+/// Adds every secret key, top level and under `credentials`, to a JSON object.
+fn add_secret_fields(value: &mut Value) {
+    if let Value::Object(map) = value {
+        let fields: serde_json::Map<String, Value> = SECRET_KEYS
+            .iter()
+            .map(|k| ((*k).to_owned(), json!(format!("sim-leak-{k}"))))
+            .collect();
+        map.extend(fields.clone());
+        map.insert("credentials".into(), Value::Object(fields));
+    }
 }
 
 /// The `echo` and `redirect` faults: answers that never reach the account logic.
@@ -242,7 +310,14 @@ fn account_json(a: &Account) -> Value {
     })
 }
 
-fn act(server: &mut Server, version: &str, action: &str, id: Option<&str>, body: &[u8]) -> Reply {
+fn act(
+    server: &mut Server,
+    version: &str,
+    action: &str,
+    id: Option<&str>,
+    body: &[u8],
+    anonymous_409: bool,
+) -> Reply {
     if action == "stats" {
         return Reply::Json(
             StatusCode::OK,
@@ -258,7 +333,7 @@ fn act(server: &mut Server, version: &str, action: &str, id: Option<&str>, body:
         );
     }
     if action == "create" {
-        return create(server, body);
+        return create(server, body, anonymous_409);
     }
     let Some(account_id) = id.and_then(|i| i.parse::<u64>().ok()) else {
         return error(StatusCode::NOT_FOUND, "Account not found.");
@@ -283,13 +358,15 @@ fn act(server: &mut Server, version: &str, action: &str, id: Option<&str>, body:
         }
         "info" => Reply::Json(StatusCode::OK, json!({"data": account_json(account)})),
         _ => {
-            server.accounts.remove(&account_id);
+            if let Some(gone) = server.accounts.remove(&account_id) {
+                server.passwords.remove(&gone.username);
+            }
             Reply::Json(StatusCode::OK, json!({"message": "Account deleted."}))
         }
     }
 }
 
-fn create(server: &mut Server, body: &[u8]) -> Reply {
+fn create(server: &mut Server, body: &[u8], anonymous_409: bool) -> Reply {
     let Ok(Value::Object(input)) = serde_json::from_slice::<Value>(body) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -346,11 +423,15 @@ fn create(server: &mut Server, body: &[u8]) -> Reply {
         );
     }
     if let Some(existing) = server.find_username(&username) {
+        let message = format!("An account with username '{username}' already exists.");
+        if anonymous_409 {
+            return Reply::Json(StatusCode::CONFLICT, json!({ "message": message }));
+        }
         // Like the Panel, the 409 names the account that holds the username, so a
         // client whose earlier reply was lost can recognise its own account.
         return Reply::Json(
             StatusCode::CONFLICT,
-            json!({"message": format!("An account with username '{username}' already exists."), "account_id": existing.id}),
+            json!({"message": message, "account_id": existing.id}),
         );
     }
     let id = server.next_id;
@@ -367,6 +448,7 @@ fn create(server: &mut Server, body: &[u8]) -> Reply {
     };
     let json = account_json(&account);
     server.accounts.insert(id, account);
+    server.passwords.insert(username.clone(), password);
     *server.creates.entry(username).or_insert(0) += 1;
     Reply::Json(StatusCode::CREATED, json)
 }

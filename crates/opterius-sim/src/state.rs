@@ -26,6 +26,16 @@ pub struct Faults {
     pub malformed_json: bool,
     /// Act (create the account...), then close the connection: the reply is lost.
     pub lose_reply: bool,
+    /// Act, then send the status, the headers and half of the body, then close
+    /// the connection: the reply breaks while it is being read.
+    pub cut_body: bool,
+    /// Answer a create for a taken username 409 without naming the account
+    /// that holds it (a Panel build whose 409 carries only a message).
+    pub conflict_without_id: bool,
+    /// Add secret-keyed fields (password, api_token, token, secret, secret_key,
+    /// signature), top level and nested, to every JSON answer, with values the
+    /// client never sent: `sim-leak-{key}`.
+    pub secret_fields: bool,
     /// Answer with this status and a body that echoes the request body, before
     /// acting: 2xx the body under `request` (no account id), 4xx a `message`
     /// quoting it, 5xx the raw bytes as text. A Panel that leaks what it got.
@@ -88,6 +98,9 @@ pub struct Server {
     pub api_key: String,
     /// What a v1 create said beyond the account: client_name, whmcs_service_id, server_id.
     pub v1_meta: HashMap<u64, serde_json::Value>,
+    /// The password each account was created with, per username, so tests can
+    /// check the one the client generated is the one the Panel got.
+    pub passwords: HashMap<String, String>,
 }
 
 impl Server {
@@ -102,6 +115,7 @@ impl Server {
             creates: HashMap::new(),
             api_key: String::new(),
             v1_meta: HashMap::new(),
+            passwords: HashMap::new(),
         }
     }
 

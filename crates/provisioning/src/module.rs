@@ -210,6 +210,11 @@ pub trait ProvisioningModule: Send + Sync {
         creds: &Credentials,
         account: &AccountRef,
     ) -> ProvisioningResult;
+    /// Whether `account_info` can find `account` from what is known of it (a
+    /// Panel that names accounts only by id cannot before it gave one).
+    fn can_look_up(&self, _account: &AccountRef) -> bool {
+        self.info().can(crate::Capability::Info)
+    }
     /// The account as the Panel has it: success data carries at least
     /// `username` and `domain` when the Panel says them.
     async fn account_info(

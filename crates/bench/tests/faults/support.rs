@@ -1,7 +1,7 @@
 //! The fault suite's rig: database, simulator, `commerce serve` (and separate
 //! workers), orders, and the checks every scenario ends with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,57 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
-/// The binaries under test, or a panic saying how to build them.
+/// The binaries under test, built first (once per run) from this checkout,
+/// so the suite never drives whatever stale `commerce` happens to lie in the
+/// target directory. COMMERCE_BIN / OPTERIUS_SIM_BIN name binaries to use as
+/// they are instead.
 pub fn bins() -> Bins {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if let Err(e) = BUILT.get_or_init(build_binaries) {
+        panic!("{e}");
+    }
     Bins::of_current_exe().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// `cargo build` of the two binaries, into the target directory and profile
+/// this test binary was built in (a no-op when they are fresh).
+fn build_binaries() -> Result<(), String> {
+    let chosen = |v: &str| std::env::var_os(v).is_some_and(|p| !p.is_empty());
+    if chosen("COMMERCE_BIN") || chosen("OPTERIUS_SIM_BIN") {
+        eprintln!("fault suite: using COMMERCE_BIN / OPTERIUS_SIM_BIN as given, not building");
+        return Ok(());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
+    // target/<profile>/deps/faults-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("the test binary is not in <target>/<profile>/deps")?;
+    let target_dir = profile_dir.parent().ok_or("no target directory")?;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    // The whole workspace's bins, as scripts/test.sh builds them: the same
+    // feature set as `cargo test --workspace`, so nothing is built twice.
+    cmd.args(["build", "--workspace", "--bins"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("SQLX_OFFLINE", "true");
+    if profile_dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    eprintln!("fault suite: building the binaries it drives: {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("running cargo build: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cargo build of commerce and opterius-sim failed ({status}); the fault suite will not run stale binaries"
+        ))
+    }
 }
 
 /// Services by status.

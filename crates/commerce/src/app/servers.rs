@@ -582,7 +582,7 @@ pub async fn place_service(
     .fetch_all(db)
     .await?;
     for server_id in candidates {
-        let taken: Option<i64> = sqlx::query_scalar(
+        let taken: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
             "WITH slot AS (
                  UPDATE servers SET account_count = account_count + 1, updated_at = now()
                  WHERE id = $2 AND enabled AND health_status <> 'offline'
@@ -595,12 +595,24 @@ pub async fn place_service(
         .bind(service_id)
         .bind(server_id)
         .fetch_optional(db)
-        .await?;
+        .await;
+        let taken = match taken {
+            // The schema's capacity CHECK caught a race the guard above let
+            // through: this server is full, like any other full one.
+            Err(e) if is_capacity_violation(&e) => None,
+            other => other?,
+        };
         if taken.is_some() {
             return Ok(taken);
         }
     }
     Ok(None)
+}
+
+fn is_capacity_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.constraint())
+        .is_some_and(|c| c == "servers_capacity_check")
 }
 
 /// Gives an account slot back (terminated, or never created).

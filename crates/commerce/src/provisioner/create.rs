@@ -2,7 +2,7 @@
 //! unknown outcome, and recording the result.
 
 use provisioning::{
-    AccountRef, AccountSpec, Capability, Credentials, Failure, FailureKind, ProvisioningModule,
+    AccountRef, AccountSpec, Credentials, Failure, FailureKind, ProvisioningModule,
     ProvisioningResult, Redactor, Success,
 };
 use secrecy::SecretString;
@@ -207,12 +207,12 @@ impl Run<'_> {
             .err()
             .and_then(|f| f.existing_account_id.clone());
         let mut found_elsewhere = None;
-        if module.info().can(Capability::Info) {
-            let account = AccountRef {
-                panel_id: named_id.clone(),
-                username: username.clone(),
-                domain: self.service.domain.clone(),
-            };
+        let account = AccountRef {
+            panel_id: named_id.clone(),
+            username: username.clone(),
+            domain: self.service.domain.clone(),
+        };
+        if module.can_look_up(&account) {
             let log_id = log::start(
                 self.pool(),
                 &self.entry(Some(server.id), &server.module, Action::Info),
@@ -247,10 +247,17 @@ impl Run<'_> {
                 .and_then(|ok| ok.account_id.clone())
                 .or(named_id)
                 .unwrap_or_else(|| username.clone());
-            let message = if ours {
-                format!("account {id} on the Panel belongs to {username}: adopting it")
-            } else {
-                format!("the Panel's account {username} could not be shown to be this service's")
+            let message = match (&info.outcome, ours) {
+                (_, true) => {
+                    format!("account {id} on the Panel belongs to {username}: adopting it")
+                }
+                (Ok(_), false) => format!(
+                    "account {id} on the Panel is not {username}'s (its username, domain or email differ)"
+                ),
+                (Err(f), false) => format!(
+                    "could not look account {id} up on the Panel, so it is not shown to be {username}'s: {}",
+                    f.message
+                ),
             };
             let status = if info.is_success() {
                 LogStatus::Success

@@ -40,17 +40,28 @@ async fn every_route_needs_a_bearer_token_except_the_openapi_document() {
                 .send()
                 .await
                 .expect("send");
-            let want = if r.path.ends_with("openapi.json") {
-                200
-            } else {
-                401
-            };
+            let open = r.path.ends_with("openapi.json");
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
             assert_eq!(
-                resp.status().as_u16(),
-                want,
-                "{} {path} with {auth:?}",
+                status,
+                if open { 200 } else { 401 },
+                "{} {path} with {auth:?}: {body}",
                 r.method
             );
+            if open {
+                assert_eq!(body["openapi"], "3.0.3", "{body}");
+            } else {
+                // The API's error shape, and nothing of the route's own answer.
+                assert!(
+                    body["error"].as_str().is_some_and(|e| !e.is_empty())
+                        && body
+                            .as_object()
+                            .is_some_and(|o| o.keys().all(|k| k == "error" || k == "fields")),
+                    "{} {path} with {auth:?}: {body}",
+                    r.method
+                );
+            }
         }
     }
     app.get("/api/v1/server-groups").await;
@@ -96,6 +107,11 @@ async fn openapi_documents_exactly_the_routes_that_answer() {
             r.method
         );
         assert!(status < 500, "{} {path}: {status} {body}", r.method);
+        assert!(
+            status < 400 || body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{} {path}: a {status} without the API's error body: {body}",
+            r.method
+        );
         assert_ne!(
             body["error"], "no such route",
             "{} {path} is documented but not routed",
@@ -307,14 +323,15 @@ async fn server_secrets_are_never_returned_and_a_patch_without_token_keeps_it() 
         "encrypted at rest"
     );
 
-    let (status, _) = app
-        .call(
-            "PATCH",
+    let renamed = app
+        .patch(
             &format!("/api/v1/servers/{server_id}"),
-            Some(json!({"name": "renamed"})),
+            json!({"name": "renamed"}),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(renamed["name"], "renamed", "{renamed}");
+    assert_eq!(renamed["secrets_set"], json!(["api_token"]), "{renamed}");
+    assert!(!renamed.to_string().contains(&token), "{renamed}");
     assert_eq!(
         app.post(&format!("/api/v1/servers/{server_id}/test"), json!({}))
             .await["ok"],
@@ -346,14 +363,18 @@ async fn server_secrets_are_never_returned_and_a_patch_without_token_keeps_it() 
     assert_eq!(ok["ok"], true, "{ok}");
     assert_eq!(ok["server"]["name"], "sim-panel-0");
     assert_eq!(ok["server"]["version"], "2.4.1-sim");
-    let (status, _) = app
-        .call(
-            "PATCH",
+    let saved = app
+        .patch(
             &format!("/api/v1/servers/{server_id}"),
-            Some(json!({"credentials": {"api_token": "the-new-token-123"}})),
+            json!({"credentials": {"api_token": "the-new-token-123"}}),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        (saved["name"].as_str(), saved["secrets_set"].clone()),
+        (Some("renamed"), json!(["api_token"])),
+        "{saved}"
+    );
+    assert!(!saved.to_string().contains("the-new-token-123"), "{saved}");
     let ok = app
         .post(&format!("/api/v1/servers/{server_id}/test"), json!({}))
         .await;
@@ -402,14 +423,17 @@ async fn sweep_reports_every_enabled_server_with_its_own_outcome() {
         },
     );
     app.sim.rotate_token(Target::Server(5), "rotated-elsewhere");
-    let (status, _) = app
-        .call(
-            "PATCH",
+    let disabled = app
+        .patch(
             &format!("/api/v1/servers/{}", ids[3]),
-            Some(json!({"enabled": false})),
+            json!({"enabled": false}),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        (disabled["id"].as_i64(), disabled["enabled"].as_bool()),
+        (Some(ids[3]), Some(false)),
+        "{disabled}"
+    );
     let sweep = app.post("/api/v1/servers/sweep", json!({})).await;
     let results = sweep["results"].as_array().expect("results");
     assert_eq!(results.len(), 5, "disabled servers are skipped: {sweep}");
@@ -474,11 +498,8 @@ async fn suspending_twice_and_terminating_a_vanished_account_are_idempotent_and_
         .await
         .result
         .expect("gone");
-    app.post(
-        &format!("/api/v1/services/{sid}/terminate"),
-        json!({"confirm": "kate.example.com"}),
-    )
-    .await;
+    app.queue_with(sid, "terminate", json!({"confirm": "kate.example.com"}))
+        .await;
     app.settle(sid, &["terminated"]).await;
     let log = app.log_for(sid).await;
     let rows: Vec<(&str, &str)> = log
@@ -532,12 +553,13 @@ async fn placement_skips_disabled_offline_and_full_servers_and_fill_fills_in_ord
     let offline = app.add_server("b-offline", group, 1, 0).await;
     let first = app.add_server("c-first", group, 2, 2).await;
     let second = app.add_server("d-second", group, 3, 0).await;
-    app.call(
-        "PATCH",
-        &format!("/api/v1/servers/{disabled}"),
-        Some(json!({"enabled": false})),
-    )
-    .await;
+    let patched = app
+        .patch(
+            &format!("/api/v1/servers/{disabled}"),
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(patched["enabled"], false, "{patched}");
     app.sim.set_faults(
         Target::Server(1),
         Faults {

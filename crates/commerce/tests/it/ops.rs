@@ -66,8 +66,49 @@ async fn readyz_fails_while_the_database_is_down_and_recovers_after() {
     app.finish().await;
 }
 
+/// Warnings and errors logged on this test's thread (its runtime runs every
+/// task of the app on it), as (target, message).
+#[derive(Clone, Default)]
+struct Seen(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl Seen {
+    /// Records from now until the guard drops.
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+    }
+
+    fn take(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() > tracing::Level::WARN {
+            return;
+        }
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        self.0
+            .lock()
+            .expect("lock")
+            .push((event.metadata().target().to_owned(), m.0));
+    }
+}
+
 #[tokio::test]
 async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
+    let seen = Seen::default();
+    let _logs = seen.install();
     let pg = TempCluster::start();
     let app = TestApp::spawn_on(&pg.url(), SimConfig::default(), &[], |_| {}).await;
     let (_, _, product_id) = app.catalog("Starter", "on_order").await;
@@ -76,10 +117,25 @@ async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
         .expect("id");
     app.settle(before, &["active"]).await;
 
+    let before_outage = seen.take();
     pg.down();
     // The outage itself is the scenario: a minute without the database.
     tokio::time::sleep(Duration::from_secs(65)).await;
+    let during = seen.take();
     pg.up();
+    // The fault happened: the workers lost the database and were restarted.
+    let restarted = |logs: &[(String, String)]| {
+        logs.iter()
+            .filter(|(target, m)| {
+                target == "commerce::jobs" && m == "worker stopped; restarting it"
+            })
+            .count()
+    };
+    assert_eq!(restarted(&before_outage), 0, "{before_outage:?}");
+    assert!(
+        restarted(&during) > 0,
+        "the workers never noticed the outage: {during:?}"
+    );
 
     wait_ready(&app, 200).await;
     let after = app.order(product_id, "after.example.com").await["services"][0]["id"]
@@ -191,7 +247,8 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
         .expect("token line")
         .to_owned();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    // Built like the service's own client (reqwest has no bundled TLS provider).
+    let http = opterius::ClientOptions::default().build().expect("client");
     let deadline = Instant::now() + Duration::from_secs(30);
     while http.get(format!("{base}/healthz")).send().await.is_err() {
         assert!(Instant::now() < deadline, "serve never came up");
@@ -258,7 +315,7 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
         .map_while(Result::ok)
         .collect();
     assert!(lines.len() > 3, "{lines:?}");
-    let mut saw_job = false;
+    let mut created = Vec::new();
     for line in &lines {
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -266,17 +323,22 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
             v["level"].is_string() && v["timestamp"].is_string(),
             "{line}"
         );
-        saw_job |= v["fields"]["message"] == "account created" || v["message"] == "account created";
+        if v["message"] == "account created" {
+            created.push(v);
+        }
         for secret in [sim.token(0).as_str(), token.as_str()] {
             assert!(!line.contains(secret), "a log line holds a secret: {line}");
         }
     }
-    assert!(saw_job, "a job attempt line: {lines:?}");
+    // The job's own line carries the job's span with this service's id (the
+    // "order placed" line has service.id too, but as its own field).
+    assert_eq!(created.len(), 1, "one job attempt line: {lines:?}");
+    let line = &created[0];
+    assert_eq!(line["span"]["name"], "provision", "{line}");
+    assert_eq!(line["span"]["service.id"], sid, "{line}");
+    assert_eq!(line["span"]["action"], "create", "{line}");
+    assert!(line["server.id"].is_i64(), "{line}");
     let joined = lines.join("\n");
-    assert!(
-        joined.contains("\"service.id\":") || joined.contains("service.id"),
-        "ids on job lines"
-    );
     let pool = sqlx::PgPool::connect(&db).await.expect("pool");
     let (sid, sealed): (i64, Vec<u8>) = sqlx::query_as("SELECT id, password_sealed FROM services")
         .fetch_one(&pool)

@@ -64,17 +64,13 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     app.settle(sid, &["suspended"]).await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
 
-    app.post(&format!("/api/v1/services/{sid}/unsuspend"), json!({}))
-        .await;
+    app.queue(sid, "unsuspend").await;
     app.settle(sid, &["active"]).await;
     assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
 
     let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
-    app.post(
-        &format!("/api/v1/services/{sid}/terminate"),
-        json!({"confirm": "bob.example.org"}),
-    )
-    .await;
+    app.queue_with(sid, "terminate", json!({"confirm": "bob.example.org"}))
+        .await;
     let done = app.settle(sid, &["terminated"]).await;
     assert!(done["terminated_at"].is_string());
     assert!(app.sim.accounts(Target::Server(0)).is_empty());
@@ -116,9 +112,15 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
 #[tokio::test]
 async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint() {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("starter", "on_order").await;
+    let (_, server_id, product_id) = app.catalog("starter", "on_order").await;
     let sid = service_id(&app.order(product_id, "carol.example.com").await);
     let service = app.settle(sid, &["failed"]).await;
+    // Nothing was created and no retry comes: the slot is given back.
+    assert_eq!(service["server_id"], Value::Null, "{service}");
+    assert_eq!(
+        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
+        0
+    );
     let err = &service["last_error"];
     assert_eq!(err["kind"], "validation");
     assert_eq!(err["retryable"], false);
@@ -154,16 +156,19 @@ async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint()
     fixed["package"] = json!("Starter");
     let input = json!({"name": fixed["name"], "module": "opterius", "group_id": fixed["group_id"], "package": "Starter",
                        "disk_limit_mb": fixed["disk_limit_mb"], "bandwidth_limit_mb": fixed["bandwidth_limit_mb"], "auto_setup": "on_order"});
-    let (code, _) = app
+    let (code, updated) = app
         .call(
             "PUT",
             &format!("/api/v1/products/{product_id}"),
             Some(input),
         )
         .await;
-    assert_eq!(code, 200);
-    app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
-        .await;
+    assert_eq!(
+        (code, updated["package"].as_str()),
+        (200, Some("Starter")),
+        "{updated}"
+    );
+    app.queue(sid, "retry").await;
     app.settle(sid, &["active"]).await;
     app.finish().await;
 }
@@ -275,12 +280,12 @@ async fn lost_reply_after_commit_ends_with_one_account_and_says_what_happened() 
     app.finish().await;
 }
 
-#[tokio::test]
-async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_never_renamed() {
+/// The first create hangs past the timeout (sent, no answer) and the Panel
+/// does not create; meanwhile another client takes the username. The retry's
+/// 409 names the stranger's account, or (`anonymous_409`) names none.
+async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, Vec<Value>) {
     let app = TestApp::spawn().await;
     let (_, _, product_id) = app.catalog("Starter", "on_order").await;
-    // The first create hangs past the timeout (sent, no answer), but the Panel
-    // does not create; then another client takes the username on the Panel.
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -299,6 +304,16 @@ async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_nev
             "the create never reached the Panel"
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    if anonymous_409 {
+        app.sim.set_faults(
+            Target::All,
+            Faults {
+                conflict_without_id: true,
+                only: Some("create".into()),
+                ..Default::default()
+            },
+        );
     }
     let stranger = opterius::CreateAccount {
         username: "grace".into(),
@@ -334,7 +349,55 @@ async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_nev
         1,
         "only the stranger's account exists"
     );
+    assert_eq!(app.sim.accounts(Target::All)[0].domain, "other.example.net");
     assert_eq!(service["username"], "grace");
+    // The hung attempt may have created the account: its slot is kept.
+    let server_id = service["server_id"]
+        .as_i64()
+        .expect("the service keeps its server");
+    assert_eq!(
+        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
+        1
+    );
+    let log = app.log_for(sid).await;
+    let conflicts: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["action"] == "create" && e["http_status"] == 409)
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{log:?}");
+    let detail = app
+        .get(&format!("/api/v1/provisioning-log/{}", conflicts[0]["id"]))
+        .await;
+    assert_eq!(
+        detail["response"]["body"].get("account_id").is_some(),
+        !anonymous_409,
+        "{detail}"
+    );
+    (app, sid, log)
+}
+
+#[tokio::test]
+async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_never_renamed() {
+    let (app, _, log) = conflict_after_unknown_outcome(true).await;
+    assert!(
+        !log.iter().any(|e| e["action"] == "info"),
+        "with no id named there is nothing to look up: {log:?}"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn conflict_after_unknown_outcome_naming_another_account_needs_attention() {
+    let (app, _, log) = conflict_after_unknown_outcome(false).await;
+    let lookups: Vec<&Value> = log.iter().filter(|e| e["action"] == "info").collect();
+    assert_eq!(lookups.len(), 1, "the named account is looked up: {log:?}");
+    assert!(
+        lookups[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not grace's")),
+        "{:?}",
+        lookups[0]
+    );
     app.finish().await;
 }
 
@@ -415,17 +478,22 @@ async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capaci
     assert_eq!(app.sim.accounts(Target::Server(1)).len(), 100);
 
     // Add capacity, retry the 50: all become active.
-    let (code, _) = app
-        .call(
-            "PATCH",
+    let raised = app
+        .patch(
             &format!("/api/v1/servers/{s1}"),
-            Some(json!({"max_accounts": 150})),
+            json!({"max_accounts": 150}),
         )
         .await;
-    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            raised["max_accounts"].as_i64(),
+            raised["account_count"].as_i64()
+        ),
+        (Some(150), Some(100)),
+        "{raised}"
+    );
     for sid in &no_capacity {
-        app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
-            .await;
+        app.queue(*sid, "retry").await;
     }
     for sid in &no_capacity {
         app.settle(*sid, &["active"]).await;
@@ -502,13 +570,25 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
         app.get(&format!("/api/v1/services/{sid}")).await["status"],
         "pending"
     );
-    app.post(&format!("/api/v1/orders/{}/pay", order["id"]), json!({}))
+    let paid = app
+        .post(&format!("/api/v1/orders/{}/pay", order["id"]), json!({}))
         .await;
+    assert_eq!(
+        (paid["status"].as_str(), paid["paid_at"].is_string()),
+        (Some("paid"), true),
+        "{paid}"
+    );
     app.settle(sid, &["active"]).await;
-    let (code, _) = app
+    let (code, body) = app
         .call("POST", &format!("/api/v1/orders/{}/pay", order["id"]), None)
         .await;
     assert_eq!(code, 409, "paying twice is refused");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is paid, not pending")),
+        "{body}"
+    );
 
     let manual = app
         .post("/api/v1/products", json!({"name": "Manual", "module": "opterius", "group_id": group, "package": "Pro", "auto_setup": "manual"}))
@@ -520,13 +600,16 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
         app.get(&format!("/api/v1/services/{sid}")).await["status"],
         "pending"
     );
-    app.post(&format!("/api/v1/services/{sid}/create"), json!({}))
-        .await;
+    app.queue(sid, "create").await;
     app.settle(sid, &["active"]).await;
-    let (code, _) = app
+    let (code, body) = app
         .call("POST", &format!("/api/v1/services/{sid}/create"), None)
         .await;
     assert_eq!(code, 409, "an active service cannot be created again");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("active")),
+        "{body}"
+    );
     let orders = app.get("/api/v1/orders").await;
     assert_eq!(orders["total"], 2);
     let domains: Vec<&str> = orders["items"]

@@ -206,6 +206,31 @@ impl TestApp {
         out
     }
 
+    /// Asks for `action` on a service: the answer must be 202 with the job's id.
+    pub async fn queue(&self, service_id: i64, action: &str) -> String {
+        self.queue_with(service_id, action, serde_json::json!({}))
+            .await
+    }
+
+    /// `queue` with a body (a terminate's `confirm`).
+    pub async fn queue_with(&self, service_id: i64, action: &str, body: Value) -> String {
+        let path = format!("/api/v1/services/{service_id}/{action}");
+        let (status, out) = self.call("POST", &path, Some(body)).await;
+        assert_eq!(status, 202, "POST {path}: {out}");
+        out["job_id"]
+            .as_str()
+            .filter(|j| !j.is_empty())
+            .unwrap_or_else(|| panic!("POST {path} named no job: {out}"))
+            .to_owned()
+    }
+
+    /// PATCHes `path`; the answer must be 200 and is returned for checking.
+    pub async fn patch(&self, path: &str, body: Value) -> Value {
+        let (status, out) = self.call("PATCH", path, Some(body)).await;
+        assert_eq!(status, 200, "PATCH {path}: {out}");
+        out
+    }
+
     /// A group, a server on simulated Panel `n`, and a product with `package`.
     pub async fn catalog(&self, package: &str, auto_setup: &str) -> (i64, i64, i64) {
         let group = self
@@ -351,7 +376,12 @@ impl TestApp {
         }
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+            let joined = tokio::time::timeout(Duration::from_secs(20), server)
+                .await
+                .expect("the service did not stop within 20 s of the stop signal");
+            joined
+                .expect("the service's task panicked")
+                .expect("the service stopped with an error");
         }
         self.state.pool.close().await;
     }
