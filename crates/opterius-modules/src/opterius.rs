@@ -141,29 +141,7 @@ impl ProvisioningModule for OpteriusModule {
     }
 
     fn validate_credentials(&self, creds: &Credentials) -> Result<(), FieldErrors> {
-        let mut errors = FieldErrors::new();
-        if let Err(e) = ApiUrl::parse(
-            creds
-                .fields
-                .get("api_url")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        ) {
-            errors
-                .entry("api_url".into())
-                .or_default()
-                .push(e.to_string());
-        }
-        if creds
-            .secrets
-            .get("api_token")
-            .is_none_or(|t| t.expose_secret().trim().is_empty())
-        {
-            errors
-                .entry("api_token".into())
-                .or_default()
-                .push("api_token is required".into());
-        }
+        let errors = wire::url_and_secret_errors(creds, "api_token");
         if errors.is_empty() {
             Ok(())
         } else {

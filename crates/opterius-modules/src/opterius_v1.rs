@@ -182,29 +182,7 @@ impl ProvisioningModule for OpteriusV1Module {
     }
 
     fn validate_credentials(&self, creds: &Credentials) -> Result<(), FieldErrors> {
-        let mut errors = FieldErrors::new();
-        if let Err(e) = ApiUrl::parse(
-            creds
-                .fields
-                .get("api_url")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        ) {
-            errors
-                .entry("api_url".into())
-                .or_default()
-                .push(e.to_string());
-        }
-        if creds
-            .secrets
-            .get("api_key")
-            .is_none_or(|t| t.expose_secret().trim().is_empty())
-        {
-            errors
-                .entry("api_key".into())
-                .or_default()
-                .push("api_key is required".into());
-        }
+        let mut errors = wire::url_and_secret_errors(creds, "api_key");
         if let Err(e) = panel_server_id(creds) {
             errors.entry("panel_server_id".into()).or_default().push(e);
         }

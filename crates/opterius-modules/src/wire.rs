@@ -1,12 +1,13 @@
 //! Translates the wire crate's errors, records and exchanges into the
-//! vendor-neutral words of the `provisioning` crate.
+//! vendor-neutral words of the `provisioning` crate, and the credential checks
+//! both Opterius dialects share.
 
 use std::time::Duration;
 
 use opterius::{ErrorKind, Exchange, PanelError};
 use provisioning::{
-    CertificateInfo, Failure, FailureKind, ProvisioningResult, RequestRecord, ResponseRecord,
-    Success,
+    CertificateInfo, Credentials, Failure, FailureKind, FieldErrors, ProvisioningResult,
+    RequestRecord, ResponseRecord, Success,
 };
 
 /// The neutral kind of a wire kind.
@@ -98,4 +99,27 @@ pub(crate) fn plain(
             account_id: None,
         })
     }
+}
+
+/// The field errors every Opterius dialect shares: a parsable `api_url` and a
+/// non-blank `secret` (the token or key the dialect signs or sends with).
+pub(crate) fn url_and_secret_errors(creds: &Credentials, secret: &str) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    if let Err(e) = opterius::ApiUrl::parse(creds.field("api_url").unwrap_or_default()) {
+        errors
+            .entry("api_url".into())
+            .or_default()
+            .push(e.to_string());
+    }
+    if creds
+        .secrets
+        .get(secret)
+        .is_none_or(|t| secrecy::ExposeSecret::expose_secret(t).trim().is_empty())
+    {
+        errors
+            .entry(secret.into())
+            .or_default()
+            .push(format!("{secret} is required"));
+    }
+    errors
 }
