@@ -50,6 +50,8 @@ pub struct ServerRow {
     pub last_error: Option<Json<serde_json::Value>>,
     pub panel_name: Option<String>,
     pub panel_version: Option<String>,
+    pub health_since: Option<DateTime<Utc>>,
+    pub health_reason: Option<String>,
     pub tls_mode: String,
     pub tls_sha256: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -92,6 +94,10 @@ pub struct HealthView {
     pub last_error: Option<serde_json::Value>,
     pub panel_name: Option<String>,
     pub panel_version: Option<String>,
+    /// When the server entered its current status.
+    pub since: Option<DateTime<Utc>>,
+    /// Why (e.g. which create failure took it out of placement).
+    pub reason: Option<String>,
 }
 
 impl From<ServerRow> for ServerView {
@@ -117,6 +123,8 @@ impl From<ServerRow> for ServerView {
                 last_error: r.last_error.map(|j| j.0),
                 panel_name: r.panel_name,
                 panel_version: r.panel_version,
+                since: r.health_since,
+                reason: r.health_reason,
             },
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -203,7 +211,7 @@ impl std::fmt::Debug for ServerPatch {
 }
 
 const COLUMNS: &str = "id, name, module, group_id, credentials, secrets, secrets_set, max_accounts, account_count, \
-    enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, tls_mode, tls_sha256, created_at, updated_at";
+    enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at";
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServerRow> {
     sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
@@ -539,7 +547,11 @@ pub async fn record_health(
     let (name, version) = panel.unwrap_or_default();
     sqlx::query(
         "UPDATE servers SET health_status = $2, last_checked_at = now(), latency_ms = $3, last_error = $4,
-                panel_name = COALESCE($5, panel_name), panel_version = COALESCE($6, panel_version)
+                panel_name = COALESCE($5, panel_name), panel_version = COALESCE($6, panel_version),
+                health_since = CASE WHEN health_status = $2 THEN COALESCE(health_since, now()) ELSE now() END,
+                health_reason = CASE WHEN health_status = $2 AND health_reason IS NOT NULL THEN health_reason
+                                     WHEN $2 = 'online' THEN 'connection test passed'
+                                     ELSE 'connection test failed' END
          WHERE id = $1",
     )
     .bind(id)
@@ -551,6 +563,36 @@ pub async fn record_health(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Takes a server out of placement after a create failure that proves it
+/// unusable (its health turns offline with that error). Returns whether this
+/// call changed its status (false when it was offline already).
+pub async fn take_out_of_placement(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    error: &serde_json::Value,
+    reason: &str,
+) -> AppResult<bool> {
+    let changed: Option<bool> = sqlx::query_scalar(
+        "UPDATE servers s SET health_status = 'offline', last_checked_at = now(), last_error = $2,
+                health_since = CASE WHEN old.health_status = 'offline' THEN COALESCE(s.health_since, now()) ELSE now() END,
+                health_reason = CASE WHEN old.health_status = 'offline' THEN COALESCE(s.health_reason, $3) ELSE $3 END
+         FROM (SELECT id, health_status FROM servers WHERE id = $1 FOR UPDATE) old
+         WHERE s.id = old.id
+         RETURNING old.health_status <> 'offline'",
+    )
+    .bind(id)
+    .bind(Json(error))
+    .bind(reason)
+    .fetch_optional(db)
+    .await?;
+    Ok(changed.unwrap_or(false))
+}
+
+/// Whether new accounts may be placed on the server (enabled, not offline).
+pub fn in_placement(row: &ServerRow) -> bool {
+    row.enabled && row.health_status != "offline"
 }
 
 /// Takes one account slot for `service_id` on a server of `group_id` for

@@ -4,6 +4,7 @@
 mod api;
 mod cluster;
 mod ops;
+mod placement;
 mod provisioning;
 mod security;
 mod support;

@@ -1,0 +1,179 @@
+//! Placement that survives a bad server: a create failure that proves the Panel
+//! did nothing takes the server out of placement and places the service again;
+//! ambiguous failures never move a service; a final failure keeps its server.
+
+use opterius_sim::{Faults, SimConfig, Target};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+fn service_id(order: &Value) -> i64 {
+    order["services"][0]["id"].as_i64().expect("service id")
+}
+
+async fn four_servers_one_with_a_wrong_token(app: &TestApp) -> (i64, Vec<i64>, i64) {
+    let (group, s0, product) = app.catalog("Starter", "on_order").await;
+    let s1 = app.add_server("panel-1", group, 1, 0).await;
+    let s2 = app.add_server("panel-2", group, 2, 0).await;
+    let bad = app
+        .post(
+            "/api/v1/servers",
+            json!({"name": "panel-3", "module": "opterius", "group_id": group, "max_accounts": 0, "enabled": true,
+                   "credentials": {"api_url": app.sim.server_url(3), "api_token": "mistyped-token-3"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .expect("server id");
+    (bad, vec![s0, s1, s2], product)
+}
+
+#[tokio::test]
+async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_a_healthy_server() {
+    let app = TestApp::spawn().await;
+    let (bad, healthy, product) = four_servers_one_with_a_wrong_token(&app).await;
+
+    let mut services = Vec::new();
+    for i in 0..20 {
+        services.push(service_id(
+            &app.order(product, &format!("shop{i}.example.com")).await,
+        ));
+    }
+    for sid in &services {
+        let s = app.settle(*sid, &["active", "failed"]).await;
+        assert_eq!(s["status"], "active", "{s}");
+        assert!(
+            healthy.iter().any(|h| s["server_id"] == *h),
+            "on a healthy server: {s}"
+        );
+    }
+    let on_bad = app
+        .get(&format!(
+            "/api/v1/provisioning-log?server_id={bad}&action=create&per_page=100"
+        ))
+        .await;
+    let attempts = on_bad["total"].as_i64().expect("total");
+    println!("attempts on the bad server: {attempts} of 20 orders");
+    assert!(
+        (1..=2).contains(&attempts),
+        "at most two attempts on the bad server, got {attempts}: {on_bad}"
+    );
+    // Each attempt on the bad server is in its service's log, followed by the
+    // create that succeeded elsewhere.
+    for item in on_bad["items"].as_array().expect("items") {
+        assert_eq!(item["status"], "failed");
+        assert_eq!(item["error"]["kind"], "unauthorized", "{item}");
+        let sid = item["service_id"].as_i64().expect("service id");
+        let log = app.log_for(sid).await;
+        let last = log.last().expect("log");
+        assert_eq!(
+            (last["action"].as_str(), last["status"].as_str()),
+            (Some("create"), Some("success")),
+            "{log:?}"
+        );
+        assert_ne!(last["server_id"], bad);
+    }
+    assert_eq!(app.sim.accounts(Target::Server(3)).len(), 0);
+    let total: usize = (0..3)
+        .map(|n| app.sim.accounts(Target::Server(n)).len())
+        .sum();
+    assert_eq!(total, 20, "one account per order, none twice");
+
+    let server = app.get(&format!("/api/v1/servers/{bad}")).await;
+    assert_eq!(server["health"]["status"], "offline", "{server}");
+    assert_eq!(server["health"]["last_error"]["kind"], "unauthorized");
+    assert!(server["health"]["since"].is_string(), "{server}");
+    assert!(
+        server["health"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("unauthorized") && r.starts_with("create of service")),
+        "{server}"
+    );
+    assert_eq!(server["account_count"], 0, "slots given back");
+
+    // Fix the token and test: the server is back in placement, and being the
+    // emptiest, takes the next order.
+    let (code, body) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/servers/{bad}"),
+            Some(json!({"credentials": {"api_url": app.sim.server_url(3), "api_token": app.sim.token(3)}})),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let test = app
+        .post(&format!("/api/v1/servers/{bad}/test"), json!({}))
+        .await;
+    assert_eq!(test["ok"], true, "{test}");
+    let server = app.get(&format!("/api/v1/servers/{bad}")).await;
+    assert_eq!(server["health"]["status"], "online");
+    assert_eq!(server["health"]["reason"], "connection test passed");
+    let next = service_id(&app.order(product, "after-fix.example.com").await);
+    let s = app.settle(next, &["active", "failed"]).await;
+    assert_eq!(
+        (s["status"].clone(), s["server_id"].clone()),
+        (json!("active"), json!(bad))
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() {
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &[("PROVISION_MAX_ATTEMPTS", "2")],
+    )
+    .await;
+    let (group, s0, product) = app.catalog("Starter", "on_order").await;
+    let s1 = app.add_server("panel-1", group, 1, 0).await;
+    app.sim.set_faults(
+        Target::Server(0),
+        Faults {
+            status: Some(503),
+            ..Default::default()
+        },
+    );
+    app.sim.set_faults(
+        Target::Server(1),
+        Faults {
+            status: Some(503),
+            ..Default::default()
+        },
+    );
+    let sid = service_id(&app.order(product, "slow.example.com").await);
+    let s = app.settle(sid, &["failed"]).await;
+    let first = s["server_id"].clone();
+    assert!(first == s0 || first == s1, "keeps its server: {s}");
+    let log = app.log_for(sid).await;
+    let creates: Vec<&Value> = log.iter().filter(|r| r["action"] == "create").collect();
+    assert_eq!(creates.len(), 2, "{log:?}");
+    assert!(
+        creates.iter().all(|r| r["server_id"] == first),
+        "never re-placed on a 5xx: {log:?}"
+    );
+    for s in [s0, s1] {
+        assert_eq!(
+            app.get(&format!("/api/v1/servers/{s}")).await["health"]["status"],
+            "unknown"
+        );
+    }
+    let filtered = app
+        .get(&format!("/api/v1/services?status=failed&server_id={first}"))
+        .await;
+    assert_eq!(
+        filtered["total"], 1,
+        "retry what failed on that server finds it"
+    );
+
+    // Retried once the Panel is fine: created on the same server, one slot.
+    app.sim.clear_faults();
+    app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
+        .await;
+    let s = app.settle(sid, &["active"]).await;
+    assert_eq!(s["server_id"], first);
+    let count = app.get(&format!("/api/v1/servers/{first}")).await["account_count"].clone();
+    assert_eq!(count, 1);
+    app.finish().await;
+}
