@@ -3,6 +3,7 @@
 
 pub mod admins;
 pub mod adopt;
+pub mod bulk;
 pub mod catalog;
 pub mod changes;
 pub mod connection;

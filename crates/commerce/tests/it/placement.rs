@@ -177,3 +177,98 @@ async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() 
     assert_eq!(count, 1);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_without_duplicates() {
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &[("PROVISION_MAX_ATTEMPTS", "1")],
+    )
+    .await;
+    let (group, s0, product) = app.catalog("Starter", "on_order").await;
+    let s1 = app.add_server("panel-1", group, 1, 0).await;
+    // Both Panels refuse the package for now: every create fails for good.
+    app.sim.set_packages(Target::All, &["Other"]);
+    let mut services = Vec::new();
+    for i in 0..40 {
+        services.push(service_id(
+            &app.order(product, &format!("bulk{i}.example.com")).await,
+        ));
+    }
+    for sid in &services {
+        app.settle(*sid, &["failed"]).await;
+    }
+    let on_s1 = app
+        .get(&format!(
+            "/api/v1/services?status=failed&server_id={s1}&kind=validation"
+        ))
+        .await["total"]
+        .as_i64()
+        .expect("total");
+    assert!(on_s1 > 0 && on_s1 < 40, "spread over both servers: {on_s1}");
+
+    let (code, body) = app
+        .call(
+            "POST",
+            "/api/v1/services/retry",
+            Some(json!({"status": "failed", "sever_id": s1})),
+        )
+        .await;
+    assert_eq!(
+        code, 422,
+        "a misspelt filter is refused, not widened: {body}"
+    );
+    let (code, body) = app
+        .call(
+            "POST",
+            "/api/v1/services/retry",
+            Some(json!({"kind": "no_such_kind"})),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    let (code, none) = app
+        .call(
+            "POST",
+            "/api/v1/services/retry",
+            Some(json!({"kind": "unauthorized"})),
+        )
+        .await;
+    assert_eq!((code, none["count"].clone()), (202, json!(0)), "{none}");
+
+    app.sim.set_packages(Target::All, &["Starter"]);
+    let (code, first) = app
+        .call(
+            "POST",
+            "/api/v1/services/retry",
+            Some(json!({"status": "failed", "server_id": s1, "kind": "validation"})),
+        )
+        .await;
+    assert_eq!(code, 202, "{first}");
+    assert_eq!(first["count"].as_i64(), Some(on_s1));
+    assert_eq!(
+        first["job_ids"].as_array().map(Vec::len),
+        Some(on_s1 as usize)
+    );
+    let (_, rest) = app
+        .call(
+            "POST",
+            "/api/v1/services/retry",
+            Some(json!({"server_id": s0})),
+        )
+        .await;
+    assert_eq!(rest["count"].as_i64(), Some(40 - on_s1), "{rest}");
+    for sid in &services {
+        app.settle(*sid, &["active"]).await;
+    }
+    let accounts =
+        app.sim.accounts(Target::Server(0)).len() + app.sim.accounts(Target::Server(1)).len();
+    assert_eq!(accounts, 40, "one account per service");
+    let (_, again) = app
+        .call("POST", "/api/v1/services/retry", Some(json!({})))
+        .await;
+    assert_eq!(again["count"], 0, "nothing failed is left");
+    app.finish().await;
+}
