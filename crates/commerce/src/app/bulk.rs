@@ -46,6 +46,22 @@ pub struct Queued {
     pub job_ids: Vec<String>,
 }
 
+/// How many services a bulk retry with `filter` would consider (capped like
+/// list counts): the figure a confirmation states.
+pub async fn count_matching(db: &sqlx::PgPool, filter: &ServiceFilter) -> AppResult<i64> {
+    let filter = with_default_status(filter);
+    let push = services::filter_sql(&filter)?;
+    Ok(crate::app::page::capped_count(db, "services", push).await?)
+}
+
+fn with_default_status(filter: &ServiceFilter) -> ServiceFilter {
+    let mut filter = filter.clone();
+    if filter.status.is_none() {
+        filter.status = Some("failed".into());
+    }
+    filter
+}
+
 /// Queues a retry for each service `filter` selects. Without a status filter
 /// only failed services are retried. Returns the jobs queued.
 pub async fn retry_matching(
@@ -53,10 +69,7 @@ pub async fn retry_matching(
     filter: &ServiceFilter,
     by: TriggeredBy,
 ) -> AppResult<Queued> {
-    let mut filter = filter.clone();
-    if filter.status.is_none() {
-        filter.status = Some("failed".into());
-    }
+    let filter = with_default_status(filter);
     let push = services::filter_sql(&filter)?;
     let mut tx = state.pool.begin().await?;
     let mut select = sqlx::QueryBuilder::new(format!("SELECT {SERVICE_COLUMNS} FROM services"));

@@ -2,6 +2,7 @@
 //! calls the same application services (`crate::app`) as the JSON API; the
 //! handlers here only parse forms, call a service and render the answer.
 
+mod attention;
 mod clients;
 mod dashboard;
 mod error;
@@ -70,6 +71,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orders/{id}/progress", get(orders::progress))
         .route("/admin/orders/{id}/pay", post(orders::pay))
         .route("/admin/services", get(services::list))
+        .route("/admin/services/retry", post(attention::bulk_retry))
+        .route("/admin/attention", get(attention::page_handler))
         .route("/admin/services/{id}", get(services::show))
         .route("/admin/services/{id}/panel", get(services::panel))
         .route("/admin/services/{id}/terminate", post(services::terminate))
@@ -132,6 +135,7 @@ pub const ADMIN_GET_ROUTES: &[&str] = &[
     "/admin/orders/{order}",
     "/admin/orders/{order}/progress",
     "/admin/services",
+    "/admin/attention",
     "/admin/services/{service}",
     "/admin/services/{service}/panel",
     "/admin/log",
