@@ -272,3 +272,81 @@ async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_with
     assert_eq!(again["count"], 0, "nothing failed is left");
     app.finish().await;
 }
+
+/// The most requests to `target` the simulator had in flight at once.
+fn max_in_flight(app: &TestApp, target: &str) -> usize {
+    let mut edges: Vec<(chrono::DateTime<chrono::Utc>, i32)> = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.target == target)
+        .flat_map(|r| [(r.started_at, 1), (r.at, -1)])
+        .collect();
+    // An end sorts before a start at the same instant.
+    edges.sort();
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
+#[tokio::test]
+async fn a_burst_into_a_one_server_group_never_has_more_than_max_concurrent_calls_in_flight_across_two_workers()
+ {
+    let app = TestApp::spawn().await;
+    let (_, server, product) = app.catalog("Starter", "on_order").await;
+    let (code, body) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/servers/{server}"),
+            Some(json!({"max_concurrent": 3})),
+        )
+        .await;
+    assert_eq!(
+        (code, body["max_concurrent"].clone()),
+        (200, json!(3)),
+        "{body}"
+    );
+    let (code, body) = app
+        .call(
+            "PATCH",
+            &format!("/api/v1/servers/{server}"),
+            Some(json!({"max_concurrent": 0})),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    // A second worker pool on the same database (its own simulator unused):
+    // the cap must hold across both.
+    let second = TestApp::spawn_on(
+        &app.state.config.database_url,
+        SimConfig::default(),
+        &[],
+        |_| {},
+    )
+    .await;
+    app.sim.set_faults(
+        Target::Server(0),
+        Faults {
+            latency_ms: 60,
+            ..Default::default()
+        },
+    );
+    let orders = (0..60).map(|i| {
+        let app = &app;
+        async move { service_id(&app.order(product, &format!("burst{i}.example.com")).await) }
+    });
+    let services = futures::future::join_all(orders).await;
+    for sid in &services {
+        let s = app.settle(*sid, &["active", "failed"]).await;
+        assert_eq!(s["status"], "active", "{s}");
+    }
+    assert_eq!(app.sim.accounts(Target::Server(0)).len(), 60);
+    let max = max_in_flight(&app, "panel-0");
+    println!("max in flight to panel-0 with max_concurrent 3: {max}");
+    assert!(max <= 3, "{max} calls in flight, max_concurrent is 3");
+    assert!(max >= 2, "the burst ran calls side by side: {max}");
+    second.finish().await;
+    app.finish().await;
+}
