@@ -114,6 +114,9 @@ pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not prune finished job rows"),
         }
+        if let Err(e) = crate::app::servers::prune_health_history(&state.pool, 200).await {
+            tracing::warn!(error = %e, "could not prune the servers' health history");
+        }
         if let Err(e) = crate::app::idempotency::prune(&state.pool).await {
             tracing::warn!(error = %e, "could not prune expired idempotency keys");
         }
@@ -152,6 +155,14 @@ pub async fn serve_until(
     if with_workers {
         tasks.push(tokio::spawn(supervise_workers(state.clone(), stop.clone())));
         tasks.push(tokio::spawn(retention(state.clone(), stop.clone())));
+        tasks.push(tokio::spawn(crate::app::schedule::health_sweeps(
+            state.clone(),
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::app::alerts::dispatch(
+            state.clone(),
+            stop.clone(),
+        )));
     }
     let app = crate::router(state);
     crate::listener::serve(listener, app, stop).await?;
@@ -165,10 +176,16 @@ pub async fn serve_until(
 pub async fn work(state: AppState) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = tokio::spawn(supervise_workers(state.clone(), stop_rx.clone()));
+    let sweeps = tokio::spawn(crate::app::schedule::health_sweeps(
+        state.clone(),
+        stop_rx.clone(),
+    ));
+    let alerts = tokio::spawn(crate::app::alerts::dispatch(state.clone(), stop_rx.clone()));
     let prune = tokio::spawn(retention(state, stop_rx));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    let _ = workers.await;
-    let _ = prune.await;
+    for t in [workers, sweeps, alerts, prune] {
+        let _ = t.await;
+    }
     Ok(())
 }

@@ -564,7 +564,9 @@ pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> AppResult<()> {
     Ok(())
 }
 
-/// Stores the outcome of a connection test on the server row.
+/// Stores the outcome of a connection test on the server row and in its
+/// history; returns the server's name and its status before, so the caller
+/// can tell a change (and alert on it).
 pub async fn record_health(
     db: impl PgExecutor<'_>,
     id: i64,
@@ -572,16 +574,22 @@ pub async fn record_health(
     latency_ms: i32,
     error: Option<&serde_json::Value>,
     panel: Option<(Option<String>, Option<String>)>,
-) -> AppResult<()> {
+) -> AppResult<Option<(String, String)>> {
     let (name, version) = panel.unwrap_or_default();
-    sqlx::query(
-        "UPDATE servers SET health_status = $2, last_checked_at = now(), latency_ms = $3, last_error = $4,
-                panel_name = COALESCE($5, panel_name), panel_version = COALESCE($6, panel_version),
-                health_since = CASE WHEN health_status = $2 THEN COALESCE(health_since, now()) ELSE now() END,
-                health_reason = CASE WHEN health_status = $2 AND health_reason IS NOT NULL THEN health_reason
-                                     WHEN $2 = 'online' THEN 'connection test passed'
-                                     ELSE 'connection test failed' END
-         WHERE id = $1",
+    let before: Option<(String, String)> = sqlx::query_as(
+        "WITH old AS (SELECT id, name, health_status FROM servers WHERE id = $1 FOR UPDATE),
+         upd AS (
+             UPDATE servers s SET health_status = $2, last_checked_at = now(), latency_ms = $3, last_error = $4,
+                    panel_name = COALESCE($5, s.panel_name), panel_version = COALESCE($6, s.panel_version),
+                    health_since = CASE WHEN s.health_status = $2 THEN COALESCE(s.health_since, now()) ELSE now() END,
+                    health_reason = CASE WHEN s.health_status = $2 AND s.health_reason IS NOT NULL THEN s.health_reason
+                                         WHEN $2 = 'online' THEN 'connection test passed'
+                                         ELSE 'connection test failed' END
+             FROM old WHERE s.id = old.id RETURNING s.id),
+         hist AS (
+             INSERT INTO server_health_history (server_id, status, latency_ms, error_kind, changed)
+             SELECT old.id, $2, $3, $4->>'kind', old.health_status <> $2 FROM old)
+         SELECT name, health_status FROM old",
     )
     .bind(id)
     .bind(if online { "online" } else { "offline" })
@@ -589,9 +597,50 @@ pub async fn record_health(
     .bind(error.map(Json))
     .bind(name)
     .bind(version)
+    .fetch_optional(db)
+    .await?;
+    Ok(before)
+}
+
+/// One point of a server's health history.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct HealthPoint {
+    pub status: String,
+    pub latency_ms: Option<i32>,
+    pub error_kind: Option<String>,
+    pub changed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The last `n` health results of a server, oldest first.
+pub async fn health_history(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    n: i64,
+) -> AppResult<Vec<HealthPoint>> {
+    Ok(sqlx::query_as(
+        "SELECT status, latency_ms, error_kind, changed, created_at FROM (
+             SELECT id, status, latency_ms, error_kind, changed, created_at FROM server_health_history
+             WHERE server_id = $1 ORDER BY id DESC LIMIT $2) last ORDER BY id",
+    )
+    .bind(id)
+    .bind(n)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Keeps the last `keep` history rows of every server.
+pub async fn prune_health_history(db: impl PgExecutor<'_>, keep: i64) -> AppResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM server_health_history h USING (
+             SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY server_id ORDER BY id DESC) n
+                             FROM server_health_history) r WHERE r.n > $1) old
+         WHERE h.id = old.id",
+    )
+    .bind(keep)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(done.rows_affected())
 }
 
 /// Takes a server out of placement after a create failure that proves it
@@ -617,6 +666,24 @@ pub async fn take_out_of_placement(
     .fetch_optional(db)
     .await?;
     Ok(changed.unwrap_or(false))
+}
+
+/// Records a status change that no test made (a create failure) in the history.
+pub async fn record_change(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    status: &str,
+    error_kind: Option<&str>,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO server_health_history (server_id, status, error_kind, changed) VALUES ($1, $2, $3, true)",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(error_kind)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Whether new accounts may be placed on the server (enabled, not offline).

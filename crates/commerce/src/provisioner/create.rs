@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use super::{AttemptRecord, Run, failure_json, last_error};
+use crate::app::alerts;
 use crate::app::catalog::Product;
 use crate::app::log;
 use crate::app::orders::password_binding;
@@ -353,6 +354,38 @@ impl Run<'_> {
         })
     }
 
+    /// One alert for a create that failed for good (or needs a person).
+    async fn alert_failed(
+        &self,
+        db: &mut sqlx::PgConnection,
+        f: &Failure,
+        server_id: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let event = if f.kind == FailureKind::NeedsAttention {
+            "service_needs_attention"
+        } else {
+            "service_failed"
+        };
+        let message = format!(
+            "creating {} (service {}) failed: {}",
+            self.service.domain, self.service.id, f.message
+        );
+        alerts::raise(
+            db,
+            self.state.config.alert_webhook_url.is_some(),
+            &alerts::NewAlert {
+                event,
+                service_id: Some(self.service.id),
+                server_id,
+                kind: Some(f.kind.as_str()),
+                message: &message,
+                hint: Some(&f.hint),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn no_capacity(&self, product: &Product) -> anyhow::Result<()> {
         let f = Failure::new(
             FailureKind::NoCapacity,
@@ -372,7 +405,9 @@ impl Run<'_> {
             Some(&f),
             Some(("failed", last)),
         )
-        .await
+        .await?;
+        let mut conn = self.pool().acquire().await?;
+        self.alert_failed(&mut conn, &f, None).await
     }
 
     /// Records a create's outcome in one transaction: log row, service, retry.
@@ -457,7 +492,10 @@ impl Run<'_> {
                 .await?;
             match delay {
                 Some(d) => self.schedule_retry(&mut tx, d).await?,
-                None => self.state.metrics.bump(Action::Create, |c| &c.failed),
+                None => {
+                    self.state.metrics.bump(Action::Create, |c| &c.failed);
+                    self.alert_failed(&mut tx, f, Some(server_id)).await?;
+                }
             }
             tracing::warn!(
                 kind = f.kind.as_str(),
@@ -505,6 +543,22 @@ impl Run<'_> {
                 kind = f.kind.as_str(),
                 "server taken out of placement"
             );
+            servers::record_change(self.pool(), server_id, "offline", Some(f.kind.as_str()))
+                .await?;
+            let message = format!("server {server_id} taken out of placement: {reason}");
+            alerts::raise(
+                self.pool(),
+                self.state.config.alert_webhook_url.is_some(),
+                &alerts::NewAlert {
+                    event: "server_offline",
+                    service_id: Some(self.service.id),
+                    server_id: Some(server_id),
+                    kind: Some(f.kind.as_str()),
+                    message: &message,
+                    hint: Some(&f.hint),
+                },
+            )
+            .await?;
         }
         if self.args.attempt >= self.state.config.provision_max_attempts {
             return Ok(None);
