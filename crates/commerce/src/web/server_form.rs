@@ -97,6 +97,8 @@ struct FormPage {
     tls_mode: String,
     tls_sha256: String,
     errors: Errors,
+    /// The saved server's recent health (inline SVG), or "".
+    chart: String,
 }
 
 #[derive(Template)]
@@ -183,6 +185,12 @@ async fn render(
         tls_mode: v.tls_mode,
         tls_sha256: v.tls_sha256,
         errors,
+        chart: match id {
+            Some(id) => {
+                crate::web::health_chart::svg(&servers::health_history(&state.pool, id, 60).await?)
+            }
+            None => String::new(),
+        },
     };
     page_with(state, admin, status, &t)
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::TestApp;
 
 /// A webhook sink on loopback that keeps every JSON body it receives.
-async fn sink() -> (String, Arc<Mutex<Vec<Value>>>) {
+pub(crate) async fn sink() -> (String, Arc<Mutex<Vec<Value>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let keep = got.clone();
     let app = axum::Router::new().route(
