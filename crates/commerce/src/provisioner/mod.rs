@@ -57,12 +57,26 @@ pub async fn run(
     job_id: &str,
 ) -> anyhow::Result<()> {
     let lease = state.config.panel_timeout * 2 + Duration::from_secs(10);
+    // Free when its lease ran out, or when the process holding it stopped
+    // beating (killed): then its call slots go too, in the same statement.
+    // A holder without a heartbeat row (never beat, or stopped gracefully)
+    // keeps its lease until it runs out.
     let leased = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE services SET lease_until = now() + make_interval(secs => $2)
-         WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()) RETURNING {SERVICE_COLUMNS}"
+        "WITH taken AS (
+             UPDATE services SET lease_until = now() + make_interval(secs => $2), leased_by = $3
+             WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()
+                   OR EXISTS (SELECT 1 FROM worker_heartbeats w WHERE w.worker_id = services.leased_by
+                              AND w.seen_at < now() - make_interval(secs => $4)))
+             RETURNING {SERVICE_COLUMNS}),
+         freed AS (
+             UPDATE server_call_slots SET service_id = NULL, lease_until = NULL, updated_at = now()
+             WHERE service_id = $1 AND EXISTS (SELECT 1 FROM taken))
+         SELECT * FROM taken"
     )))
     .bind(args.service_id)
     .bind(lease.as_secs_f64())
+    .bind(&*state.instance_id)
+    .bind(crate::runtime::HEARTBEAT_STALE.as_secs_f64())
     .fetch_optional(&state.pool)
     .await?;
     let Some(service) = leased else {
@@ -123,7 +137,9 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
         );
         return Ok(());
     };
-    let delay = Duration::from_secs_f64(remaining.max(0.0) + 1.0);
+    // Look again soon: the holder may die (its lease is then free within
+    // HEARTBEAT_STALE), and never later than the lease's end.
+    let delay = Duration::from_secs_f64((remaining.max(0.0) + 1.0).min(2.0));
     let mut tx = state.pool.begin().await?;
     jobs::enqueue(&mut tx, action, args, Some(delay)).await?;
     tx.commit().await?;

@@ -350,3 +350,71 @@ async fn a_burst_into_a_one_server_group_never_has_more_than_max_concurrent_call
     second.finish().await;
     app.finish().await;
 }
+
+/// Leases service `sid` to worker `holder` for 60 s, as a run in flight does.
+async fn lease_to(app: &TestApp, sid: i64, holder: &str, beat_secs_ago: f64) {
+    sqlx::query(
+        "INSERT INTO worker_heartbeats (worker_id, seen_at) VALUES ($1, now() - make_interval(secs => $2))
+         ON CONFLICT (worker_id) DO UPDATE SET seen_at = EXCLUDED.seen_at",
+    )
+    .bind(holder)
+    .bind(beat_secs_ago)
+    .execute(&app.state.pool)
+    .await
+    .expect("heartbeat");
+    sqlx::query("UPDATE services SET lease_until = now() + interval '60 seconds', leased_by = $2 WHERE id = $1")
+        .bind(sid)
+        .bind(holder)
+        .execute(&app.state.pool)
+        .await
+        .expect("lease");
+}
+
+#[tokio::test]
+async fn a_dead_workers_lease_is_taken_over_within_seconds_and_a_live_ones_never() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = app.catalog("Starter", "manual").await;
+    let dead = service_id(&app.order(product, "dead-holder.example.com").await);
+    let live = service_id(&app.order(product, "live-holder.example.com").await);
+    // A worker that stopped beating 20 s ago (killed) holds one; a live one
+    // (beating now, kept fresh below) holds the other.
+    lease_to(&app, dead, "killed-worker", 20.0).await;
+    lease_to(&app, live, "live-worker", 0.0).await;
+    let started = std::time::Instant::now();
+    for sid in [dead, live] {
+        app.post(&format!("/api/v1/services/{sid}/create"), json!({}))
+            .await;
+    }
+    let keep_alive = {
+        let pool = app.state.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = sqlx::query(
+                    "UPDATE worker_heartbeats SET seen_at = now() WHERE worker_id = 'live-worker'",
+                )
+                .execute(&pool)
+                .await;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        })
+    };
+    app.settle(dead, &["active"]).await;
+    let took = started.elapsed();
+    println!("dead worker's service active after {} ms", took.as_millis());
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    // The live holder's service: still untouched a few seconds later.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let s = app.get(&format!("/api/v1/services/{live}")).await;
+    assert_eq!(s["status"], "provisioning", "{s}");
+    assert!(
+        app.sim
+            .accounts(Target::Server(0))
+            .iter()
+            .all(|a| a.domain != "live-holder.example.com")
+    );
+    // When it stops beating, the service is taken over too.
+    keep_alive.abort();
+    app.settle(live, &["active"]).await;
+    assert_eq!(app.sim.accounts(Target::Server(0)).len(), 2);
+    app.finish().await;
+}
