@@ -2,6 +2,7 @@
 //! did nothing takes the server out of placement and places the service again;
 //! ambiguous failures never move a service; a final failure keeps its server.
 
+use futures::StreamExt as _;
 use opterius_sim::{Faults, SimConfig, Target};
 use serde_json::{Value, json};
 
@@ -193,7 +194,12 @@ async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_with
     // Both Panels refuse the package for now: every create fails for good.
     app.sim.set_packages(Target::All, &["Other"]);
     let mut services = Vec::new();
-    for i in 0..40 {
+    // BULK_RETRY_SERVICES=1000 reproduces the figure; 40 keeps it quick.
+    let n: i64 = std::env::var("BULK_RETRY_SERVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    for i in 0..n {
         services.push(service_id(
             &app.order(product, &format!("bulk{i}.example.com")).await,
         ));
@@ -208,7 +214,7 @@ async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_with
         .await["total"]
         .as_i64()
         .expect("total");
-    assert!(on_s1 > 0 && on_s1 < 40, "spread over both servers: {on_s1}");
+    assert!(on_s1 > 0 && on_s1 < n, "spread over both servers: {on_s1}");
 
     let (code, body) = app
         .call(
@@ -259,13 +265,17 @@ async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_with
             Some(json!({"server_id": s0})),
         )
         .await;
-    assert_eq!(rest["count"].as_i64(), Some(40 - on_s1), "{rest}");
+    assert_eq!(rest["count"].as_i64(), Some(n - on_s1), "{rest}");
     for sid in &services {
         app.settle(*sid, &["active"]).await;
     }
     let accounts =
         app.sim.accounts(Target::Server(0)).len() + app.sim.accounts(Target::Server(1)).len();
-    assert_eq!(accounts, 40, "one account per service");
+    assert_eq!(accounts as i64, n, "one account per service");
+    println!(
+        "bulk retry: {n} failed services, {on_s1} + {} queued, {accounts} accounts",
+        n - on_s1
+    );
     let (_, again) = app
         .call("POST", "/api/v1/services/retry", Some(json!({})))
         .await;
@@ -333,18 +343,26 @@ async fn a_burst_into_a_one_server_group_never_has_more_than_max_concurrent_call
             ..Default::default()
         },
     );
-    let orders = (0..60).map(|i| {
+    // BURST_ORDERS=500 reproduces the figure; 60 keeps the suite quick.
+    let burst: usize = std::env::var("BURST_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let orders = (0..burst).map(|i| {
         let app = &app;
         async move { service_id(&app.order(product, &format!("burst{i}.example.com")).await) }
     });
-    let services = futures::future::join_all(orders).await;
+    let services = futures::stream::iter(orders)
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
     for sid in &services {
         let s = app.settle(*sid, &["active", "failed"]).await;
         assert_eq!(s["status"], "active", "{s}");
     }
-    assert_eq!(app.sim.accounts(Target::Server(0)).len(), 60);
+    assert_eq!(app.sim.accounts(Target::Server(0)).len(), burst);
     let max = max_in_flight(&app, "panel-0");
-    println!("max in flight to panel-0 with max_concurrent 3: {max}");
+    println!("{burst} orders: max in flight to panel-0 with max_concurrent 3: {max}");
     assert!(max <= 3, "{max} calls in flight, max_concurrent is 3");
     assert!(max >= 2, "the burst ran calls side by side: {max}");
     second.finish().await;
