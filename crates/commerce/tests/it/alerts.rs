@@ -138,3 +138,56 @@ async fn a_server_down_for_three_sweeps_sends_exactly_one_offline_and_one_online
     second.finish().await;
     app.finish().await;
 }
+
+/// This process's CPU time (user + system) so far, from /proc.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // utime and stime (fields 14, 15): the 11th and 12th numbers after the
+    // name, the state letter being skipped by the parse.
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+#[tokio::test]
+async fn one_scheduled_sweep_tests_every_enabled_server_once_and_reports_its_cost() {
+    // SWEEP_SERVERS=1000 gives the figure; 100 keeps the suite quick.
+    let n: usize = std::env::var("SWEEP_SERVERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let app = TestApp::spawn().await;
+    let (group, _, _) = app.catalog("Starter", "manual").await;
+    for i in 1..n {
+        app.add_server(&format!("panel-{i}"), group, i % 4, 0).await;
+    }
+    let every = Duration::from_secs(300);
+    let (cpu, wall) = (cpu_time(), Instant::now());
+    assert!(
+        commerce::app::schedule::run_if_due(&app.state, every)
+            .await
+            .expect("sweep")
+    );
+    let (cpu, wall) = (cpu_time() - cpu, wall.elapsed());
+    println!(
+        "sweep of {n} servers: {} ms wall, {} ms CPU of the test process (service + simulator)",
+        wall.as_millis(),
+        cpu.as_millis()
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM server_health_history")
+        .fetch_one(&app.state.pool)
+        .await
+        .expect("history");
+    assert_eq!(rows, n as i64, "every server tested once");
+    assert!(
+        !commerce::app::schedule::run_if_due(&app.state, every)
+            .await
+            .expect("sweep"),
+        "the period is claimed: no second sweep"
+    );
+    app.finish().await;
+}
