@@ -51,6 +51,11 @@ pub struct Config {
     /// `PANEL_ALLOWED_NETWORKS`: networks Panel calls may reach even though
     /// they are loopback/link-local/..., and where plain http:// is accepted.
     pub panel_networks: opterius::NetworkPolicy,
+    /// `HEALTH_SWEEP_INTERVAL_SECS` (default 300; 0 = None = off): every
+    /// enabled server is tested on this schedule, by one process at a time.
+    pub health_sweep_interval: Option<Duration>,
+    /// `ALERT_WEBHOOK_URL`: where admin alerts are POSTed as JSON.
+    pub alert_webhook_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -160,6 +165,18 @@ impl Config {
                 &get("PANEL_ALLOWED_NETWORKS").unwrap_or_default(),
             )
             .map_err(|e| anyhow::anyhow!("PANEL_ALLOWED_NETWORKS is invalid: {e}"))?,
+            health_sweep_interval: Some(secs("HEALTH_SWEEP_INTERVAL_SECS", 300)?)
+                .filter(|d| !d.is_zero()),
+            alert_webhook_url: match get("ALERT_WEBHOOK_URL").map(|v| v.trim().to_owned()) {
+                Some(v) if v.is_empty() => None,
+                Some(v) => match reqwest::Url::parse(&v) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Some(v),
+                    _ => {
+                        bail!("ALERT_WEBHOOK_URL={v:?} is invalid: use an http:// or https:// URL")
+                    }
+                },
+                None => None,
+            },
         };
         if config.worker_concurrency == 0 {
             bail!("WORKER_CONCURRENCY must be at least 1");

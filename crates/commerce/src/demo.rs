@@ -70,6 +70,7 @@ pub async fn seed(state: &AppState, sim: &Sim) -> anyhow::Result<()> {
             module: if v1 { "opterius_v1" } else { "opterius" }.into(),
             group_id: if v1 { v1_group } else { group_id },
             max_accounts: 500,
+            max_concurrent: servers::DEFAULT_MAX_CONCURRENT,
             enabled: true,
             credentials: credentials.into(),
             tls: None,

@@ -106,6 +106,61 @@ pub async fn supervise_workers(state: AppState, mut stop: watch::Receiver<bool>)
     }
 }
 
+/// How often a process proves it is alive, and after how long without a
+/// beat its service leases are free for others.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(6);
+
+/// Writes this process's heartbeat once.
+async fn beat(db: &mut sqlx::PgConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO worker_heartbeats (worker_id) VALUES ($1)
+         ON CONFLICT (worker_id) DO UPDATE SET seen_at = now(), updated_at = now()",
+    )
+    .bind(id)
+    .execute(&mut *db)
+    .await?;
+    Ok(())
+}
+
+/// The first heartbeat, written before any job runs: a lease never names a
+/// process that others could take for dead.
+pub async fn first_heartbeat(state: &AppState) -> anyhow::Result<()> {
+    let mut conn = state.pool.acquire().await?;
+    beat(&mut conn, &state.instance_id).await?;
+    Ok(())
+}
+
+/// Beats in `worker_heartbeats` until `stop`, on a connection of its own so a
+/// busy pool never delays a beat; the row goes when the process stops.
+pub async fn heartbeat(state: AppState, mut stop: watch::Receiver<bool>) {
+    use sqlx::Connection as _;
+    let mut conn: Option<sqlx::PgConnection> = None;
+    loop {
+        if conn.is_none() {
+            conn = sqlx::PgConnection::connect(&state.config.database_url)
+                .await
+                .ok();
+        }
+        if let Some(c) = conn.as_mut()
+            && let Err(e) = beat(c, &state.instance_id).await
+        {
+            tracing::warn!(error = %e, "could not write this worker's heartbeat");
+            conn = None;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    let _ = sqlx::query(
+        "DELETE FROM worker_heartbeats WHERE worker_id = $1 OR seen_at < now() - interval '1 hour'",
+    )
+    .bind(&*state.instance_id)
+    .execute(&state.pool)
+    .await;
+}
+
 /// Deletes finished job rows on a schedule (apalis keeps them forever).
 pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
@@ -113,6 +168,9 @@ pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(n) if n > 0 => tracing::info!(deleted = n, "pruned finished job rows"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not prune finished job rows"),
+        }
+        if let Err(e) = crate::app::servers::prune_health_history(&state.pool, 200).await {
+            tracing::warn!(error = %e, "could not prune the servers' health history");
         }
         if let Err(e) = crate::app::idempotency::prune(&state.pool).await {
             tracing::warn!(error = %e, "could not prune expired idempotency keys");
@@ -150,8 +208,20 @@ pub async fn serve_until(
 ) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     if with_workers {
+        if let Err(e) = first_heartbeat(&state).await {
+            tracing::warn!(error = %e, "could not write the first heartbeat; leases fall back to their timeout");
+        }
         tasks.push(tokio::spawn(supervise_workers(state.clone(), stop.clone())));
         tasks.push(tokio::spawn(retention(state.clone(), stop.clone())));
+        tasks.push(tokio::spawn(heartbeat(state.clone(), stop.clone())));
+        tasks.push(tokio::spawn(crate::app::schedule::health_sweeps(
+            state.clone(),
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::app::alerts::dispatch(
+            state.clone(),
+            stop.clone(),
+        )));
     }
     let app = crate::router(state);
     crate::listener::serve(listener, app, stop).await?;
@@ -164,11 +234,21 @@ pub async fn serve_until(
 /// Runs only the worker pool (and retention) until a shutdown signal.
 pub async fn work(state: AppState) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Err(e) = first_heartbeat(&state).await {
+        tracing::warn!(error = %e, "could not write the first heartbeat; leases fall back to their timeout");
+    }
     let workers = tokio::spawn(supervise_workers(state.clone(), stop_rx.clone()));
+    let sweeps = tokio::spawn(crate::app::schedule::health_sweeps(
+        state.clone(),
+        stop_rx.clone(),
+    ));
+    let alerts = tokio::spawn(crate::app::alerts::dispatch(state.clone(), stop_rx.clone()));
+    let beat = tokio::spawn(heartbeat(state.clone(), stop_rx.clone()));
     let prune = tokio::spawn(retention(state, stop_rx));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    let _ = workers.await;
-    let _ = prune.await;
+    for t in [workers, sweeps, alerts, beat, prune] {
+        let _ = t.await;
+    }
     Ok(())
 }

@@ -22,6 +22,9 @@ pub struct AppState {
     pub api_tokens: Arc<crate::api::auth::TokenCache>,
     /// Set while a Test all runs in this process: one at a time.
     pub sweep_running: Arc<std::sync::atomic::AtomicBool>,
+    /// This process start's id: service leases name it, its heartbeat proves
+    /// it alive.
+    pub instance_id: Arc<str>,
 }
 
 impl AppState {
@@ -38,6 +41,11 @@ impl AppState {
             workers: crate::runtime::WorkerStatus::default(),
             api_tokens: Arc::default(),
             sweep_running: Arc::default(),
+            instance_id: Arc::from(format!(
+                "{}-{}",
+                std::process::id(),
+                ulid::Ulid::generate().to_string().to_lowercase()
+            )),
         })
     }
 }

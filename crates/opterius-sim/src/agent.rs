@@ -20,6 +20,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started_at = chrono::Utc::now();
     let action = match (method.as_str(), path.trim_start_matches("/agent")) {
         ("GET", "/health") => "health",
         ("POST", "/account/create") => "create",
@@ -36,6 +37,7 @@ pub(crate) async fn handle(
             status,
             outcome: outcome.to_owned(),
             at: chrono::Utc::now(),
+            started_at,
         })
     };
     let fault = State::take_fault(&mut state.agent(), action);

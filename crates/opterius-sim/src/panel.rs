@@ -58,6 +58,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started_at = chrono::Utc::now();
     let Some((n, rest)) = server_of(&path) else {
         return (
             StatusCode::NOT_FOUND,
@@ -74,6 +75,7 @@ pub(crate) async fn handle(
             status,
             outcome: outcome.to_owned(),
             at: chrono::Utc::now(),
+            started_at,
         })
     };
     let Some((action, id)) = route(&method, rest) else {

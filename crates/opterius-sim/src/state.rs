@@ -134,7 +134,10 @@ pub struct RecordedRequest {
     pub status: Option<u16>,
     /// What the simulator did: answered, hung, dropped, lost_reply, unauthorized...
     pub outcome: String,
+    /// When the answer (or the fault) was recorded: the request's end.
     pub at: chrono::DateTime<chrono::Utc>,
+    /// When the request arrived; with `at`, what was in flight at once.
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Everything the simulator holds.

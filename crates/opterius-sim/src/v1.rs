@@ -218,6 +218,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let started_at = chrono::Utc::now();
     let Some((n, rest)) = split(&path) else {
         return laravel(StatusCode::NOT_FOUND, "Not Found");
     };
@@ -230,6 +231,7 @@ pub(crate) async fn handle(
             status,
             outcome: outcome.to_owned(),
             at: chrono::Utc::now(),
+            started_at,
         })
     };
     // Routing comes before auth: a wrong path or method answers without a key.

@@ -151,7 +151,7 @@ pub const ROUTES: &[RouteDoc] = &[
     doc!(
         "get",
         "/api/v1/services",
-        "List services (filters: status, server_id, product_id, client_id, q)",
+        "List services (filters: status, server_id, product_id, client_id, q, kind)",
         None,
         200
     ),
@@ -161,6 +161,13 @@ pub const ROUTES: &[RouteDoc] = &[
         "Get a service (never its password)",
         None,
         200
+    ),
+    doc!(
+        "post",
+        "/api/v1/services/retry",
+        "Queue a retry for every service the filters select (status, default failed; server_id, product_id, client_id, q, kind = the last error's kind); answers {count, job_ids}",
+        None,
+        202
     ),
     doc!(
         "post",
@@ -235,6 +242,7 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("post", "/api/v1/orders/{id}/pay") => post(pay_order),
         ("get", "/api/v1/services") => get(list_services),
         ("get", "/api/v1/services/{id}") => get(get_service),
+        ("post", "/api/v1/services/retry") => post(bulk_retry),
         ("post", "/api/v1/services/{id}/change-package") => post(change_package),
         ("post", "/api/v1/services/{id}/change-password") => post(change_password),
         ("post", "/api/v1/services/{id}/adopt") => post(adopt),

@@ -27,10 +27,11 @@ fn schemas() -> Value {
         "ServerInput": {"type": "object", "required": ["name", "module", "group_id"], "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "module": {"type": "string", "example": "opterius"}, "group_id": {"type": "integer"},
             "max_accounts": {"type": "integer", "minimum": 0, "description": "0 = unlimited"}, "enabled": {"type": "boolean"},
+            "max_concurrent": {"type": "integer", "minimum": 1, "maximum": 256, "default": 4, "description": "Panel calls in flight to this server at most, across all workers"},
             "credentials": {"type": "object", "description": "the module's credential_fields (GET /api/v1/modules)", "properties": {"api_url": {"type": "string"}, "api_token": {"type": "string", "writeOnly": true}, "api_key": {"type": "string", "writeOnly": true}, "panel_server_id": {"type": "string"}}},
             "tls": tls.clone()}},
         "ServerPatch": {"type": "object", "additionalProperties": false, "properties": {
-            "name": {"type": "string"}, "module": {"type": "string"}, "group_id": {"type": "integer"}, "max_accounts": {"type": "integer"},
+            "name": {"type": "string"}, "module": {"type": "string"}, "group_id": {"type": "integer"}, "max_accounts": {"type": "integer"}, "max_concurrent": {"type": "integer"},
             "enabled": {"type": "boolean"}, "credentials": {"type": "object"}, "tls": tls.clone()}},
         "UnsavedTest": {"type": "object", "required": ["module", "credentials"], "additionalProperties": false, "properties": {
             "module": {"type": "string"}, "credentials": {"type": "object"}, "server_id": {"type": "integer"}, "tls": tls}},

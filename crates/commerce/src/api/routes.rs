@@ -238,6 +238,15 @@ pub async fn list_services(
     Ok(Json(services::list(&s.pool, &f, f.page()).await?))
 }
 
+pub async fn bulk_retry(
+    _: ApiClient,
+    State(s): State<AppState>,
+    ApiJson(f): ApiJson<crate::app::bulk::RetryFilter>,
+) -> ApiResult<(StatusCode, Json<crate::app::bulk::Queued>)> {
+    let queued = crate::app::bulk::retry_matching(&s, &f.into(), TriggeredBy::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(queued)))
+}
+
 pub async fn get_service(
     _: ApiClient,
     State(s): State<AppState>,

@@ -8,6 +8,7 @@ use futures::{Stream, StreamExt};
 use provisioning::{Credentials, Failure, FailureKind, ProvisioningResult, Redactor};
 use serde::{Deserialize, Serialize};
 
+use crate::app::alerts;
 use crate::app::error::{AppError, AppResult};
 use crate::app::servers::{self, ServerRow};
 use crate::app::tls::ServerTls;
@@ -134,7 +135,7 @@ async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
         let text = |k: &str| s.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         (text("name"), text("version"))
     });
-    servers::record_health(
+    let before = servers::record_health(
         &state.pool,
         id,
         o.ok,
@@ -142,7 +143,48 @@ async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
         error.as_ref(),
         panel,
     )
-    .await
+    .await?;
+    // One alert per change, not per test: offline from anything else, and
+    // online again after offline (a first test of a new server is no news).
+    let Some((name, was)) = before else {
+        return Ok(());
+    };
+    let webhook = state.config.alert_webhook_url.is_some();
+    match (was.as_str(), o.ok, &o.error) {
+        ("offline", true, _) => {
+            let message = format!("server {name} is back online (a connection test passed)");
+            alerts::raise(
+                &state.pool,
+                webhook,
+                &alerts::NewAlert {
+                    event: "server_online",
+                    service_id: None,
+                    server_id: Some(id),
+                    kind: None,
+                    message: &message,
+                    hint: None,
+                },
+            )
+            .await
+        }
+        (w, false, Some(f)) if w != "offline" => {
+            let message = format!("server {name} is offline: {}", f.message);
+            alerts::raise(
+                &state.pool,
+                webhook,
+                &alerts::NewAlert {
+                    event: "server_offline",
+                    service_id: None,
+                    server_id: Some(id),
+                    kind: Some(f.kind.as_str()),
+                    message: &message,
+                    hint: Some(&f.hint),
+                },
+            )
+            .await
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn test_row(state: &AppState, row: &ServerRow, limit: Duration) -> AppResult<TestOutcome> {

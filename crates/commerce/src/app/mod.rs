@@ -3,6 +3,8 @@
 
 pub mod admins;
 pub mod adopt;
+pub mod alerts;
+pub mod bulk;
 pub mod catalog;
 pub mod changes;
 pub mod connection;
@@ -14,6 +16,7 @@ pub mod log;
 pub mod modules;
 pub mod orders;
 pub mod page;
+pub mod schedule;
 pub mod servers;
 pub mod services;
 pub mod tls;

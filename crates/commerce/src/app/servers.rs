@@ -43,6 +43,7 @@ pub struct ServerRow {
     pub secrets_set: Vec<String>,
     pub max_accounts: i32,
     pub account_count: i32,
+    pub max_concurrent: i32,
     pub enabled: bool,
     pub health_status: String,
     pub last_checked_at: Option<DateTime<Utc>>,
@@ -50,6 +51,8 @@ pub struct ServerRow {
     pub last_error: Option<Json<serde_json::Value>>,
     pub panel_name: Option<String>,
     pub panel_version: Option<String>,
+    pub health_since: Option<DateTime<Utc>>,
+    pub health_reason: Option<String>,
     pub tls_mode: String,
     pub tls_sha256: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -75,6 +78,8 @@ pub struct ServerView {
     pub group_id: i64,
     pub max_accounts: i32,
     pub account_count: i32,
+    /// At most this many Panel calls in flight to the server, across workers.
+    pub max_concurrent: i32,
     pub enabled: bool,
     pub credentials: BTreeMap<String, String>,
     pub secrets_set: Vec<String>,
@@ -92,6 +97,10 @@ pub struct HealthView {
     pub last_error: Option<serde_json::Value>,
     pub panel_name: Option<String>,
     pub panel_version: Option<String>,
+    /// When the server entered its current status.
+    pub since: Option<DateTime<Utc>>,
+    /// Why (e.g. which create failure took it out of placement).
+    pub reason: Option<String>,
 }
 
 impl From<ServerRow> for ServerView {
@@ -103,6 +112,7 @@ impl From<ServerRow> for ServerView {
             group_id: r.group_id,
             max_accounts: r.max_accounts,
             account_count: r.account_count,
+            max_concurrent: r.max_concurrent,
             enabled: r.enabled,
             tls: ServerTls {
                 mode: r.tls_mode,
@@ -117,6 +127,8 @@ impl From<ServerRow> for ServerView {
                 last_error: r.last_error.map(|j| j.0),
                 panel_name: r.panel_name,
                 panel_version: r.panel_version,
+                since: r.health_since,
+                reason: r.health_reason,
             },
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -133,6 +145,9 @@ pub struct ServerInput {
     pub group_id: i64,
     #[serde(default)]
     pub max_accounts: i64,
+    /// Default [`DEFAULT_MAX_CONCURRENT`].
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: i64,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default)]
@@ -146,6 +161,13 @@ fn yes() -> bool {
     true
 }
 
+/// Panel calls in flight to one server unless its settings say otherwise.
+pub const DEFAULT_MAX_CONCURRENT: i64 = 4;
+
+fn default_max_concurrent() -> i64 {
+    DEFAULT_MAX_CONCURRENT
+}
+
 /// A partial update (PATCH): absent fields keep their value.
 #[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +176,7 @@ pub struct ServerPatch {
     pub module: Option<String>,
     pub group_id: Option<i64>,
     pub max_accounts: Option<i64>,
+    pub max_concurrent: Option<i64>,
     pub enabled: Option<bool>,
     pub credentials: Option<BTreeMap<String, String>>,
     pub tls: Option<ServerTls>,
@@ -178,6 +201,7 @@ impl std::fmt::Debug for ServerInput {
             .field("module", &self.module)
             .field("group_id", &self.group_id)
             .field("max_accounts", &self.max_accounts)
+            .field("max_concurrent", &self.max_concurrent)
             .field("enabled", &self.enabled)
             .field("credentials", &CredentialNames(&self.credentials))
             .field("tls", &self.tls)
@@ -203,7 +227,7 @@ impl std::fmt::Debug for ServerPatch {
 }
 
 const COLUMNS: &str = "id, name, module, group_id, credentials, secrets, secrets_set, max_accounts, account_count, \
-    enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, tls_mode, tls_sha256, created_at, updated_at";
+    max_concurrent, enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at";
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServerRow> {
     sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
@@ -358,6 +382,7 @@ struct Parsed {
     module: String,
     group_id: i64,
     max_accounts: i32,
+    max_concurrent: i32,
     enabled: bool,
     creds: Credentials,
     tls: ServerTls,
@@ -390,6 +415,13 @@ fn parse_input(
                 "max_accounts must be a non-negative integer (0 = unlimited)".to_owned()
             }),
     );
+    let max_concurrent = errors.check(
+        "max_concurrent",
+        i32::try_from(input.max_concurrent)
+            .ok()
+            .filter(|m| (1..=256).contains(m))
+            .ok_or_else(|| "max_concurrent must be between 1 and 256".to_owned()),
+    );
     if input.group_id <= 0 {
         errors.add("group_id", "group_id is required");
     }
@@ -404,6 +436,7 @@ fn parse_input(
         module: input.module.trim().to_owned(),
         group_id: input.group_id,
         max_accounts: max_accounts.unwrap_or_default(),
+        max_concurrent: max_concurrent.unwrap_or(4),
         enabled: input.enabled,
         creds,
         tls,
@@ -447,12 +480,12 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
     let (sealed, names) = seal(&state.sealer, row_id, &p.creds);
     let sql = match id {
         None => format!(
-            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, tls_mode, tls_sha256, id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, tls_mode, tls_sha256, id, max_concurrent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
         ),
         Some(_) => format!(
             "UPDATE servers SET name = $1, module = $2, group_id = $3, credentials = $4, secrets = $5, secrets_set = $6,
-                    max_accounts = $7, enabled = $8, tls_mode = $9, tls_sha256 = $10, updated_at = now()
+                    max_accounts = $7, enabled = $8, tls_mode = $9, tls_sha256 = $10, max_concurrent = $12, updated_at = now()
              WHERE id = $11 RETURNING {COLUMNS}"
         ),
     };
@@ -469,6 +502,7 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
         .bind(&p.tls.sha256);
     query
         .bind(row_id)
+        .bind(p.max_concurrent)
         .fetch_optional(&state.pool)
         .await?
         .ok_or(AppError::NotFound("server"))
@@ -488,6 +522,9 @@ pub async fn update(state: &AppState, id: i64, patch: ServerPatch) -> AppResult<
         max_accounts: patch
             .max_accounts
             .unwrap_or(i64::from(current.max_accounts)),
+        max_concurrent: patch
+            .max_concurrent
+            .unwrap_or(i64::from(current.max_concurrent)),
         enabled: patch.enabled.unwrap_or(current.enabled),
         credentials: submitted,
         tls: Some(patch.tls.unwrap_or(current_tls)),
@@ -527,7 +564,9 @@ pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> AppResult<()> {
     Ok(())
 }
 
-/// Stores the outcome of a connection test on the server row.
+/// Stores the outcome of a connection test on the server row and in its
+/// history; returns the server's name and its status before, so the caller
+/// can tell a change (and alert on it).
 pub async fn record_health(
     db: impl PgExecutor<'_>,
     id: i64,
@@ -535,12 +574,22 @@ pub async fn record_health(
     latency_ms: i32,
     error: Option<&serde_json::Value>,
     panel: Option<(Option<String>, Option<String>)>,
-) -> AppResult<()> {
+) -> AppResult<Option<(String, String)>> {
     let (name, version) = panel.unwrap_or_default();
-    sqlx::query(
-        "UPDATE servers SET health_status = $2, last_checked_at = now(), latency_ms = $3, last_error = $4,
-                panel_name = COALESCE($5, panel_name), panel_version = COALESCE($6, panel_version)
-         WHERE id = $1",
+    let before: Option<(String, String)> = sqlx::query_as(
+        "WITH old AS (SELECT id, name, health_status FROM servers WHERE id = $1 FOR UPDATE),
+         upd AS (
+             UPDATE servers s SET health_status = $2, last_checked_at = now(), latency_ms = $3, last_error = $4,
+                    panel_name = COALESCE($5, s.panel_name), panel_version = COALESCE($6, s.panel_version),
+                    health_since = CASE WHEN s.health_status = $2 THEN COALESCE(s.health_since, now()) ELSE now() END,
+                    health_reason = CASE WHEN s.health_status = $2 AND s.health_reason IS NOT NULL THEN s.health_reason
+                                         WHEN $2 = 'online' THEN 'connection test passed'
+                                         ELSE 'connection test failed' END
+             FROM old WHERE s.id = old.id RETURNING s.id),
+         hist AS (
+             INSERT INTO server_health_history (server_id, status, latency_ms, error_kind, changed)
+             SELECT old.id, $2, $3, $4->>'kind', old.health_status <> $2 FROM old)
+         SELECT name, health_status FROM old",
     )
     .bind(id)
     .bind(if online { "online" } else { "offline" })
@@ -548,9 +597,98 @@ pub async fn record_health(
     .bind(error.map(Json))
     .bind(name)
     .bind(version)
+    .fetch_optional(db)
+    .await?;
+    Ok(before)
+}
+
+/// One point of a server's health history.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct HealthPoint {
+    pub status: String,
+    pub latency_ms: Option<i32>,
+    pub error_kind: Option<String>,
+    pub changed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The last `n` health results of a server, oldest first.
+pub async fn health_history(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    n: i64,
+) -> AppResult<Vec<HealthPoint>> {
+    Ok(sqlx::query_as(
+        "SELECT status, latency_ms, error_kind, changed, created_at FROM (
+             SELECT id, status, latency_ms, error_kind, changed, created_at FROM server_health_history
+             WHERE server_id = $1 ORDER BY id DESC LIMIT $2) last ORDER BY id",
+    )
+    .bind(id)
+    .bind(n)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Keeps the last `keep` history rows of every server.
+pub async fn prune_health_history(db: impl PgExecutor<'_>, keep: i64) -> AppResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM server_health_history h USING (
+             SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY server_id ORDER BY id DESC) n
+                             FROM server_health_history) r WHERE r.n > $1) old
+         WHERE h.id = old.id",
+    )
+    .bind(keep)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Takes a server out of placement after a create failure that proves it
+/// unusable (its health turns offline with that error). Returns whether this
+/// call changed its status (false when it was offline already).
+pub async fn take_out_of_placement(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    error: &serde_json::Value,
+    reason: &str,
+) -> AppResult<bool> {
+    let changed: Option<bool> = sqlx::query_scalar(
+        "UPDATE servers s SET health_status = 'offline', last_checked_at = now(), last_error = $2,
+                health_since = CASE WHEN old.health_status = 'offline' THEN COALESCE(s.health_since, now()) ELSE now() END,
+                health_reason = CASE WHEN old.health_status = 'offline' THEN COALESCE(s.health_reason, $3) ELSE $3 END
+         FROM (SELECT id, health_status FROM servers WHERE id = $1 FOR UPDATE) old
+         WHERE s.id = old.id
+         RETURNING old.health_status <> 'offline'",
+    )
+    .bind(id)
+    .bind(Json(error))
+    .bind(reason)
+    .fetch_optional(db)
+    .await?;
+    Ok(changed.unwrap_or(false))
+}
+
+/// Records a status change that no test made (a create failure) in the history.
+pub async fn record_change(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    status: &str,
+    error_kind: Option<&str>,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO server_health_history (server_id, status, error_kind, changed) VALUES ($1, $2, $3, true)",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(error_kind)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Whether new accounts may be placed on the server (enabled, not offline).
+pub fn in_placement(row: &ServerRow) -> bool {
+    row.enabled && row.health_status != "offline"
 }
 
 /// Takes one account slot for `service_id` on a server of `group_id` for
@@ -613,6 +751,46 @@ fn is_capacity_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|db| db.constraint())
         .is_some_and(|c| c == "servers_capacity_check")
+}
+
+/// Takes one of the server's `max_concurrent` call slots for `service_id`
+/// until `lease` ends (a dead worker's slot frees itself then). False when
+/// all are taken. One statement: the slot row is locked with SKIP LOCKED and
+/// its emptiness re-checked on the latest version, so two workers never
+/// share a slot.
+pub async fn take_call_slot(
+    db: impl PgExecutor<'_>,
+    server_id: i64,
+    service_id: i64,
+    lease: std::time::Duration,
+) -> AppResult<bool> {
+    let taken: Option<i32> = sqlx::query_scalar(
+        "UPDATE server_call_slots c SET service_id = $2, lease_until = now() + make_interval(secs => $3), updated_at = now()
+         FROM (SELECT server_id, slot FROM server_call_slots
+               WHERE server_id = $1 AND (lease_until IS NULL OR lease_until < now())
+                 AND slot < (SELECT max_concurrent FROM servers WHERE id = $1)
+               ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) free
+         WHERE c.server_id = free.server_id AND c.slot = free.slot
+         RETURNING c.slot",
+    )
+    .bind(server_id)
+    .bind(service_id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(db)
+    .await?;
+    Ok(taken.is_some())
+}
+
+/// Gives back every call slot `service_id` holds (its run ended).
+pub async fn release_call_slots(db: impl PgExecutor<'_>, service_id: i64) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE server_call_slots SET service_id = NULL, lease_until = NULL, updated_at = now()
+         WHERE service_id = $1",
+    )
+    .bind(service_id)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Gives an account slot back (terminated, or never created).

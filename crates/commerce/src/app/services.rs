@@ -127,6 +127,9 @@ pub struct ServiceFilter {
     /// Domain or username prefix.
     #[serde(default, deserialize_with = "empty_as_none")]
     pub q: Option<String>,
+    /// The kind of the service's last error (`unauthorized`, `needs_attention`...).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub kind: Option<String>,
     /// `page` and `per_page`, beside the filters in one query string.
     #[serde(flatten)]
     pub paging: PageQuery,
@@ -143,11 +146,46 @@ pub async fn list(
     filter: &ServiceFilter,
     page: PageParams,
 ) -> AppResult<Page<ServiceView>> {
-    let status = filter.status.as_deref().filter(|s| !s.is_empty());
-    if let Some(s) = status
+    let filters = filter_sql(filter)?;
+    let rows = fetch_page::<ServiceRow>(
+        db,
+        format!("SELECT {SERVICE_COLUMNS} FROM services"),
+        "services",
+        filters,
+        page,
+    )
+    .await?;
+    Ok(rows.map(ServiceView::from))
+}
+
+/// The filters present, as SQL pushed after the `FROM services` (` WHERE ...`).
+/// Only the filters present become SQL: no `($1 IS NULL OR ...)` that a
+/// generic plan could turn into a full scan.
+pub(crate) fn filter_sql(
+    filter: &ServiceFilter,
+) -> AppResult<impl Fn(&mut sqlx::QueryBuilder<sqlx::Postgres>) + Clone + use<>> {
+    let status = filter
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    if let Some(s) = &status
         && ServiceStatus::parse(s).is_none()
     {
         return Err(AppError::field("status", format!("unknown status {s:?}")));
+    }
+    let kind = filter
+        .kind
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned);
+    if let Some(k) = &kind
+        && !provisioning::FailureKind::ALL
+            .iter()
+            .any(|f| f.as_str() == k)
+    {
+        return Err(AppError::field("kind", format!("unknown error kind {k:?}")));
     }
     let q = filter
         .q
@@ -162,22 +200,24 @@ pub async fn list(
                 .replace('_', "\\_");
             format!("{escaped}%")
         });
-    // Only the filters present become SQL: no `($1 IS NULL OR ...)` that a
-    // generic plan could turn into a full scan.
-    let filters = |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
+    let ids = [
+        ("server_id", filter.server_id),
+        ("product_id", filter.product_id),
+        ("client_id", filter.client_id),
+        ("order_id", filter.order_id),
+    ];
+    Ok(move |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
         qb.push(" WHERE true");
-        if let Some(s) = status {
-            qb.push(" AND status = ").push_bind(s.to_owned());
+        if let Some(s) = &status {
+            qb.push(" AND status = ").push_bind(s.clone());
         }
-        for (column, value) in [
-            ("server_id", filter.server_id),
-            ("product_id", filter.product_id),
-            ("client_id", filter.client_id),
-            ("order_id", filter.order_id),
-        ] {
+        for (column, value) in ids {
             if let Some(v) = value {
                 qb.push(format_args!(" AND {column} = ")).push_bind(v);
             }
+        }
+        if let Some(k) = &kind {
+            qb.push(" AND last_error->>'kind' = ").push_bind(k.clone());
         }
         if let Some(q) = &q {
             qb.push(" AND (lower(domain) LIKE ")
@@ -186,16 +226,7 @@ pub async fn list(
                 .push_bind(q.clone())
                 .push(")");
         }
-    };
-    let rows = fetch_page::<ServiceRow>(
-        db,
-        format!("SELECT {SERVICE_COLUMNS} FROM services"),
-        "services",
-        filters,
-        page,
-    )
-    .await?;
-    Ok(rows.map(ServiceView::from))
+    })
 }
 
 /// What an admin or API client asks for.
@@ -224,7 +255,7 @@ impl Requested {
 }
 
 /// The action a retry repeats: the last failed one, or create when no account exists.
-async fn retry_action(db: impl PgExecutor<'_>, row: &ServiceRow) -> AppResult<Action> {
+pub(crate) async fn retry_action(db: impl PgExecutor<'_>, row: &ServiceRow) -> AppResult<Action> {
     if row.panel_account_id.is_none()
         && matches!(row.status(), ServiceStatus::Failed | ServiceStatus::Pending)
     {
@@ -252,7 +283,7 @@ async fn retry_action(db: impl PgExecutor<'_>, row: &ServiceRow) -> AppResult<Ac
 }
 
 /// Checks that `action` is allowed from the service's status, or says why not.
-fn allowed(row: &ServiceRow, action: Action) -> AppResult<()> {
+pub(crate) fn allowed(row: &ServiceRow, action: Action) -> AppResult<()> {
     use ServiceStatus as S;
     let status = row.status();
     let ok = match action {

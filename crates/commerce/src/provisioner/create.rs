@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 
 use super::{AttemptRecord, Run, failure_json, last_error};
+use crate::app::alerts;
 use crate::app::catalog::Product;
 use crate::app::log;
 use crate::app::orders::password_binding;
@@ -69,7 +70,19 @@ impl Run<'_> {
                 None => return self.no_capacity(&product).await,
             },
         };
-        let (server, creds, module) = match self.target(server_id).await? {
+        let mut target = self.target(server_id).await?;
+        // The server left placement since this service was put on it (another
+        // create proved it unusable, or an admin disabled it): when nothing can
+        // exist there yet, move to another server before calling. The server
+        // row is read for the call anyway, so this costs nothing.
+        if let Ok((server, _, _)) = &target
+            && !servers::in_placement(server)
+            && !self.service.create_outcome_unknown
+            && let Some(moved) = self.move_away(&product, server.id).await?
+        {
+            target = self.target(moved).await?;
+        }
+        let (server, creds, module) = match target {
             Ok(t) => t,
             Err(f) => {
                 let log_id = log::start(
@@ -130,6 +143,28 @@ impl Run<'_> {
         )
         .await?;
         self.service.server_id = placed.or(self.service.server_id);
+        Ok(placed)
+    }
+
+    /// Places the service on another server of its group and gives `from`'s
+    /// slot back; None (and no change) when no other server can take it.
+    async fn move_away(&mut self, product: &Product, from: i64) -> anyhow::Result<Option<i64>> {
+        let placed = servers::place_service(
+            self.pool(),
+            self.service.id,
+            product.group_id,
+            &product.module,
+        )
+        .await?;
+        if let Some(to) = placed {
+            servers::release(self.pool(), from).await?;
+            self.service.server_id = Some(to);
+            tracing::info!(
+                server.id = from,
+                to.server.id = to,
+                "server out of placement; service moved before calling"
+            );
+        }
         Ok(placed)
     }
 
@@ -326,6 +361,38 @@ impl Run<'_> {
         })
     }
 
+    /// One alert for a create that failed for good (or needs a person).
+    async fn alert_failed(
+        &self,
+        db: &mut sqlx::PgConnection,
+        f: &Failure,
+        server_id: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let event = if f.kind == FailureKind::NeedsAttention {
+            "service_needs_attention"
+        } else {
+            "service_failed"
+        };
+        let message = format!(
+            "creating {} (service {}) failed: {}",
+            self.service.domain, self.service.id, f.message
+        );
+        alerts::raise(
+            db,
+            self.state.config.alert_webhook_url.is_some(),
+            &alerts::NewAlert {
+                event,
+                service_id: Some(self.service.id),
+                server_id,
+                kind: Some(f.kind.as_str()),
+                message: &message,
+                hint: Some(&f.hint),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn no_capacity(&self, product: &Product) -> anyhow::Result<()> {
         let f = Failure::new(
             FailureKind::NoCapacity,
@@ -345,7 +412,9 @@ impl Run<'_> {
             Some(&f),
             Some(("failed", last)),
         )
-        .await
+        .await?;
+        let mut conn = self.pool().acquire().await?;
+        self.alert_failed(&mut conn, &f, None).await
     }
 
     /// Records a create's outcome in one transaction: log row, service, retry.
@@ -379,6 +448,7 @@ impl Run<'_> {
             return Ok(());
         }
         if let Err(f) = &result.outcome {
+            let replaced = self.leave_bad_server(f, server_id).await?;
             let mut tx = self.pool().begin().await?;
             self.close_attempt(
                 &mut tx,
@@ -391,29 +461,48 @@ impl Run<'_> {
             )
             .await?;
             let unknown = f.outcome_unknown || self.service.create_outcome_unknown;
+            if let Some(moved) = replaced {
+                // Nothing can exist on the bad server: its slot goes back and
+                // the next attempt runs on the new one at once.
+                servers::release(&mut *tx, server_id).await?;
+                sqlx::query(
+                    "UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now() WHERE id = $1",
+                )
+                .bind(self.service.id)
+                .bind(Json(last_error(f, Action::Create, Some(std::time::Duration::ZERO))))
+                .execute(&mut *tx)
+                .await?;
+                self.schedule_retry(&mut tx, std::time::Duration::ZERO)
+                    .await?;
+                tracing::warn!(
+                    kind = f.kind.as_str(),
+                    server.id = server_id,
+                    to.server.id = moved,
+                    "create failed on a server now out of placement; placed again"
+                );
+                tx.commit().await?;
+                return Ok(());
+            }
             let delay = self.retry_delay(f);
-            // Nothing was created (known outcome) and no retry comes: give the
-            // slot back so a later retry places the service again.
-            let release = delay.is_none() && !unknown;
+            // A final failure keeps its server (and the slot, which a retry or
+            // a terminate settles), so "retry what failed on server N" finds it.
             sqlx::query(
                     "UPDATE services SET last_error = $2, create_outcome_unknown = $3, lease_until = NULL,
-                            status = CASE WHEN $4 THEN status ELSE 'failed' END,
-                            server_id = CASE WHEN $5 THEN NULL ELSE server_id END, updated_at = now()
+                            status = CASE WHEN $4 THEN status ELSE 'failed' END, updated_at = now()
                      WHERE id = $1",
                 )
                 .bind(self.service.id)
                 .bind(Json(last_error(f, Action::Create, delay)))
                 .bind(unknown)
                 .bind(delay.is_some())
-                .bind(release)
                 .execute(&mut *tx)
                 .await?;
-            if release {
-                servers::release(&mut *tx, server_id).await?;
-            }
             match delay {
                 Some(d) => self.schedule_retry(&mut tx, d).await?,
-                None => self.state.metrics.bump(Action::Create, |c| &c.failed),
+                None => {
+                    self.state.metrics.bump(Action::Create, |c| &c.failed);
+                    self.alert_failed(&mut tx, f, Some(server_id)).await?;
+                }
             }
             tracing::warn!(
                 kind = f.kind.as_str(),
@@ -423,5 +512,70 @@ impl Run<'_> {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// After a create failure that proves the Panel did nothing (credentials,
+    /// refusal, no connection, DNS, TLS, configuration): takes the server out
+    /// of placement and places the service on another server of its group.
+    /// Returns the new server, or None (ambiguous failure, or nowhere to go).
+    async fn leave_bad_server(&self, f: &Failure, server_id: i64) -> anyhow::Result<Option<i64>> {
+        let proves_nothing_done = matches!(
+            f.kind,
+            FailureKind::Unauthorized
+                | FailureKind::Forbidden
+                | FailureKind::ConnectionRefused
+                | FailureKind::Dns
+                | FailureKind::Tls
+                | FailureKind::Config
+        );
+        if !proves_nothing_done || f.outcome_unknown || self.service.create_outcome_unknown {
+            return Ok(None);
+        }
+        let reason = format!(
+            "create of service {} failed: {} ({})",
+            self.service.id,
+            f.kind.as_str(),
+            f.message
+        );
+        let changed = servers::take_out_of_placement(
+            self.pool(),
+            server_id,
+            &failure_json(f),
+            &Redactor::default().text(&reason),
+        )
+        .await?;
+        if changed {
+            tracing::warn!(
+                server.id = server_id,
+                kind = f.kind.as_str(),
+                "server taken out of placement"
+            );
+            servers::record_change(self.pool(), server_id, "offline", Some(f.kind.as_str()))
+                .await?;
+            let message = format!("server {server_id} taken out of placement: {reason}");
+            alerts::raise(
+                self.pool(),
+                self.state.config.alert_webhook_url.is_some(),
+                &alerts::NewAlert {
+                    event: "server_offline",
+                    service_id: Some(self.service.id),
+                    server_id: Some(server_id),
+                    kind: Some(f.kind.as_str()),
+                    message: &message,
+                    hint: Some(&f.hint),
+                },
+            )
+            .await?;
+        }
+        if self.args.attempt >= self.state.config.provision_max_attempts {
+            return Ok(None);
+        }
+        let (group_id, module): (i64, String) = sqlx::query_as(
+            "SELECT p.group_id, p.module FROM services s JOIN products p ON p.id = s.product_id WHERE s.id = $1",
+        )
+        .bind(self.service.id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(servers::place_service(self.pool(), self.service.id, group_id, &module).await?)
     }
 }

@@ -38,7 +38,15 @@ struct Run<'a> {
     args: JobArgs,
     job_id: &'a str,
     service: ServiceRow,
+    /// Whether this run took a call slot on a server (given back at its end).
+    holds_slot: std::sync::atomic::AtomicBool,
 }
+
+/// Every call slot of the service's server is taken: run the job again soon,
+/// without holding a worker meanwhile.
+#[derive(Debug, thiserror::Error)]
+#[error("server {0} is at its max_concurrent calls")]
+struct ServerBusy(i64);
 
 /// Runs `action` for the job's service. Errors are infrastructure errors
 /// (database unreachable); every Panel outcome is recorded and returns Ok.
@@ -49,12 +57,26 @@ pub async fn run(
     job_id: &str,
 ) -> anyhow::Result<()> {
     let lease = state.config.panel_timeout * 2 + Duration::from_secs(10);
+    // Free when its lease ran out, or when the process holding it stopped
+    // beating (killed): then its call slots go too, in the same statement.
+    // A holder without a heartbeat row (never beat, or stopped gracefully)
+    // keeps its lease until it runs out.
     let leased = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE services SET lease_until = now() + make_interval(secs => $2)
-         WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()) RETURNING {SERVICE_COLUMNS}"
+        "WITH taken AS (
+             UPDATE services SET lease_until = now() + make_interval(secs => $2), leased_by = $3
+             WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()
+                   OR EXISTS (SELECT 1 FROM worker_heartbeats w WHERE w.worker_id = services.leased_by
+                              AND w.seen_at < now() - make_interval(secs => $4)))
+             RETURNING {SERVICE_COLUMNS}),
+         freed AS (
+             UPDATE server_call_slots SET service_id = NULL, lease_until = NULL, updated_at = now()
+             WHERE service_id = $1 AND EXISTS (SELECT 1 FROM taken))
+         SELECT * FROM taken"
     )))
     .bind(args.service_id)
     .bind(lease.as_secs_f64())
+    .bind(&*state.instance_id)
+    .bind(crate::runtime::HEARTBEAT_STALE.as_secs_f64())
     .fetch_optional(&state.pool)
     .await?;
     let Some(service) = leased else {
@@ -69,6 +91,7 @@ pub async fn run(
         args,
         job_id,
         service,
+        holds_slot: Default::default(),
     };
     let outcome = async {
         match action {
@@ -81,6 +104,14 @@ pub async fn run(
     }
     .instrument(span)
     .await;
+    if run.holds_slot.into_inner() {
+        servers::release_call_slots(&state.pool, args.service_id).await?;
+    }
+    if let Err(e) = &outcome
+        && let Some(ServerBusy(server_id)) = e.downcast_ref::<ServerBusy>()
+    {
+        return defer_while_server_busy(state, action, args, *server_id).await;
+    }
     if outcome.is_err() {
         let _ = sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
             .bind(args.service_id)
@@ -106,7 +137,9 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
         );
         return Ok(());
     };
-    let delay = Duration::from_secs_f64(remaining.max(0.0) + 1.0);
+    // Look again soon: the holder may die (its lease is then free within
+    // HEARTBEAT_STALE), and never later than the lease's end.
+    let delay = Duration::from_secs_f64((remaining.max(0.0) + 1.0).min(2.0));
     let mut tx = state.pool.begin().await?;
     jobs::enqueue(&mut tx, action, args, Some(delay)).await?;
     tx.commit().await?;
@@ -114,6 +147,31 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
         service.id = args.service_id,
         delay_ms = delay.as_millis() as u64,
         "service busy; job deferred"
+    );
+    Ok(())
+}
+
+/// Every call slot of the server is taken: give the service back and run the
+/// job again after a short, jittered pause (the worker slot is free meanwhile).
+async fn defer_while_server_busy(
+    state: &AppState,
+    action: Action,
+    args: JobArgs,
+    server_id: i64,
+) -> anyhow::Result<()> {
+    let delay = Duration::from_millis(rand::rng().random_range(150..=450));
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
+        .bind(args.service_id)
+        .execute(&mut *tx)
+        .await?;
+    jobs::enqueue(&mut tx, action, args, Some(delay)).await?;
+    tx.commit().await?;
+    tracing::debug!(
+        service.id = args.service_id,
+        server.id = server_id,
+        delay_ms = delay.as_millis() as u64,
+        "server busy; job deferred"
     );
     Ok(())
 }
@@ -264,13 +322,21 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The server a service is on, its opened credentials and its module.
+    /// The server a service is on, its opened credentials and its module,
+    /// with one of the server's call slots taken for this run (or the
+    /// [`ServerBusy`] error when all are).
     async fn target(
         &self,
         server_id: i64,
     ) -> anyhow::Result<Result<(ServerRow, Credentials, Arc<dyn ProvisioningModule>), Failure>>
     {
         let server = servers::get(self.pool(), server_id).await?;
+        let lease = self.state.config.panel_timeout * 2 + Duration::from_secs(10);
+        if !servers::take_call_slot(self.pool(), server_id, self.service.id, lease).await? {
+            return Err(ServerBusy(server_id).into());
+        }
+        self.holds_slot
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let Some(module) = self.state.registry.get(&server.module) else {
             return Ok(Err(config_failure(format!(
                 "server {} uses unknown module {:?}",

@@ -2,11 +2,14 @@
 //! calls the same application services (`crate::app`) as the JSON API; the
 //! handlers here only parse forms, call a service and render the answer.
 
+mod alerts;
+mod attention;
 mod clients;
 mod dashboard;
 mod error;
 mod form;
 mod groups;
+mod health_chart;
 mod log;
 pub mod login;
 mod orders;
@@ -70,6 +73,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orders/{id}/progress", get(orders::progress))
         .route("/admin/orders/{id}/pay", post(orders::pay))
         .route("/admin/services", get(services::list))
+        .route("/admin/services/retry", post(attention::bulk_retry))
+        .route("/admin/attention", get(attention::page_handler))
+        .route("/admin/alerts", get(alerts::list))
+        .route("/admin/alerts/test", post(alerts::send_test))
         .route("/admin/services/{id}", get(services::show))
         .route("/admin/services/{id}/panel", get(services::panel))
         .route("/admin/services/{id}/terminate", post(services::terminate))
@@ -132,6 +139,8 @@ pub const ADMIN_GET_ROUTES: &[&str] = &[
     "/admin/orders/{order}",
     "/admin/orders/{order}/progress",
     "/admin/services",
+    "/admin/attention",
+    "/admin/alerts",
     "/admin/services/{service}",
     "/admin/services/{service}/panel",
     "/admin/log",

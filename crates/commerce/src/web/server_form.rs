@@ -91,11 +91,14 @@ struct FormPage {
     module_description: String,
     groups: Vec<Choice>,
     max_accounts: String,
+    max_concurrent: String,
     enabled: bool,
     creds: Vec<CredField>,
     tls_mode: String,
     tls_sha256: String,
     errors: Errors,
+    /// The saved server's recent health (inline SVG), or "".
+    chart: String,
 }
 
 #[derive(Template)]
@@ -111,6 +114,7 @@ struct Values {
     module: String,
     group_id: i64,
     max_accounts: String,
+    max_concurrent: String,
     enabled: bool,
     creds: std::collections::BTreeMap<String, String>,
     stored_secrets: Vec<String>,
@@ -175,11 +179,18 @@ async fn render(
             })
             .collect(),
         max_accounts: v.max_accounts,
+        max_concurrent: v.max_concurrent,
         enabled: v.enabled,
         creds,
         tls_mode: v.tls_mode,
         tls_sha256: v.tls_sha256,
         errors,
+        chart: match id {
+            Some(id) => {
+                crate::web::health_chart::svg(&servers::health_history(&state.pool, id, 60).await?)
+            }
+            None => String::new(),
+        },
     };
     page_with(state, admin, status, &t)
 }
@@ -190,6 +201,7 @@ pub async fn new(State(state): State<AppState>, admin: Admin) -> WebResult<Respo
         module: String::new(),
         group_id: 0,
         max_accounts: "0".into(),
+        max_concurrent: servers::DEFAULT_MAX_CONCURRENT.to_string(),
         enabled: true,
         creds: Default::default(),
         stored_secrets: Vec::new(),
@@ -206,6 +218,7 @@ pub async fn edit(State(state): State<AppState>, admin: Admin, Id(id): Id) -> We
         module: r.module,
         group_id: r.group_id,
         max_accounts: r.max_accounts.to_string(),
+        max_concurrent: r.max_concurrent.to_string(),
         enabled: r.enabled,
         creds: r.credentials.0,
         stored_secrets: r.secrets_set,
@@ -239,6 +252,7 @@ fn input_of(form: &FormData, errors: &mut FieldErrors) -> ServerInput {
         module: form.get("module"),
         group_id: form.int("group_id", 0, errors),
         max_accounts: form.int("max_accounts", 0, errors),
+        max_concurrent: form.int("max_concurrent", servers::DEFAULT_MAX_CONCURRENT, errors),
         enabled: form.has("enabled"),
         credentials: form.prefixed("credentials."),
         tls: Some(tls_of(form)),
@@ -281,6 +295,7 @@ async fn save(
                 module: input.module,
                 group_id: input.group_id,
                 max_accounts: form.get("max_accounts"),
+                max_concurrent: form.get("max_concurrent"),
                 enabled: input.enabled,
                 creds: input.credentials,
                 stored_secrets,

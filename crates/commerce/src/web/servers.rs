@@ -33,6 +33,8 @@ pub struct HealthCell {
     /// The Panel's name and version from its stats endpoint.
     pub panel: String,
     pub error: Option<ErrorBox>,
+    /// While offline: "out of placement since 3 min ago: why".
+    pub out_of_placement: Option<String>,
 }
 
 fn badge(status: &str) -> (&'static str, &'static str) {
@@ -79,6 +81,11 @@ impl HealthCell {
                 String::new()
             },
             error,
+            out_of_placement: (r.health_status == "offline").then(|| {
+                let since = r.health_since.map_or_else(|| "a while".to_owned(), ago);
+                let why = r.health_reason.as_deref().unwrap_or("a failed test");
+                format!("out of placement since {since}: {why}")
+            }),
         }
     }
 
@@ -99,6 +106,7 @@ impl HealthCell {
             detail: format!("checked just now · {} ms", o.latency_ms),
             panel: panel_text(text("name"), text("version")),
             error: o.error.as_ref().map(ErrorBox::from_failure),
+            out_of_placement: (!o.ok).then(|| "out of placement: the test just failed".to_owned()),
         }
     }
 }

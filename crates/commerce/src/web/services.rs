@@ -49,6 +49,17 @@ struct ListPage {
     statuses: Vec<Choice>,
     servers: Vec<Choice>,
     products: Vec<Choice>,
+    kinds: Vec<Choice>,
+    /// With a filter set: how many services a bulk retry would queue, and the
+    /// filters to send with it.
+    bulk: Option<Bulk>,
+}
+
+struct Bulk {
+    count: i64,
+    fields: Vec<(&'static str, String)>,
+    /// No status filter: only failed services are retried.
+    failed_only: bool,
 }
 
 fn choice(value: String, label: String, current: Option<&str>) -> Choice {
@@ -85,6 +96,7 @@ pub async fn list(
             f.product_id.map(|v| v.to_string()).unwrap_or_default(),
         ),
         ("q", f.q.clone().unwrap_or_default()),
+        ("kind", f.kind.clone().unwrap_or_default()),
         (
             "client_id",
             f.client_id.map(|v| v.to_string()).unwrap_or_default(),
@@ -123,6 +135,28 @@ pub async fn list(
         .collect();
     let sid = f.server_id.map(|v| v.to_string());
     let pid = f.product_id.map(|v| v.to_string());
+    let filtered = f.status.is_some()
+        || f.server_id.is_some()
+        || f.product_id.is_some()
+        || f.client_id.is_some()
+        || f.kind.is_some()
+        || f.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let bulk = match filtered {
+        true => {
+            let count = crate::app::bulk::count_matching(&state.pool, &f).await?;
+            let fields = params
+                .iter()
+                .filter(|(k, v)| !v.is_empty() && *k != "order_id")
+                .map(|(k, v)| (*k, v.clone()))
+                .collect();
+            (count > 0).then_some(Bulk {
+                count,
+                fields,
+                failed_only: f.status.is_none(),
+            })
+        }
+        false => None,
+    };
     let t = ListPage {
         chrome: Chrome::new(&admin, "services"),
         rows,
@@ -142,6 +176,11 @@ pub async fn list(
             .into_iter()
             .map(|p| choice(p.id.to_string(), p.name, pid.as_deref()))
             .collect(),
+        kinds: provisioning::FailureKind::ALL
+            .iter()
+            .map(|k| choice(k.as_str().into(), k.title().into(), f.kind.as_deref()))
+            .collect(),
+        bulk,
     };
     page(&state, &admin, &t)
 }

@@ -1,9 +1,11 @@
 //! Integration tests: real PostgreSQL, the real worker pool and HTTP server, the
 //! in-process Panel simulator. One binary for the crate.
 
+mod alerts;
 mod api;
 mod cluster;
 mod ops;
+mod placement;
 mod promises;
 mod provisioning;
 mod security;

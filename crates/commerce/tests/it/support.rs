@@ -79,6 +79,8 @@ pub fn config(database_url: &str, overrides: &[(&str, &str)]) -> Config {
         ("RETRY_MAX_MS", "200".into()),
         ("PROVISION_MAX_ATTEMPTS", "5".into()),
         ("SWEEP_TIMEOUT_SECS", "2".into()),
+        // Tests that exercise the schedule turn it on.
+        ("HEALTH_SWEEP_INTERVAL_SECS", "0".into()),
         // The simulator listens on loopback, which Panel calls refuse by default.
         ("PANEL_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
     ];

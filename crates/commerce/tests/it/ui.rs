@@ -1238,3 +1238,132 @@ async fn product_form_package_field_lists_v1_packages_warns_on_a_missing_one_and
     assert_eq!((status, body.as_str()), (204, ""));
     app.finish().await;
 }
+
+#[tokio::test]
+async fn admin_sees_failed_services_grouped_on_needs_attention_and_retries_all_like_this_after_a_confirmation()
+ {
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &[("PROVISION_MAX_ATTEMPTS", "1")],
+    )
+    .await;
+    create_admin(&app).await;
+    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    app.sim.set_packages(Target::All, &["Other"]);
+    let mut services = Vec::new();
+    for i in 0..6 {
+        let order = app.order(product, &format!("attn{i}.example.com")).await;
+        services.push(order["services"][0]["id"].as_i64().expect("service id"));
+    }
+    for sid in &services {
+        app.settle(*sid, &["failed"]).await;
+    }
+    let b = Browser::start(&app.base).await;
+    b.login().await;
+
+    b.goto("/admin/attention").await;
+    let group = b
+        .wait_text(".attention-group h2", |t| t.contains("panel-0"))
+        .await;
+    assert!(group.contains('6'), "{group}");
+    let hint = b.text(".attention-group .hint").await;
+    assert!(hint.contains("Package names are case-sensitive"), "{hint}");
+    b.screenshot("needs-attention").await;
+
+    b.goto("/admin/services?status=failed&kind=validation")
+        .await;
+    let summary = b.text("#bulk-retry summary").await;
+    assert_eq!(summary, "Retry all 6 like this");
+    app.sim.set_packages(Target::All, &["Starter"]);
+    b.click("#bulk-retry summary").await;
+    let confirm = b.wait_text("#bulk-retry-confirm", |t| !t.is_empty()).await;
+    assert_eq!(confirm, "Yes, retry 6 services");
+    b.click("#bulk-retry-confirm").await;
+    b.wait_text("#flash", |t| t.contains("Retry queued for 6 services"))
+        .await;
+    for sid in &services {
+        app.settle(*sid, &["active"]).await;
+    }
+    assert_eq!(app.sim.accounts(Target::Server(0)).len(), 6);
+    b.goto("/admin/attention").await;
+    b.wait_text(".empty", |t| t.contains("Nothing failed"))
+        .await;
+    b.close().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn admin_sends_a_test_alert_sees_recent_alerts_and_the_servers_health_chart() {
+    let (url, got) = crate::alerts::sink().await;
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &[("ALERT_WEBHOOK_URL", url.as_str())],
+    )
+    .await;
+    create_admin(&app).await;
+    let (_, server, _) = app.catalog("Starter", "on_order").await;
+    for _ in 0..2 {
+        app.post(&format!("/api/v1/servers/{server}/test"), json!({}))
+            .await;
+    }
+    app.sim.set_faults(
+        Target::Server(0),
+        Faults {
+            status: Some(401),
+            ..Default::default()
+        },
+    );
+    app.post(&format!("/api/v1/servers/{server}/test"), json!({}))
+        .await;
+    app.sim.clear_faults();
+
+    let b = Browser::start(&app.base).await;
+    b.login().await;
+    b.goto("/admin/alerts").await;
+    b.wait_text("#alerts tr[data-event='server_offline']", |t| {
+        t.contains("offline") && t.contains("Fix:")
+    })
+    .await;
+    b.click("#send-test-alert").await;
+    b.wait_text("#flash", |t| t.contains("Test alert queued"))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while !got
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|e| e["event"] == "test")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the test alert never reached the sink"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.goto("/admin/alerts").await;
+    b.wait_text("#alerts tr[data-event='test'] .alert-status", |t| {
+        t.contains("sent")
+    })
+    .await;
+    b.screenshot("alerts").await;
+
+    b.goto(&format!("/admin/servers/{server}/edit")).await;
+    let chart = b.find("#health-history svg.health-chart").await;
+    assert_eq!(
+        chart.attr("data-points").await.expect("attr").as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        chart.attr("data-offline").await.expect("attr").as_deref(),
+        Some("1")
+    );
+    b.screenshot("server-health-chart").await;
+    b.close().await;
+    app.finish().await;
+}

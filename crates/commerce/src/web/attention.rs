@@ -1,0 +1,191 @@
+//! What needs an admin: failed and needs-attention services grouped by server
+//! and error kind with the fix, each with retry and a link to adopt; and the
+//! bulk retry behind "Retry all N like this".
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+
+use crate::app::bulk::{self, RetryFilter};
+use crate::app::servers;
+use crate::domain::TriggeredBy;
+use crate::state::AppState;
+use crate::web::error::WebResult;
+use crate::web::form::FormData;
+use crate::web::page::{Chrome, page};
+use crate::web::session::{Admin, flash_redirect};
+use crate::web::view::{DASH, ago};
+
+/// Services shown per group; the group's count and its bulk retry cover all.
+const PER_GROUP: usize = 20;
+
+struct Item {
+    id: i64,
+    domain: String,
+    message: String,
+    updated: String,
+}
+
+struct Group {
+    server_id: Option<i64>,
+    server: String,
+    kind: String,
+    title: String,
+    hint: String,
+    count: usize,
+    items: Vec<Item>,
+    /// The query string of the services list (and bulk retry) for this group.
+    query: String,
+}
+
+#[derive(Template)]
+#[template(path = "attention.html")]
+struct AttentionPage {
+    chrome: Chrome,
+    groups: Vec<Group>,
+}
+
+#[derive(sqlx::FromRow)]
+struct FailedRow {
+    id: i64,
+    server_id: Option<i64>,
+    domain: String,
+    last_error: Option<Json<serde_json::Value>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// GET /admin/attention
+pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
+    let rows: Vec<FailedRow> = sqlx::query_as(
+        "SELECT id, server_id, domain, last_error, updated_at FROM services
+         WHERE status = 'failed' ORDER BY server_id NULLS FIRST, last_error->>'kind', id DESC LIMIT 5000",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .map_err(crate::app::error::AppError::from)?;
+    let names: HashMap<i64, String> = servers::all(&state.pool)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    let mut groups: Vec<Group> = Vec::new();
+    for r in rows {
+        let e = r.last_error.map(|j| j.0).unwrap_or_default();
+        let text = |k: &str| {
+            e.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let kind = text("kind");
+        let same = groups
+            .last()
+            .is_some_and(|g| g.server_id == r.server_id && g.kind == kind);
+        if !same {
+            let mut query = vec![("status", "failed".to_owned())];
+            if let Some(id) = r.server_id {
+                query.push(("server_id", id.to_string()));
+            }
+            if !kind.is_empty() {
+                query.push(("kind", kind.clone()));
+            }
+            groups.push(Group {
+                server_id: r.server_id,
+                server: r
+                    .server_id
+                    .and_then(|id| names.get(&id).cloned())
+                    .unwrap_or_else(|| DASH.to_owned()),
+                title: provisioning::FailureKind::ALL
+                    .iter()
+                    .find(|k| k.as_str() == kind)
+                    .map_or_else(|| kind.clone(), |k| k.title().to_owned()),
+                kind,
+                hint: text("hint"),
+                count: 0,
+                items: Vec::new(),
+                query: serde_urlencoded::to_string(&query).unwrap_or_default(),
+            });
+        }
+        if let Some(g) = groups.last_mut() {
+            g.count += 1;
+            if g.items.len() < PER_GROUP {
+                g.items.push(Item {
+                    id: r.id,
+                    domain: r.domain,
+                    message: text("message"),
+                    updated: ago(r.updated_at),
+                });
+            }
+        }
+    }
+    let t = AttentionPage {
+        chrome: Chrome::new(&admin, "attention"),
+        groups,
+    };
+    page(&state, &admin, &t)
+}
+
+fn opt(form: &FormData, name: &str) -> Option<String> {
+    Some(form.get(name).trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn id(form: &FormData, name: &str) -> Option<i64> {
+    opt(form, name).and_then(|v| v.parse().ok())
+}
+
+/// POST /admin/services/retry: the confirmed "Retry all N like this".
+pub async fn bulk_retry(
+    State(state): State<AppState>,
+    admin: Admin,
+    form: FormData,
+) -> WebResult<Response> {
+    let filter = RetryFilter {
+        status: opt(&form, "status"),
+        server_id: id(&form, "server_id"),
+        product_id: id(&form, "product_id"),
+        client_id: id(&form, "client_id"),
+        q: opt(&form, "q"),
+        kind: opt(&form, "kind"),
+    };
+    let back: Vec<(&str, String)> = [
+        "status",
+        "server_id",
+        "product_id",
+        "client_id",
+        "q",
+        "kind",
+    ]
+    .into_iter()
+    .filter_map(|k| opt(&form, k).map(|v| (k, v)))
+    .collect();
+    let to = match opt(&form, "back").as_deref() {
+        Some("attention") => "/admin/attention".to_owned(),
+        _ => format!(
+            "/admin/services?{}",
+            serde_urlencoded::to_string(&back).unwrap_or_default()
+        ),
+    };
+    let queued = bulk::retry_matching(&state, &filter.into(), TriggeredBy::Admin).await?;
+    tracing::info!(
+        admin.id = admin.id,
+        count = queued.count,
+        "admin queued a bulk retry"
+    );
+    let expected = id(&form, "expected");
+    let note = match expected {
+        Some(n) if n != queued.count as i64 => {
+            format!(" (the page said {n}: some services changed in the meantime)")
+        }
+        _ => String::new(),
+    };
+    Ok(flash_redirect(
+        &state,
+        &to,
+        "info",
+        &format!("Retry queued for {} services{note}.", queued.count),
+    ))
+}
