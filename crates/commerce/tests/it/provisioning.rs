@@ -115,11 +115,13 @@ async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint()
     let (_, server_id, product_id) = app.catalog("starter", "on_order").await;
     let sid = service_id(&app.order(product_id, "carol.example.com").await);
     let service = app.settle(sid, &["failed"]).await;
-    // Nothing was created and no retry comes: the slot is given back.
-    assert_eq!(service["server_id"], Value::Null, "{service}");
+    // Nothing was created and no retry comes, but the service keeps its server
+    // and slot, so "retry what failed on server N" finds it (and a retry on
+    // it needs no new placement); a terminate gives the slot back.
+    assert_eq!(service["server_id"], server_id, "{service}");
     assert_eq!(
         app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
-        0
+        1
     );
     let err = &service["last_error"];
     assert_eq!(err["kind"], "validation");
