@@ -186,7 +186,7 @@ pub const ROUTES: &[RouteDoc] = &[
     doc!(
         "post",
         "/api/v1/services/{id}/{action}",
-        "Queue create, suspend, unsuspend, terminate, retry or sync (read usage and status from the Panel). Terminate is irreversible and needs {\"confirm\": \"<the service's domain>\"}; retry never re-runs a failed terminate",
+        "Queue create, suspend, unsuspend, terminate, retry or sync (read usage and status from the Panel). Suspend takes an optional Suspend body {reason: overdue|abuse|other (default other), note}; unsuspend an optional Unsuspend body {only_if_reason}, 409 with nothing sent when the service is suspended for another reason. Terminate is irreversible and needs {\"confirm\": \"<the service's domain>\"}; retry never re-runs a failed terminate",
         None,
         202
     ),

@@ -308,7 +308,20 @@ pub async fn service_action(
             .into());
         }
     }
-    let job_id = services::request(&s, id, requested, TriggeredBy::Api).await?;
+    // An empty body is the default; anything else is parsed strictly (422 on
+    // an unknown field, named).
+    let present = !body.iter().all(u8::is_ascii_whitespace);
+    let details = match requested {
+        Requested::Suspend if present => {
+            services::Details::Suspend(crate::api::error::parse_json::<services::Suspend>(&body)?)
+        }
+        Requested::Suspend => services::Details::Suspend(services::Suspend::default()),
+        Requested::Unsuspend if present => services::Details::Unsuspend(
+            crate::api::error::parse_json::<services::Unsuspend>(&body)?,
+        ),
+        _ => services::Details::None,
+    };
+    let job_id = services::request_with(&s, id, requested, &details, TriggeredBy::Api).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
 }
 

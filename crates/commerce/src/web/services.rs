@@ -181,6 +181,15 @@ struct Panel {
     /// Products of the same module to move to (empty: no package change).
     package_choices: Vec<crate::web::server_form::Choice>,
     log: Vec<LogLine>,
+    /// Offer the suspend form (reason + note).
+    can_suspend: bool,
+    /// Offer unsuspend; an abuse suspension asks for a ticked confirmation.
+    can_unsuspend: bool,
+    reasons: Vec<Choice>,
+    /// Why it is suspended (label) and the admin's note; empty when not.
+    suspension_reason: String,
+    suspension_note: String,
+    abuse: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -225,11 +234,8 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         label,
         class,
     };
-    match status {
-        ServiceStatus::Active => actions.push(button("suspend", "Suspend", "secondary")),
-        ServiceStatus::Suspended => actions.push(button("unsuspend", "Unsuspend", "")),
-        ServiceStatus::Pending => actions.push(button("create", "Create account now", "")),
-        _ => {}
+    if status == ServiceStatus::Pending {
+        actions.push(button("create", "Create account now", ""));
     }
     if s.last_error.is_some() && status != ServiceStatus::Provisioning {
         actions.push(button("retry", "Retry failed action", ""));
@@ -302,6 +308,28 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         can_change_password,
         package_choices,
         log: crate::web::log::lines(state, recent.items).await?,
+        can_suspend: status == ServiceStatus::Active,
+        can_unsuspend: status == ServiceStatus::Suspended,
+        reasons: crate::web::suspension::REASONS
+            .iter()
+            .map(|(v, l)| Choice {
+                value: (*v).to_owned(),
+                label: (*l).to_owned(),
+                selected: *v == "other",
+            })
+            .collect(),
+        suspension_reason: match (status, s.suspension_reason.as_deref()) {
+            (ServiceStatus::Suspended | ServiceStatus::Provisioning, Some(r)) => {
+                crate::web::suspension::REASONS
+                    .iter()
+                    .find(|(v, _)| *v == r)
+                    .map_or(r, |(_, l)| *l)
+                    .to_owned()
+            }
+            _ => String::new(),
+        },
+        suspension_note: s.suspension_note.clone().unwrap_or_default(),
+        abuse: s.suspension_reason.as_deref() == Some("abuse"),
     })
 }
 
@@ -349,6 +377,8 @@ pub async fn panel(
 /// What an admin button queues.
 pub enum Queue {
     Plain(Requested),
+    /// A suspend's reason or an unsuspend's condition with it.
+    With(Requested, services::Details),
     Adopt,
     ChangePassword,
     ChangePackage(i64),
@@ -366,6 +396,7 @@ pub async fn queue(
     let to = format!("/admin/services/{id}");
     let queued = match requested {
         Queue::Plain(r) => services::request(state, id, r, TriggeredBy::Admin).await,
+        Queue::With(r, d) => services::request_with(state, id, r, &d, TriggeredBy::Admin).await,
         Queue::ChangePassword => {
             crate::app::changes::change_password(state, id, TriggeredBy::Admin).await
         }

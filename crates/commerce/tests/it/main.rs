@@ -3,6 +3,7 @@
 
 mod api;
 mod cluster;
+mod lifecycle;
 mod ops;
 mod provisioning;
 mod security;

@@ -1053,6 +1053,10 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
         |t| t == "active",
     )
     .await;
+    // Suspended for abuse, with a note: lifting it needs a ticked confirmation.
+    b.js("document.querySelector('#suspend-reason').value = 'abuse'")
+        .await;
+    b.fill("#suspend-note", "spam run, ticket 77").await;
     b.click("#action-suspend").await;
     b.wait_text("#service-status", |t| t == "suspended").await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
@@ -1061,6 +1065,15 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
         |t| t == "suspended",
     )
     .await;
+    b.wait_text("#suspension-reason", |t| t == "Abuse").await;
+    b.wait_text("#suspension-note", |t| t == "spam run, ticket 77")
+        .await;
+    b.mark().await;
+    b.click("#action-unsuspend").await;
+    b.assert_no_page_load("an unticked abuse confirmation")
+        .await;
+    assert!(app.sim.accounts(Target::Server(0))[0].suspended);
+    b.click("#confirm-abuse").await;
     b.click("#action-unsuspend").await;
     b.wait_text("#service-status", |t| t == "active").await;
     b.wait_text(
