@@ -51,6 +51,13 @@ pub struct Config {
     /// `PANEL_ALLOWED_NETWORKS`: networks Panel calls may reach even though
     /// they are loopback/link-local/..., and where plain http:// is accepted.
     pub panel_networks: opterius::NetworkPolicy,
+    /// `SMTP_URL`: where client mail goes (`smtp://user:pass@host:port`,
+    /// `?tls=required` for STARTTLS, `smtps://` for TLS). Unset: files in `mail_dir`.
+    pub smtp_url: Option<secrecy::SecretString>,
+    /// `MAIL_FROM`: the sender of client mail.
+    pub mail_from: String,
+    /// `MAIL_DIR`: where messages are written when there is no `SMTP_URL`.
+    pub mail_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Config {
@@ -160,7 +167,23 @@ impl Config {
                 &get("PANEL_ALLOWED_NETWORKS").unwrap_or_default(),
             )
             .map_err(|e| anyhow::anyhow!("PANEL_ALLOWED_NETWORKS is invalid: {e}"))?,
+            smtp_url: get("SMTP_URL")
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| secrecy::SecretString::from(v.trim().to_owned())),
+            mail_from: get("MAIL_FROM")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "Hosting <hosting@localhost>".into()),
+            mail_dir: get("MAIL_DIR")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "./data/mail".into())
+                .into(),
         };
+        if let Some(url) = &config.smtp_url {
+            crate::mail::check_smtp_url(secrecy::ExposeSecret::expose_secret(url))
+                .map_err(|e| anyhow::anyhow!("SMTP_URL is invalid: {e}"))?;
+        }
+        crate::mail::check_from(&config.mail_from)
+            .map_err(|e| anyhow::anyhow!("MAIL_FROM is invalid: {e}"))?;
         if config.worker_concurrency == 0 {
             bail!("WORKER_CONCURRENCY must be at least 1");
         }

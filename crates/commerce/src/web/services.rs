@@ -181,6 +181,9 @@ struct Panel {
     /// Products of the same module to move to (empty: no package change).
     package_choices: Vec<crate::web::server_form::Choice>,
     log: Vec<LogLine>,
+    /// When the last welcome mail went out ("" if never).
+    welcome_sent: String,
+    can_resend_welcome: bool,
     /// Offer the suspend form (reason + note).
     can_suspend: bool,
     /// Offer unsuspend; an abuse suspension asks for a ticked confirmation.
@@ -308,6 +311,12 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         can_change_password,
         package_choices,
         log: crate::web::log::lines(state, recent.items).await?,
+        welcome_sent: crate::mail::welcome_sent_at(&state.pool, id)
+            .await
+            .map_err(AppError::from)?
+            .map(|t| when_opt(Some(t)))
+            .unwrap_or_default(),
+        can_resend_welcome: live,
         can_suspend: status == ServiceStatus::Active,
         can_unsuspend: status == ServiceStatus::Suspended,
         reasons: crate::web::suspension::REASONS
@@ -382,6 +391,7 @@ pub enum Queue {
     Adopt,
     ChangePassword,
     ChangePackage(i64),
+    ResendWelcome,
 }
 
 /// Queues an action and returns to the service page, which watches for its end.
@@ -397,6 +407,7 @@ pub async fn queue(
     let queued = match requested {
         Queue::Plain(r) => services::request(state, id, r, TriggeredBy::Admin).await,
         Queue::With(r, d) => services::request_with(state, id, r, &d, TriggeredBy::Admin).await,
+        Queue::ResendWelcome => crate::mail::resend_welcome(state, id).await,
         Queue::ChangePassword => {
             crate::app::changes::change_password(state, id, TriggeredBy::Admin).await
         }
@@ -457,6 +468,7 @@ pub async fn action(
             "Reading usage from the Panel",
         ),
         "change-password" => (Queue::ChangePassword, "Password change"),
+        "resend-welcome" => (Queue::ResendWelcome, "Welcome mail"),
         "adopt" => (Queue::Adopt, "Adopting the Panel's account"),
         _ => {
             return Err(WebError::NotFound(format!(

@@ -147,3 +147,200 @@ async fn an_overdue_unsuspend_leaves_an_abuse_suspension_alone() {
     assert_eq!(panel_calls(&app, "/accounts/unsuspend"), 3);
     app.finish().await;
 }
+
+/// A tiny SMTP server on loopback: enough of RFC 5321 for lettre (greeting,
+/// EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT). The first `fail` transactions
+/// get a temporary 451 at MAIL FROM.
+pub struct SmtpSink {
+    pub url: String,
+    pub messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub fail: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub conversations: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sink");
+        let url = format!("smtp://{}", listener.local_addr().expect("addr"));
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let fail = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let conversations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (m, f, c) = (messages.clone(), fail.clone(), conversations.clone());
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let (m, f, c) = (m.clone(), f.clone(), c.clone());
+                tokio::spawn(async move {
+                    c.fetch_add(1, Ordering::SeqCst);
+                    let (r, mut w) = sock.into_split();
+                    let mut lines = BufReader::new(r);
+                    let _ = w.write_all(b"220 sink ESMTP\r\n").await;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let verb = line.trim_end().to_ascii_uppercase();
+                        let reply: &[u8] = if verb.starts_with("EHLO") || verb.starts_with("HELO") {
+                            b"250-sink\r\n250 8BITMIME\r\n"
+                        } else if verb.starts_with("MAIL FROM") {
+                            let busy = f
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                            if busy {
+                                b"451 4.3.0 try again later\r\n"
+                            } else {
+                                b"250 OK\r\n"
+                            }
+                        } else if verb.starts_with("RCPT TO")
+                            || verb.starts_with("RSET")
+                            || verb.starts_with("NOOP")
+                        {
+                            b"250 OK\r\n"
+                        } else if verb == "DATA" {
+                            let _ = w.write_all(b"354 go ahead\r\n").await;
+                            let mut body = String::new();
+                            loop {
+                                line.clear();
+                                if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if line == ".\r\n" {
+                                    break;
+                                }
+                                body.push_str(&line);
+                            }
+                            m.lock().expect("lock").push(body);
+                            b"250 OK queued\r\n"
+                        } else if verb == "QUIT" {
+                            let _ = w.write_all(b"221 bye\r\n").await;
+                            return;
+                        } else {
+                            b"502 not implemented\r\n"
+                        };
+                        if w.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            messages,
+            fail,
+            conversations,
+        }
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().expect("lock").clone()
+    }
+
+    pub async fn wait_for(&self, n: usize) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let m = self.messages();
+            if m.len() >= n {
+                return m;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} mails arrived",
+                m.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Undoes quoted-printable soft breaks and `=3D`, enough to find a password.
+fn unfold(raw: &str) -> String {
+    raw.replace("=\r\n", "").replace("=3D", "=")
+}
+
+#[tokio::test]
+async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retried() {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(
+        opterius_sim::SimConfig {
+            servers: 2,
+            ..Default::default()
+        },
+        &[
+            ("SMTP_URL", &sink.url),
+            ("MAIL_FROM", "Hosting <hosting@example.net>"),
+        ],
+    )
+    .await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let sid = service_id(&app.order(product, "sam.example.com").await);
+    app.settle(sid, &["active"]).await;
+    let mails = sink.wait_for(1).await;
+    let welcome = unfold(&mails[0]);
+    let password = app.passwords().await.remove(0);
+    assert!(
+        welcome.contains(&password),
+        "the welcome mail carries the password"
+    );
+    assert!(welcome.contains("sam.example.com") && welcome.contains("Username:"));
+    assert!(
+        welcome.contains(&app.sim.server_url(0)),
+        "the Panel's address"
+    );
+    assert!(welcome.contains("keeps its own password"));
+    assert!(welcome.contains("To: owner@sam.example.com"));
+    assert!(welcome.contains("text/html"), "text and HTML parts");
+    let outbox: (String, i32) = sqlx::query_as(
+        "SELECT status, attempts FROM mail_outbox WHERE service_id = $1 AND kind = 'welcome'",
+    )
+    .bind(sid)
+    .fetch_one(&app.state.pool)
+    .await
+    .expect("outbox row");
+    assert_eq!(outbox, ("sent".to_owned(), 1));
+
+    // The SMTP server refuses twice: the password-change mail arrives on the third try.
+    sink.fail.store(2, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/change-password"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let mails = sink.wait_for(2).await;
+    let changed = unfold(&mails[1]);
+    let new_password = app.passwords().await.remove(0);
+    assert_ne!(new_password, password);
+    assert!(
+        changed.contains(&new_password),
+        "the new password is mailed"
+    );
+    let (status, attempts, error): (String, i32, Option<String>) = sqlx::query_as(
+        "SELECT status, attempts, last_error FROM mail_outbox WHERE service_id = $1 AND kind = 'password_changed'",
+    )
+    .bind(sid)
+    .fetch_one(&app.state.pool)
+    .await
+    .expect("outbox row");
+    assert_eq!((status.as_str(), attempts, error), ("sent", 3, None));
+    assert!(sink.conversations.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+
+    // Nothing secret in the outbox, the API answers (checked by finish) or the log.
+    let outbox_text: String =
+        sqlx::query_scalar("SELECT string_agg(row_to_json(m)::text, ' ') FROM mail_outbox m")
+            .fetch_one(&app.state.pool)
+            .await
+            .expect("outbox");
+    assert!(!outbox_text.contains(&password) && !outbox_text.contains(&new_password));
+    app.get(&format!("/api/v1/services/{sid}")).await;
+    app.finish().await;
+}
