@@ -85,7 +85,11 @@ pub fn config(database_url: &str, overrides: &[(&str, &str)]) -> Config {
         (
             "MAIL_DIR",
             std::env::temp_dir()
-                .join(format!("commerce-it-mail-{}", std::process::id()))
+                .join(format!(
+                    "commerce-it-mail-{}-{}",
+                    std::process::id(),
+                    ulid::Ulid::generate()
+                ))
                 .display()
                 .to_string(),
         ),

@@ -1094,6 +1094,41 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
     )
     .await;
     assert_ne!(app.passwords().await, before);
+    // The demo's mailbox (no SMTP_URL): the welcome mail went out on
+    // activation; a resend goes out again with the current password.
+    b.wait_text("#welcome-mail", |t| t.contains("welcome mail sent at"))
+        .await;
+    let mails = |app: &TestApp| -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(&app.state.config.mail_dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    };
+    let before = mails(&app).len();
+    b.click("#action-resend-welcome").await;
+    b.wait_text(".flash", |t| t.contains("Welcome mail queued"))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while mails(&app).len() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the resent welcome mail never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let current = app.passwords().await.remove(0);
+    let unfolded = |m: &String| m.replace("=\r\n", "").replace("=3D", "=");
+    assert!(
+        mails(&app)
+            .iter()
+            .any(|m| m.contains("Your hosting account") && unfolded(m).contains(&current)),
+        "the resent welcome mail carries the current password"
+    );
     app.post(
         "/api/v1/products",
         json!({"name": "Panel 2.8 Pro", "module": "opterius_v1", "group_id": ids(&app, "server_groups").await[0], "package": "Pro"}),
