@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 pub const SERVICE_COLUMNS: &str = "id, order_id, client_id, product_id, server_id, domain, username, status, \
     panel_account_id, last_error, create_outcome_unknown, created_at, updated_at, activated_at, suspended_at, terminated_at, \
-    usage, panel_status, synced_at, suspension_reason, suspension_note";
+    usage, panel_status, synced_at, suspension_reason, suspension_note, drift";
 
 /// A service as stored (without its sealed password).
 #[derive(Debug, Clone, FromRow)]
@@ -40,6 +40,7 @@ pub struct ServiceRow {
     pub synced_at: Option<DateTime<Utc>>,
     pub suspension_reason: Option<String>,
     pub suspension_note: Option<String>,
+    pub drift: Option<String>,
 }
 
 impl ServiceRow {
@@ -75,6 +76,8 @@ pub struct ServiceView {
     pub suspension_reason: Option<String>,
     /// The admin's note on the suspension.
     pub suspension_note: Option<String>,
+    /// Where the Panel disagreed with us at the last sync (null: it agreed).
+    pub drift: Option<String>,
 }
 
 impl From<ServiceRow> for ServiceView {
@@ -105,6 +108,7 @@ impl From<ServiceRow> for ServiceView {
             panel_status: r.panel_status,
             suspension_reason: r.suspension_reason,
             suspension_note: r.suspension_note,
+            drift: r.drift,
         }
     }
 }
@@ -135,6 +139,9 @@ pub struct ServiceFilter {
     /// Domain or username prefix.
     #[serde(default, deserialize_with = "empty_as_none")]
     pub q: Option<String>,
+    /// `1`/`true`: only services the Panel disagrees with.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub drift: Option<String>,
     /// `page` and `per_page`, beside the filters in one query string.
     #[serde(flatten)]
     pub paging: PageQuery,
@@ -186,6 +193,9 @@ pub async fn list(
             if let Some(v) = value {
                 qb.push(format_args!(" AND {column} = ")).push_bind(v);
             }
+        }
+        if matches!(filter.drift.as_deref(), Some("1" | "true")) {
+            qb.push(" AND drift IS NOT NULL");
         }
         if let Some(q) = &q {
             qb.push(" AND (lower(domain) LIKE ")

@@ -181,6 +181,8 @@ struct Panel {
     /// Products of the same module to move to (empty: no package change).
     package_choices: Vec<crate::web::server_form::Choice>,
     log: Vec<LogLine>,
+    /// Where the Panel disagreed at the last sync ("" if it agreed).
+    drift: String,
     /// When the last welcome mail went out ("" if never).
     welcome_sent: String,
     can_resend_welcome: bool,
@@ -317,6 +319,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             .map(|t| when_opt(Some(t)))
             .unwrap_or_default(),
         can_resend_welcome: live,
+        drift: s.drift.clone().unwrap_or_default(),
         can_suspend: status == ServiceStatus::Active,
         can_unsuspend: status == ServiceStatus::Suspended,
         reasons: crate::web::suspension::REASONS

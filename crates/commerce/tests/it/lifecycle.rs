@@ -344,3 +344,77 @@ async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retrie
     app.get(&format!("/api/v1/services/{sid}")).await;
     app.finish().await;
 }
+
+/// Acts on the simulated v1 Panel directly, as a Panel admin would.
+async fn behind_our_back(app: &TestApp, action: &str, username: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/accounts/{action}",
+            app.sim.server_url(0)
+        ))
+        .bearer_auth(app.sim.api_key(0))
+        .header("Accept", "application/json")
+        .json(&json!({"username": username, "reason": "done on the Panel"}))
+        .send()
+        .await
+        .expect("sim");
+    assert_eq!(resp.status(), 200, "{action} on the Panel");
+}
+
+async fn sync(app: &TestApp, sid: i64) -> Value {
+    let before = app.log_for(sid).await.len();
+    app.post(&format!("/api/v1/services/{sid}/sync"), json!({}))
+        .await;
+    app.wait_for_log(sid, |l| {
+        l.len() > before
+            && l.last()
+                .is_some_and(|e| e["action"] == "info" && e["status"] != "pending")
+    })
+    .await;
+    app.get(&format!("/api/v1/services/{sid}")).await
+}
+
+#[tokio::test]
+async fn drift_is_flagged_when_the_panel_suspends_or_loses_an_account_behind_our_back() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let sid = service_id(&app.order(product, "tess.example.com").await);
+    let service = app.settle(sid, &["active"]).await;
+    let username = service["username"].as_str().expect("username").to_owned();
+    let service = sync(&app, sid).await;
+    assert!(service["drift"].is_null(), "{service}");
+
+    behind_our_back(&app, "suspend", &username).await;
+    let service = sync(&app, sid).await;
+    assert_eq!(service["status"], "active", "nothing changed silently");
+    assert_eq!(service["panel_status"], "suspended");
+    assert_eq!(service["drift"], "suspended on the Panel, active here");
+    assert_eq!(
+        commerce::app::dashboard::services_with_drift(&app.state.pool)
+            .await
+            .expect("count"),
+        1
+    );
+    let listed = app.get("/api/v1/services?drift=1").await;
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(panel_calls(&app, "/accounts/unsuspend"), 0);
+
+    // Put right on the Panel: the next sync clears it.
+    behind_our_back(&app, "unsuspend", &username).await;
+    let service = sync(&app, sid).await;
+    assert!(service["drift"].is_null(), "{service}");
+
+    behind_our_back(&app, "terminate", &username).await;
+    let service = sync(&app, sid).await;
+    assert_eq!(service["status"], "active");
+    assert_eq!(service["panel_status"], "missing");
+    assert!(
+        service["drift"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("missing on the Panel"),
+        "{service}"
+    );
+    assert_eq!(app.get("/api/v1/services?drift=1").await["total"], 1);
+    app.finish().await;
+}
