@@ -56,6 +56,9 @@ pub struct Config {
     pub smtp_url: Option<secrecy::SecretString>,
     /// `MAIL_FROM`: the sender of client mail.
     pub mail_from: String,
+    /// `USAGE_SYNC_INTERVAL_SECS`: how often every account's usage is read
+    /// (spread over the interval); zero turns the schedule off.
+    pub usage_sync_interval: Duration,
     /// `MAIL_DIR`: where messages are written when there is no `SMTP_URL`.
     pub mail_dir: std::path::PathBuf,
 }
@@ -173,6 +176,7 @@ impl Config {
             mail_from: get("MAIL_FROM")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "Hosting <hosting@localhost>".into()),
+            usage_sync_interval: secs("USAGE_SYNC_INTERVAL_SECS", 21_600)?,
             mail_dir: get("MAIL_DIR")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "./data/mail".into())

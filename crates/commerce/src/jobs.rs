@@ -123,6 +123,31 @@ pub async fn enqueue(
     Ok(id.to_string())
 }
 
+/// Enqueues many jobs of one action in one statement, in the caller's transaction.
+pub async fn enqueue_many(
+    conn: &mut PgConnection,
+    action: Action,
+    jobs: Vec<(JobArgs, Option<Duration>)>,
+) -> anyhow::Result<()> {
+    let queue = queue_of(action).ok_or_else(|| anyhow::anyhow!("{action} has no job"))?;
+    let mut tasks = Vec::with_capacity(jobs.len());
+    for (args, delay) in jobs {
+        let mut builder = TaskBuilder::new(serde_json::to_vec(&args)?)
+            .task_id(TaskId::from_ulid(ulid::Ulid::generate()))
+            .max_attempts(TASK_MAX_ATTEMPTS);
+        if let Some(d) = delay {
+            builder = builder.run_after(d);
+        }
+        tasks.push(builder.build());
+    }
+    for chunk in tasks.chunks(1000) {
+        apalis_postgres::queries::push_tasks(&mut *conn, queue, chunk.to_vec())
+            .await
+            .map_err(|e| anyhow::anyhow!("could not enqueue {queue}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Creates apalis's schema (and its extensions) if missing.
 pub async fn setup(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     PostgresStorage::setup(pool)

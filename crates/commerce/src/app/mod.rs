@@ -17,3 +17,4 @@ pub mod page;
 pub mod servers;
 pub mod services;
 pub mod tls;
+pub mod usage_schedule;

@@ -418,3 +418,63 @@ async fn drift_is_flagged_when_the_panel_suspends_or_loses_an_account_behind_our
     assert_eq!(app.get("/api/v1/services?drift=1").await["total"], 1);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn the_usage_schedule_syncs_every_live_account_once_per_round_spread_per_server() {
+    let app = TestApp::spawn_with(
+        opterius_sim::SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &[("USAGE_SYNC_INTERVAL_SECS", "0")],
+    )
+    .await;
+    let (group, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    crate::v1::add_v1_server(&app, "panel-v1-b", group, 1).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let sid = service_id(&app.order(product, &format!("u{n}.example.com")).await);
+        ids.push(sid);
+    }
+    for sid in &ids {
+        app.settle(*sid, &["active"]).await;
+    }
+    // Two processes tick at once: one round is queued, by one of them.
+    let interval = std::time::Duration::from_secs(2);
+    let (a, b) = tokio::join!(
+        commerce::app::usage_schedule::tick(&app.state, interval),
+        commerce::app::usage_schedule::tick(&app.state, interval)
+    );
+    let (a, b) = (a.expect("tick"), b.expect("tick"));
+    assert_eq!(a + b, 4, "each account once: {a} + {b}");
+    assert_eq!(
+        commerce::app::usage_schedule::tick(&app.state, interval)
+            .await
+            .expect("tick"),
+        0,
+        "not due again before the interval"
+    );
+    // Spread: a server's syncs run at least 1 / SYNC_PER_SERVER_PER_SEC apart.
+    let run_ats: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM run_at)::float8 FROM apalis.jobs WHERE job_type = 'commerce.sync_account' ORDER BY run_at",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .expect("jobs");
+    assert_eq!(run_ats.len(), 4);
+    assert!(
+        run_ats[3] - run_ats[0] >= 0.4,
+        "spread over the interval: {run_ats:?}"
+    );
+    for sid in &ids {
+        app.wait_for_log(*sid, |l| {
+            l.iter().any(|e| {
+                e["action"] == "info" && e["status"] == "success" && e["triggered_by"] == "system"
+            })
+        })
+        .await;
+        let s = app.get(&format!("/api/v1/services/{sid}")).await;
+        assert_eq!(s["panel_status"], "active", "{s}");
+    }
+    app.finish().await;
+}
