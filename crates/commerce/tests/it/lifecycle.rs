@@ -478,3 +478,116 @@ async fn the_usage_schedule_syncs_every_live_account_once_per_round_spread_per_s
     }
     app.finish().await;
 }
+
+/// The figures, printed: mails a second to a local SMTP sink, and a
+/// sync of many services (time, Panel calls a second per server). Scale with
+/// FIGURE_MAILS and FIGURE_SERVICES (defaults 200 and 400).
+#[tokio::test]
+async fn figures_mail_rate_and_sync_throughput() {
+    let count = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (mails, services) = (count("FIGURE_MAILS", 200), count("FIGURE_SERVICES", 400));
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(
+        opterius_sim::SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &[("SMTP_URL", &sink.url), ("USAGE_SYNC_INTERVAL_SECS", "0")],
+    )
+    .await;
+    let (group, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    for n in 1..4 {
+        crate::v1::add_v1_server(&app, &format!("panel-v1-{n}"), group, n).await;
+    }
+    let first = service_id(&app.order(product, "m0.example.com").await);
+    app.settle(first, &["active"]).await;
+    sink.wait_for(1).await;
+
+    let started = std::time::Instant::now();
+    for _ in 0..mails {
+        commerce::mail::resend_welcome(&app.state, first)
+            .await
+            .expect("queue");
+    }
+    sink.wait_for(1 + mails).await;
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "FIGURE mail: {mails} mails to the local SMTP sink in {took:.2} s = {:.0} mails/s",
+        mails as f64 / took
+    );
+
+    let mut ids = vec![first];
+    for n in 1..services {
+        ids.push(service_id(
+            &app.order(product, &format!("m{n}.example.com")).await,
+        ));
+    }
+    for sid in &ids {
+        app.settle(*sid, &["active"]).await;
+    }
+    let started = std::time::Instant::now();
+    let mut conn = app.state.pool.acquire().await.expect("conn");
+    commerce::jobs::enqueue_many(
+        &mut conn,
+        commerce::domain::Action::Info,
+        ids.iter()
+            .map(|id| {
+                (
+                    commerce::jobs::JobArgs {
+                        service_id: *id,
+                        attempt: 1,
+                        triggered_by: commerce::domain::TriggeredBy::System,
+                    },
+                    None,
+                )
+            })
+            .collect(),
+    )
+    .await
+    .expect("enqueue");
+    drop(conn);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let synced: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM services WHERE panel_status = 'active'")
+                .fetch_one(&app.state.pool)
+                .await
+                .expect("count");
+        if synced as usize >= ids.len() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {synced} synced");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    let mut per_server = std::collections::BTreeMap::new();
+    for r in app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/accounts/usage"))
+    {
+        *per_server.entry(r.target.clone()).or_insert(0usize) += 1;
+    }
+    let rates: Vec<String> = per_server
+        .iter()
+        .map(|(t, n)| format!("{t}: {n} calls, {:.0}/s", *n as f64 / took))
+        .collect();
+    println!(
+        "FIGURE sync: {} services in {took:.2} s = {:.0} services/s; {}",
+        ids.len(),
+        ids.len() as f64 / took,
+        rates.join("; ")
+    );
+    assert_eq!(
+        per_server.values().sum::<usize>(),
+        ids.len(),
+        "one usage call per service"
+    );
+    app.finish().await;
+}
