@@ -78,6 +78,10 @@ pub fn router() -> Router<AppState> {
             "/admin/services/{id}/change-package",
             post(services::change_package),
         )
+        .route(
+            "/admin/services/{id}/adopt",
+            get(services::adopt_preview).post(services::adopt),
+        )
         .route("/admin/services/{id}/suspend", post(suspension::suspend))
         .route(
             "/admin/services/{id}/unsuspend",

@@ -530,3 +530,50 @@ pub async fn change_package(
     )
     .await
 }
+
+#[derive(Template)]
+#[template(path = "services/adopt.html")]
+struct AdoptPage {
+    chrome: Chrome,
+    id: i64,
+    domain: String,
+    username: String,
+    facts: Vec<(String, String)>,
+    error: String,
+}
+
+/// What the Panel holds for the service, with the confirm button (a POST to
+/// `/admin/services/{id}/adopt`).
+pub async fn adopt_preview(
+    State(state): State<AppState>,
+    admin: Admin,
+    Id(id): Id,
+) -> WebResult<Response> {
+    let s = services::get(&state.pool, id).await?;
+    let (facts, error) = match crate::app::adopt::preview(&state, id).await {
+        Ok(f) => (f, String::new()),
+        Err(AppError::Conflict { message, .. }) => (Vec::new(), message),
+        Err(e) => return Err(e.into()),
+    };
+    let t = AdoptPage {
+        chrome: Chrome::new(&admin, "services"),
+        id,
+        domain: s.domain,
+        username: s.username,
+        facts,
+        error,
+    };
+    page(&state, &admin, &t)
+}
+
+/// The confirmed adopt (from the preview page).
+pub async fn adopt(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
+    queue(
+        &state,
+        &admin,
+        id,
+        Queue::Adopt,
+        "Adopting the Panel's account",
+    )
+    .await
+}
