@@ -181,6 +181,8 @@ struct Panel {
     /// Products of the same module to move to (empty: no package change).
     package_choices: Vec<crate::web::server_form::Choice>,
     log: Vec<LogLine>,
+    /// Why the module's missing actions are not offered ("" when all are).
+    cannot_note: String,
     /// Where the Panel disagreed at the last sync ("" if it agreed).
     drift: String,
     /// When the last welcome mail went out ("" if never).
@@ -278,6 +280,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
     } else {
         Vec::new()
     };
+    let package_choices_empty = package_choices.is_empty();
     Ok(Panel {
         id,
         csrf: admin.csrf.clone(),
@@ -320,6 +323,26 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             .unwrap_or_default(),
         can_resend_welcome: live,
         drift: s.drift.clone().unwrap_or_default(),
+        cannot_note: match module.as_deref() {
+            Some(m) if !can_change_password || package_choices_empty => {
+                let mut missing = Vec::new();
+                if !can(provisioning::Capability::ChangePackage) {
+                    missing.push("change packages");
+                }
+                if !can_change_password {
+                    missing.push("set passwords");
+                }
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "The {m} module cannot {} on the Panel, so those actions are not offered: do them on the Panel itself.",
+                        missing.join(" or ")
+                    )
+                }
+            }
+            _ => String::new(),
+        },
         can_suspend: status == ServiceStatus::Active,
         can_unsuspend: status == ServiceStatus::Suspended,
         reasons: crate::web::suspension::REASONS

@@ -600,6 +600,11 @@ async fn admin_ui_in_chromium_tests_servers_and_provisions_an_order_end_to_end()
         |t| t == "active",
     )
     .await;
+    // The seed module: no password or package change, and the page says why.
+    b.wait_text("#module-cannot", |t| {
+        t.contains("cannot change packages or set passwords")
+    })
+    .await;
     b.click("#action-suspend").await;
     b.wait_text("#service-status", |t| t == "suspended").await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
