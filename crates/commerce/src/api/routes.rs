@@ -267,6 +267,15 @@ pub async fn adopt(
     ))
 }
 
+pub async fn resend_welcome(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let key = crate::mail::resend_welcome(&s, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"mail": key}))))
+}
+
 pub async fn change_password(
     _: ApiClient,
     State(s): State<AppState>,

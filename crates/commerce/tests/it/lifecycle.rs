@@ -341,6 +341,17 @@ async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retrie
             .await
             .expect("outbox");
     assert!(!outbox_text.contains(&password) && !outbox_text.contains(&new_password));
+    // A resend over the API carries the current password; the answer does not.
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/api/v1/services/{sid}/resend-welcome"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let mails = sink.wait_for(3).await;
+    assert!(unfold(&mails[2]).contains(&new_password));
     app.get(&format!("/api/v1/services/{sid}")).await;
     app.finish().await;
 }
