@@ -56,6 +56,16 @@ pub struct Config {
     pub health_sweep_interval: Option<Duration>,
     /// `ALERT_WEBHOOK_URL`: where admin alerts are POSTed as JSON.
     pub alert_webhook_url: Option<String>,
+    /// `SMTP_URL`: where client mail goes (`smtp://user:pass@host:port`,
+    /// `?tls=required` for STARTTLS, `smtps://` for TLS). Unset: files in `mail_dir`.
+    pub smtp_url: Option<secrecy::SecretString>,
+    /// `MAIL_FROM`: the sender of client mail.
+    pub mail_from: String,
+    /// `USAGE_SYNC_INTERVAL_SECS`: how often every account's usage is read
+    /// (spread over the interval); zero turns the schedule off.
+    pub usage_sync_interval: Duration,
+    /// `MAIL_DIR`: where messages are written when there is no `SMTP_URL`.
+    pub mail_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Config {
@@ -177,7 +187,24 @@ impl Config {
                 },
                 None => None,
             },
+            smtp_url: get("SMTP_URL")
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| secrecy::SecretString::from(v.trim().to_owned())),
+            mail_from: get("MAIL_FROM")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "Hosting <hosting@localhost>".into()),
+            usage_sync_interval: secs("USAGE_SYNC_INTERVAL_SECS", 21_600)?,
+            mail_dir: get("MAIL_DIR")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "./data/mail".into())
+                .into(),
         };
+        if let Some(url) = &config.smtp_url {
+            crate::mail::check_smtp_url(secrecy::ExposeSecret::expose_secret(url))
+                .map_err(|e| anyhow::anyhow!("SMTP_URL is invalid: {e}"))?;
+        }
+        crate::mail::check_from(&config.mail_from)
+            .map_err(|e| anyhow::anyhow!("MAIL_FROM is invalid: {e}"))?;
         if config.worker_concurrency == 0 {
             bail!("WORKER_CONCURRENCY must be at least 1");
         }

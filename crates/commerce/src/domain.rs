@@ -198,6 +198,10 @@ string_enum!(
     }
 );
 string_enum!(
+    /// Why a service is suspended: an unsuspend on payment lifts only `overdue`.
+    SuspendReason { Overdue => "overdue", Abuse => "abuse", Other => "other" }
+);
+string_enum!(
     /// Who started a provisioning run.
     TriggeredBy { Admin => "admin", Api => "api", Order => "order", System => "system" }
 );

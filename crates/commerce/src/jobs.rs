@@ -89,7 +89,7 @@ pub fn queue_of(action: Action) -> Option<&'static str> {
     }
 }
 
-pub const QUEUES: [&str; 7] = [
+pub const QUEUES: [&str; 8] = [
     CreateHostingAccountJob::QUEUE,
     SuspendHostingAccountJob::QUEUE,
     UnsuspendHostingAccountJob::QUEUE,
@@ -97,6 +97,7 @@ pub const QUEUES: [&str; 7] = [
     ChangePackageJob::QUEUE,
     ChangePasswordJob::QUEUE,
     SyncAccountJob::QUEUE,
+    crate::mail::QUEUE,
 ];
 
 /// Enqueues the job for `action` within the caller's transaction: it exists
@@ -120,6 +121,31 @@ pub async fn enqueue(
         .await
         .map_err(|e| anyhow::anyhow!("could not enqueue {queue}: {e}"))?;
     Ok(id.to_string())
+}
+
+/// Enqueues many jobs of one action in one statement, in the caller's transaction.
+pub async fn enqueue_many(
+    conn: &mut PgConnection,
+    action: Action,
+    jobs: Vec<(JobArgs, Option<Duration>)>,
+) -> anyhow::Result<()> {
+    let queue = queue_of(action).ok_or_else(|| anyhow::anyhow!("{action} has no job"))?;
+    let mut tasks = Vec::with_capacity(jobs.len());
+    for (args, delay) in jobs {
+        let mut builder = TaskBuilder::new(serde_json::to_vec(&args)?)
+            .task_id(TaskId::from_ulid(ulid::Ulid::generate()))
+            .max_attempts(TASK_MAX_ATTEMPTS);
+        if let Some(d) = delay {
+            builder = builder.run_after(d);
+        }
+        tasks.push(builder.build());
+    }
+    for chunk in tasks.chunks(1000) {
+        apalis_postgres::queries::push_tasks(&mut *conn, queue, chunk.to_vec())
+            .await
+            .map_err(|e| anyhow::anyhow!("could not enqueue {queue}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Creates apalis's schema (and its extensions) if missing.
@@ -193,7 +219,18 @@ handler!(handle_change_package, ChangePackageJob);
 handler!(handle_change_password, ChangePasswordJob);
 handler!(handle_sync, SyncAccountJob);
 
-fn storage(state: &AppState, queue: &str) -> PostgresStorage<JobArgs> {
+async fn handle_send_mail(
+    job: crate::mail::SendMailJob,
+    state: Data<AppState>,
+) -> Result<(), BoxDynError> {
+    let state: AppState = (*state).clone();
+    crate::mail::run(&state, &job).await.map_err(|e| {
+        tracing::error!(error = %e, "mail job failed");
+        BoxDynError::from(e.to_string())
+    })
+}
+
+fn storage<T>(state: &AppState, queue: &str) -> PostgresStorage<T> {
     let config = PgQueueConfig::default()
         .queue(queue)
         .batch_size(state.config.worker_concurrency.clamp(10, 100))
@@ -220,12 +257,15 @@ pub async fn run_workers(
 ) -> anyhow::Result<()> {
     let concurrency = state.config.worker_concurrency;
     macro_rules! worker {
-        ($job:ty, $handler:ident) => {{
+        ($job:ty, $handler:ident) => {
+            worker!(JobArgs, <$job>::QUEUE, $handler)
+        };
+        ($args:ty, $queue:expr, $handler:ident) => {{
             let state = state.clone();
             move |_restarts: usize| {
-                WorkerBuilder::new(worker_name(<$job>::QUEUE))
+                WorkerBuilder::new(worker_name($queue))
                     .backend(
-                        storage(&state, <$job>::QUEUE)
+                        storage::<$args>(&state, $queue)
                             .with_pubsub()
                             .poll_with_interval(Duration::from_secs(1)),
                     )
@@ -244,6 +284,11 @@ pub async fn run_workers(
         .register(worker!(ChangePackageJob, handle_change_package))
         .register(worker!(ChangePasswordJob, handle_change_password))
         .register(worker!(SyncAccountJob, handle_sync))
+        .register(worker!(
+            crate::mail::SendMailJob,
+            crate::mail::QUEUE,
+            handle_send_mail
+        ))
         // A worker that dies (PostgreSQL unreachable for a while) is rebuilt by
         // its factory, under a new unique name, so its orphans are recovered.
         .should_restart(|ctx, err| {

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod jobs;
 pub mod listener;
+pub mod mail;
 pub mod metrics;
 pub mod provisioner;
 pub mod runtime;

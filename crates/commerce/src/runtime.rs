@@ -182,6 +182,25 @@ pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Queues usage sync rounds on `USAGE_SYNC_INTERVAL_SECS` (off at zero); one
+/// process per round across the cluster.
+pub async fn usage_schedule(state: AppState, mut stop: watch::Receiver<bool>) {
+    let interval = state.config.usage_sync_interval;
+    if interval.is_zero() {
+        return;
+    }
+    let check = interval.min(Duration::from_secs(60));
+    loop {
+        if let Err(e) = crate::app::usage_schedule::tick(&state, interval).await {
+            tracing::warn!(error = %e, "could not queue the usage sync round");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(check) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Serves HTTP (and, unless `with_workers` is false, the worker pool) until a
 /// shutdown signal; in-flight requests and jobs finish first.
 pub async fn serve(
@@ -222,6 +241,7 @@ pub async fn serve_until(
             state.clone(),
             stop.clone(),
         )));
+        tasks.push(tokio::spawn(usage_schedule(state.clone(), stop.clone())));
     }
     let app = crate::router(state);
     crate::listener::serve(listener, app, stop).await?;
@@ -244,10 +264,11 @@ pub async fn work(state: AppState) -> anyhow::Result<()> {
     ));
     let alerts = tokio::spawn(crate::app::alerts::dispatch(state.clone(), stop_rx.clone()));
     let beat = tokio::spawn(heartbeat(state.clone(), stop_rx.clone()));
+    let usage = tokio::spawn(usage_schedule(state.clone(), stop_rx.clone()));
     let prune = tokio::spawn(retention(state, stop_rx));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    for t in [workers, sweeps, alerts, beat, prune] {
+    for t in [workers, sweeps, alerts, beat, usage, prune] {
         let _ = t.await;
     }
     Ok(())

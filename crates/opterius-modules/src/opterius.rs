@@ -185,7 +185,9 @@ impl ProvisioningModule for OpteriusModule {
         ctx: &ModuleContext,
         creds: &Credentials,
         account: &AccountRef,
+        _reason: Option<&str>,
     ) -> ProvisioningResult {
+        // Seed 000's suspend has no reason field.
         self.change(ctx, creds, account, Change::Suspend).await
     }
 

@@ -253,10 +253,11 @@ impl ProvisioningModule for OpteriusV1Module {
         ctx: &ModuleContext,
         creds: &Credentials,
         account: &AccountRef,
+        reason: Option<&str>,
     ) -> ProvisioningResult {
         self.with_client(ctx, creds, |c| async move {
             finish(
-                c.suspend(&account.username, None).await,
+                c.suspend(&account.username, reason).await,
                 done("Account suspended"),
             )
         })

@@ -139,7 +139,7 @@ async fn full_lifecycle_reaches_the_panel_by_username() {
     let (ctx, creds, acc) = (&rig.ctx, rig.creds(), account("alice", "alice.example.com"));
     let m = &rig.module;
     // No reason: an empty optional field is never sent (the Panel 500s on "").
-    m.suspend_account(ctx, &creds, &acc)
+    m.suspend_account(ctx, &creds, &acc, None)
         .await
         .outcome
         .expect("suspended");

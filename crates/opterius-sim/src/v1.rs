@@ -407,6 +407,14 @@ fn act(
                 );
             }
             account.suspended = true;
+            let id = account.id;
+            // Kept like the Panel's suspension record, for tests to read back.
+            if let Some(reason) = text(f, "reason") {
+                let meta = server.v1_meta.entry(id).or_insert_with(|| json!({}));
+                if let Value::Object(m) = meta {
+                    m.insert("suspend_reason".into(), json!(reason));
+                }
+            }
             ok("Account suspended successfully.", Value::Null)
         }
         "unsuspend" => {

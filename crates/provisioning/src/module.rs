@@ -190,11 +190,14 @@ pub trait ProvisioningModule: Send + Sync {
         creds: &Credentials,
         spec: &AccountSpec,
     ) -> ProvisioningResult;
+    /// `reason` is for the Panel's records where it keeps one (never empty
+    /// when given); modules without the notion ignore it.
     async fn suspend_account(
         &self,
         ctx: &ModuleContext,
         creds: &Credentials,
         account: &AccountRef,
+        reason: Option<&str>,
     ) -> ProvisioningResult;
     async fn unsuspend_account(
         &self,

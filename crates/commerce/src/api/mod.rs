@@ -192,8 +192,15 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     doc!(
         "post",
+        "/api/v1/services/{id}/resend-welcome",
+        "Queue the welcome mail again (the client's login with the service's current password; never in the answer)",
+        None,
+        202
+    ),
+    doc!(
+        "post",
         "/api/v1/services/{id}/{action}",
-        "Queue create, suspend, unsuspend, terminate, retry or sync (read usage and status from the Panel). Terminate is irreversible and needs {\"confirm\": \"<the service's domain>\"}; retry never re-runs a failed terminate",
+        "Queue create, suspend, unsuspend, terminate, retry or sync (read usage and status from the Panel). Suspend takes an optional Suspend body {reason: overdue|abuse|other (default other), note}; unsuspend an optional Unsuspend body {only_if_reason}, 409 with nothing sent when the service is suspended for another reason. Terminate is irreversible and needs {\"confirm\": \"<the service's domain>\"}; retry never re-runs a failed terminate",
         None,
         202
     ),
@@ -246,6 +253,7 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("post", "/api/v1/services/{id}/change-package") => post(change_package),
         ("post", "/api/v1/services/{id}/change-password") => post(change_password),
         ("post", "/api/v1/services/{id}/adopt") => post(adopt),
+        ("post", "/api/v1/services/{id}/resend-welcome") => post(resend_welcome),
         ("post", "/api/v1/services/{id}/{action}") => post(service_action),
         ("get", "/api/v1/provisioning-log") => get(list_log),
         ("get", "/api/v1/provisioning-log/{id}") => get(get_log),

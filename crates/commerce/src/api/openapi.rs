@@ -21,6 +21,11 @@ fn schemas() -> Value {
             "panel_account_id": {"type": "string"}}},
         "ChangePackage": {"type": "object", "required": ["product_id"], "additionalProperties": false, "properties": {
             "product_id": {"type": "integer"}}},
+        "Suspend": {"type": "object", "additionalProperties": false, "properties": {
+            "reason": {"type": "string", "enum": ["overdue", "abuse", "other"], "default": "other"},
+            "note": {"type": "string", "maxLength": 500}}},
+        "Unsuspend": {"type": "object", "additionalProperties": false, "properties": {
+            "only_if_reason": {"type": "string", "enum": ["overdue", "abuse", "other"]}}},
         "ProvisioningError": failure,
         "GroupInput": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
             "name": {"type": "string"}, "placement": {"type": "string", "enum": ["least_full", "fill"]}}},

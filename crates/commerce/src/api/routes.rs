@@ -276,6 +276,15 @@ pub async fn adopt(
     ))
 }
 
+pub async fn resend_welcome(
+    _: ApiClient,
+    State(s): State<AppState>,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let key = crate::mail::resend_welcome(&s, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"mail": key}))))
+}
+
 pub async fn change_password(
     _: ApiClient,
     State(s): State<AppState>,
@@ -317,7 +326,20 @@ pub async fn service_action(
             .into());
         }
     }
-    let job_id = services::request(&s, id, requested, TriggeredBy::Api).await?;
+    // An empty body is the default; anything else is parsed strictly (422 on
+    // an unknown field, named).
+    let present = !body.iter().all(u8::is_ascii_whitespace);
+    let details = match requested {
+        Requested::Suspend if present => {
+            services::Details::Suspend(crate::api::error::parse_json::<services::Suspend>(&body)?)
+        }
+        Requested::Suspend => services::Details::Suspend(services::Suspend::default()),
+        Requested::Unsuspend if present => services::Details::Unsuspend(
+            crate::api::error::parse_json::<services::Unsuspend>(&body)?,
+        ),
+        _ => services::Details::None,
+    };
+    let job_id = services::request_with(&s, id, requested, &details, TriggeredBy::Api).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
 }
 

@@ -150,7 +150,69 @@ pub async fn adopt(
     .bind(&account_id)
     .execute(&mut *tx)
     .await?;
+    // The account is active now: the client gets its login, as after a create.
+    crate::mail::enqueue(&mut tx, row.id, crate::mail::Kind::Welcome).await?;
     tx.commit().await.map_err(AppError::from)?;
     tracing::info!(service.id = row.id, panel_account_id = %account_id, "account adopted");
     Ok(crate::app::services::get(&state.pool, row.id).await?.into())
+}
+
+/// What the Panel holds under the service's username, for an admin to see
+/// before adopting: `(label, value)` pairs, redacted like every Panel answer.
+pub async fn preview(state: &AppState, id: i64) -> AppResult<Vec<(String, String)>> {
+    let row = crate::app::services::get(&state.pool, id).await?;
+    let server_id = row
+        .server_id
+        .ok_or_else(|| AppError::conflict("the service is on no server"))?;
+    let server = servers::get(&state.pool, server_id).await?;
+    let module = state
+        .registry
+        .get(&server.module)
+        .ok_or_else(|| AppError::conflict("the server's module is unknown"))?;
+    if !module.info().can(Capability::Info) {
+        return Err(AppError::conflict(format!(
+            "the {} module cannot look accounts up: adopt with the Panel's account id (API)",
+            server.module
+        )));
+    }
+    let creds = servers::credentials(&server, &state.sealer)?;
+    let account = AccountRef {
+        panel_id: None,
+        username: row.username.clone(),
+        domain: row.domain.clone(),
+    };
+    let ctx = state.http.ctx_for(&server.tls());
+    let redactor = Redactor::for_attempt(&creds, &[]);
+    let info = redactor.result(&module.account_info(&ctx, &creds, &account).await);
+    let ok = info.outcome.map_err(|f| {
+        AppError::conflict(format!("the Panel has no account to adopt: {}", f.message))
+    })?;
+    let mut facts: Vec<(String, String)> = Vec::new();
+    fn add(facts: &mut Vec<(String, String)>, label: &str, data: &Value, key: &str) {
+        if let Some(v) = data.get(key).filter(|v| !v.is_null()) {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            facts.push((label.to_owned(), v));
+        }
+    }
+    add(&mut facts, "Username", &ok.data, "username");
+    add(&mut facts, "Domain", &ok.data, "domain");
+    add(&mut facts, "Status", &ok.data, "status");
+    add(&mut facts, "Package", &ok.data, "package");
+    if let Some(id) = &ok.account_id {
+        facts.push(("Panel account id".into(), id.clone()));
+    }
+    if module.info().can(Capability::Usage) {
+        let usage = redactor.result(&module.usage(&ctx, &creds, &account).await);
+        if let Ok(u) = usage.outcome {
+            add(&mut facts, "Disk used (MB)", &u.data, "disk_used_mb");
+            add(&mut facts, "Disk limit (MB)", &u.data, "disk_limit_mb");
+            add(
+                &mut facts,
+                "Bandwidth used (MB)",
+                &u.data,
+                "bandwidth_used_mb",
+            );
+        }
+    }
+    Ok(facts)
 }

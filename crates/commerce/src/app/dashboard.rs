@@ -21,3 +21,12 @@ pub async fn servers_by_health(db: impl PgExecutor<'_>) -> AppResult<Vec<(String
     .fetch_all(db)
     .await?)
 }
+
+/// How many services the Panel disagrees with (drift at the last sync).
+pub async fn services_with_drift(db: impl PgExecutor<'_>) -> AppResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM services WHERE drift IS NOT NULL AND status <> 'terminated'",
+    )
+    .fetch_one(db)
+    .await?)
+}

@@ -102,19 +102,25 @@ pub async fn finish(db: impl PgExecutor<'_>, id: i64, f: &Finish<'_>) -> AppResu
     Ok(done.rows_affected() == 1)
 }
 
-/// Finishes a pending create row and activates its service, in one statement.
+/// Finishes a pending create row, activates its service and writes its
+/// welcome-mail outbox row (key `mail_key`), in one statement.
 pub async fn finish_activating(
     db: impl PgExecutor<'_>,
     id: i64,
     f: &Finish<'_>,
     service_id: i64,
     panel_account_id: Option<&str>,
+    mail_key: &str,
 ) -> AppResult<()> {
     sqlx::query(
         "WITH done AS (
              UPDATE provisioning_log SET status = $2, http_status = $3, request = $4, response = $5, error = $6,
                     error_kind = $7, message = $8, duration_ms = $9, finished_at = now(), updated_at = now()
-             WHERE id = $1 AND status = 'pending' RETURNING id)
+             WHERE id = $1 AND status = 'pending' RETURNING id),
+         mail AS (
+             INSERT INTO mail_outbox (service_id, kind, recipient, key)
+             SELECT s.id, 'welcome', c.email, $12 FROM services s JOIN clients c ON c.id = s.client_id
+             WHERE s.id = $10)
          UPDATE services SET status = 'active', panel_account_id = $11, activated_at = now(), last_error = NULL,
                 create_outcome_unknown = false, lease_until = NULL, updated_at = now()
          WHERE id = $10",
@@ -130,6 +136,7 @@ pub async fn finish_activating(
     .bind(i32::try_from(f.duration_ms).unwrap_or(i32::MAX))
     .bind(service_id)
     .bind(panel_account_id)
+    .bind(mail_key)
     .execute(db)
     .await?;
     Ok(())

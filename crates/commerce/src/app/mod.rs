@@ -20,3 +20,4 @@ pub mod schedule;
 pub mod servers;
 pub mod services;
 pub mod tls;
+pub mod usage_schedule;

@@ -8,13 +8,13 @@ use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams, PageQuery, empty_as_none, fetch_page};
-use crate::domain::{Action, ServiceStatus, TriggeredBy};
+use crate::domain::{Action, ServiceStatus, SuspendReason, TriggeredBy};
 use crate::jobs::{self, JobArgs};
 use crate::state::AppState;
 
 pub const SERVICE_COLUMNS: &str = "id, order_id, client_id, product_id, server_id, domain, username, status, \
     panel_account_id, last_error, create_outcome_unknown, created_at, updated_at, activated_at, suspended_at, terminated_at, \
-    usage, panel_status, synced_at";
+    usage, panel_status, synced_at, suspension_reason, suspension_note, drift";
 
 /// A service as stored (without its sealed password).
 #[derive(Debug, Clone, FromRow)]
@@ -38,6 +38,9 @@ pub struct ServiceRow {
     pub usage: Option<Json<serde_json::Value>>,
     pub panel_status: Option<String>,
     pub synced_at: Option<DateTime<Utc>>,
+    pub suspension_reason: Option<String>,
+    pub suspension_note: Option<String>,
+    pub drift: Option<String>,
 }
 
 impl ServiceRow {
@@ -69,6 +72,12 @@ pub struct ServiceView {
     pub usage: Option<serde_json::Value>,
     /// What the Panel last said the account is (`active`, `suspended`).
     pub panel_status: Option<String>,
+    /// Why it is (or is being) suspended: `overdue`, `abuse` or `other`.
+    pub suspension_reason: Option<String>,
+    /// The admin's note on the suspension.
+    pub suspension_note: Option<String>,
+    /// Where the Panel disagreed with us at the last sync (null: it agreed).
+    pub drift: Option<String>,
 }
 
 impl From<ServiceRow> for ServiceView {
@@ -97,6 +106,9 @@ impl From<ServiceRow> for ServiceView {
                 u
             }),
             panel_status: r.panel_status,
+            suspension_reason: r.suspension_reason,
+            suspension_note: r.suspension_note,
+            drift: r.drift,
         }
     }
 }
@@ -130,6 +142,9 @@ pub struct ServiceFilter {
     /// The kind of the service's last error (`unauthorized`, `needs_attention`...).
     #[serde(default, deserialize_with = "empty_as_none")]
     pub kind: Option<String>,
+    /// `1`/`true`: only services the Panel disagrees with.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub drift: Option<String>,
     /// `page` and `per_page`, beside the filters in one query string.
     #[serde(flatten)]
     pub paging: PageQuery,
@@ -206,6 +221,7 @@ pub(crate) fn filter_sql(
         ("client_id", filter.client_id),
         ("order_id", filter.order_id),
     ];
+    let drift = matches!(filter.drift.as_deref(), Some("1" | "true"));
     Ok(move |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
         qb.push(" WHERE true");
         if let Some(s) = &status {
@@ -218,6 +234,9 @@ pub(crate) fn filter_sql(
         }
         if let Some(k) = &kind {
             qb.push(" AND last_error->>'kind' = ").push_bind(k.clone());
+        }
+        if drift {
+            qb.push(" AND drift IS NOT NULL");
         }
         if let Some(q) = &q {
             qb.push(" AND (lower(domain) LIKE ")
@@ -250,6 +269,82 @@ impl Requested {
             "retry" => Some(Self::Retry),
             "sync" => Some(Self::Sync),
             _ => None,
+        }
+    }
+}
+
+/// `POST /api/v1/services/{id}/suspend`: why, and a note (both optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suspend {
+    #[serde(default)]
+    pub reason: Option<SuspendReason>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /api/v1/services/{id}/unsuspend`: lift only a suspension for this reason.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unsuspend {
+    #[serde(default)]
+    pub only_if_reason: Option<SuspendReason>,
+}
+
+/// What a suspend or unsuspend carries beyond the action itself.
+#[derive(Debug, Clone, Default)]
+pub enum Details {
+    #[default]
+    None,
+    Suspend(Suspend),
+    Unsuspend(Unsuspend),
+}
+
+/// The longest suspension note kept (the column's CHECK says the same).
+const MAX_NOTE: usize = 500;
+
+/// Records why a suspend was asked for, or refuses an unsuspend whose
+/// `only_if_reason` differs from the service's reason (nothing is queued then).
+async fn apply_details(
+    tx: &mut sqlx::PgConnection,
+    row: &ServiceRow,
+    details: &Details,
+) -> AppResult<()> {
+    match details {
+        Details::None => Ok(()),
+        Details::Suspend(s) => {
+            let note = s.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+            if note.is_some_and(|n| n.chars().count() > MAX_NOTE) {
+                return Err(AppError::field(
+                    "note",
+                    format!("at most {MAX_NOTE} characters"),
+                ));
+            }
+            sqlx::query(
+                "UPDATE services SET suspension_reason = $2, suspension_note = $3 WHERE id = $1",
+            )
+            .bind(row.id)
+            .bind(s.reason.unwrap_or(SuspendReason::Other).as_str())
+            .bind(note)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+        Details::Unsuspend(u) => {
+            let Some(want) = u.only_if_reason else {
+                return Ok(());
+            };
+            match row.suspension_reason.as_deref() {
+                Some(have) if have == want.as_str() => Ok(()),
+                Some(have) => Err(AppError::conflict(format!(
+                    "service {} is suspended for {have}, not {want}: nothing was sent to the Panel",
+                    row.id
+                ))),
+                None => Err(AppError::conflict(format!(
+                    "service {} is not suspended (for {want} or anything else): nothing was sent to the Panel",
+                    row.id
+                ))),
+            }
         }
     }
 }
@@ -325,6 +420,21 @@ pub async fn request(
     requested: Requested,
     by: TriggeredBy,
 ) -> AppResult<String> {
+    let details = match requested {
+        Requested::Suspend => Details::Suspend(Suspend::default()),
+        _ => Details::None,
+    };
+    request_with(state, id, requested, &details, by).await
+}
+
+/// [`request`] with a suspend's reason or an unsuspend's condition.
+pub async fn request_with(
+    state: &AppState,
+    id: i64,
+    requested: Requested,
+    details: &Details,
+    by: TriggeredBy,
+) -> AppResult<String> {
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
     let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1 FOR UPDATE"
@@ -342,6 +452,7 @@ pub async fn request(
         Requested::Sync => Action::Info,
     };
     allowed(&row, action)?;
+    apply_details(&mut tx, &row, details).await?;
     let job_id = queue_action(&mut tx, state, &row, action, by).await?;
     tx.commit().await.map_err(AppError::from)?;
     Ok(job_id)

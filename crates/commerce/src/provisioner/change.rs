@@ -144,6 +144,8 @@ impl Run<'_> {
                     .bind(sealed)
                     .execute(&mut *tx)
                     .await?;
+                    // The client's mail, committed with the new password.
+                    crate::mail::enqueue(&mut tx, s.id, crate::mail::Kind::PasswordChanged).await?;
                 }
                 tracing::info!(server.id = server.id, "{message}");
             }

@@ -428,18 +428,23 @@ impl Run<'_> {
     ) -> anyhow::Result<()> {
         let result = redactor.result(&result);
         if let Ok(ok) = &result.outcome {
-            // The log row and the service change in one statement: atomic, and
-            // one round trip instead of a four-statement transaction.
+            // The log row, the service change and the welcome mail's outbox
+            // row in one statement; its send job in the same transaction.
             let record = AttemptRecord::of(&result, LogStatus::Success, redactor);
             let finish = record.finish(LogStatus::Success, &ok.message);
+            let mail_key = crate::mail::new_key();
+            let mut tx = self.pool().begin().await?;
             log::finish_activating(
-                self.pool(),
+                &mut *tx,
                 log_id,
                 &finish,
                 self.service.id,
                 ok.account_id.as_deref(),
+                &mail_key,
             )
             .await?;
+            crate::mail::push(&mut tx, &mail_key, None).await?;
+            tx.commit().await?;
             self.state
                 .metrics
                 .observe_call(module, Action::Create, result.duration);

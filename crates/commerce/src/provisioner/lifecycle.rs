@@ -72,7 +72,13 @@ impl Run<'_> {
             domain: s.domain.clone(),
         };
         let result = match self.action {
-            Action::Suspend => module.suspend_account(ctx, &creds, &account).await,
+            Action::Suspend => {
+                let reason =
+                    suspend_reason(s.suspension_reason.as_deref(), s.suspension_note.as_deref());
+                module
+                    .suspend_account(ctx, &creds, &account, Some(&reason))
+                    .await
+            }
             Action::Unsuspend => module.unsuspend_account(ctx, &creds, &account).await,
             _ => module.terminate_account(ctx, &creds, &account).await,
         };
@@ -133,7 +139,7 @@ impl Run<'_> {
                         "UPDATE services SET status = 'suspended', suspended_at = now(), last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"
                     }
                     Action::Unsuspend => {
-                        "UPDATE services SET status = 'active', suspended_at = NULL, last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"
+                        "UPDATE services SET status = 'active', suspended_at = NULL, suspension_reason = NULL, suspension_note = NULL, last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"
                     }
                     _ => {
                         "UPDATE services SET status = 'terminated', terminated_at = now(), last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"
@@ -193,5 +199,15 @@ impl Run<'_> {
         tx.commit().await?;
         self.state.metrics.bump(Action::Terminate, |c| &c.succeeded);
         Ok(())
+    }
+}
+
+/// The text the Panel keeps as the suspension's reason: never empty (the v1
+/// Panel answers 500 on `""`), the admin's note after the reason.
+fn suspend_reason(reason: Option<&str>, note: Option<&str>) -> String {
+    let reason = reason.unwrap_or("other");
+    match note.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => format!("{reason}: {n}"),
+        None => reason.to_owned(),
     }
 }

@@ -76,13 +76,18 @@ impl Run<'_> {
                     .get("status")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
+                let drift = drift(&s.status, panel_status.as_deref());
+                if let Some(d) = &drift {
+                    tracing::warn!(service.id = s.id, "drift: {d}");
+                }
                 sqlx::query(
-                    "UPDATE services SET usage = $2, panel_status = $3, synced_at = now(), lease_until = NULL,
+                    "UPDATE services SET usage = $2, panel_status = $3, drift = $4, synced_at = now(), lease_until = NULL,
                             updated_at = now() WHERE id = $1",
                 )
                 .bind(s.id)
                 .bind(Json(usage))
                 .bind(panel_status)
+                .bind(drift)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -97,14 +102,44 @@ impl Run<'_> {
                     &redactor,
                 )
                 .await?;
-                // A failed read changes nothing on the service: the log row says why.
-                sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
-                    .bind(s.id)
-                    .execute(&mut *tx)
-                    .await?;
+                // A failed read changes nothing on the service (the log row
+                // says why), except that an account the Panel does not have
+                // is drift, shown to the admin and left to them.
+                let missing = f.kind == FailureKind::NotFound;
+                if missing {
+                    tracing::warn!(
+                        service.id = s.id,
+                        "drift: the account is missing on the Panel"
+                    );
+                }
+                sqlx::query(
+                    "UPDATE services SET lease_until = NULL,
+                            drift = CASE WHEN $2 THEN $3 ELSE drift END,
+                            panel_status = CASE WHEN $2 THEN 'missing' ELSE panel_status END,
+                            synced_at = CASE WHEN $2 THEN now() ELSE synced_at END,
+                            updated_at = CASE WHEN $2 THEN now() ELSE updated_at END
+                     WHERE id = $1",
+                )
+                .bind(s.id)
+                .bind(missing)
+                .bind(format!(
+                    "the account {} is missing on the Panel; it is {} here",
+                    s.username, s.status
+                ))
+                .execute(&mut *tx)
+                .await?;
             }
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Where the Panel's status disagrees with ours, in words; `None` when it agrees.
+fn drift(ours: &str, panel: Option<&str>) -> Option<String> {
+    match (ours, panel?) {
+        ("active", "suspended") => Some("suspended on the Panel, active here".into()),
+        ("suspended", "active") => Some("active on the Panel, suspended here".into()),
+        _ => None,
     }
 }

@@ -46,6 +46,13 @@ pub async fn show(State(state): State<AppState>, admin: Admin) -> WebResult<Resp
             href: format!("/admin/services?status={}", s.as_str()),
         })
         .collect();
+    let mut services: Vec<Tile> = services;
+    services.push(Tile {
+        label: "drift".to_owned(),
+        count: dashboard::services_with_drift(&state.pool).await?,
+        class: "warning",
+        href: "/admin/services?drift=1".to_owned(),
+    });
     let by_health = dashboard::servers_by_health(&state.pool).await?;
     let servers = ["online", "offline", "unknown"]
         .iter()

@@ -21,6 +21,7 @@ mod server_form;
 mod servers;
 mod services;
 mod session;
+mod suspension;
 mod view;
 
 use std::path::PathBuf;
@@ -83,6 +84,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/services/{id}/change-package",
             post(services::change_package),
+        )
+        .route(
+            "/admin/services/{id}/adopt",
+            get(services::adopt_preview).post(services::adopt),
+        )
+        .route("/admin/services/{id}/suspend", post(suspension::suspend))
+        .route(
+            "/admin/services/{id}/unsuspend",
+            post(suspension::unsuspend),
         )
         .route("/admin/services/{id}/{action}", post(services::action))
         .route("/admin/log", get(log::list))

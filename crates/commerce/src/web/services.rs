@@ -220,6 +220,22 @@ struct Panel {
     /// Products of the same module to move to (empty: no package change).
     package_choices: Vec<crate::web::server_form::Choice>,
     log: Vec<LogLine>,
+    /// Why the module's missing actions are not offered ("" when all are).
+    cannot_note: String,
+    /// Where the Panel disagreed at the last sync ("" if it agreed).
+    drift: String,
+    /// When the last welcome mail went out ("" if never).
+    welcome_sent: String,
+    can_resend_welcome: bool,
+    /// Offer the suspend form (reason + note).
+    can_suspend: bool,
+    /// Offer unsuspend; an abuse suspension asks for a ticked confirmation.
+    can_unsuspend: bool,
+    reasons: Vec<Choice>,
+    /// Why it is suspended (label) and the admin's note; empty when not.
+    suspension_reason: String,
+    suspension_note: String,
+    abuse: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -264,11 +280,8 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         label,
         class,
     };
-    match status {
-        ServiceStatus::Active => actions.push(button("suspend", "Suspend", "secondary")),
-        ServiceStatus::Suspended => actions.push(button("unsuspend", "Unsuspend", "")),
-        ServiceStatus::Pending => actions.push(button("create", "Create account now", "")),
-        _ => {}
+    if status == ServiceStatus::Pending {
+        actions.push(button("create", "Create account now", ""));
     }
     if s.last_error.is_some() && status != ServiceStatus::Provisioning {
         actions.push(button("retry", "Retry failed action", ""));
@@ -306,6 +319,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
     } else {
         Vec::new()
     };
+    let package_choices_empty = package_choices.is_empty();
     Ok(Panel {
         id,
         csrf: admin.csrf.clone(),
@@ -341,6 +355,55 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         can_change_password,
         package_choices,
         log: crate::web::log::lines(state, recent.items).await?,
+        welcome_sent: crate::mail::welcome_sent_at(&state.pool, id)
+            .await
+            .map_err(AppError::from)?
+            .map(|t| when_opt(Some(t)))
+            .unwrap_or_default(),
+        can_resend_welcome: live,
+        drift: s.drift.clone().unwrap_or_default(),
+        cannot_note: match module.as_deref() {
+            Some(m) if !can_change_password || package_choices_empty => {
+                let mut missing = Vec::new();
+                if !can(provisioning::Capability::ChangePackage) {
+                    missing.push("change packages");
+                }
+                if !can_change_password {
+                    missing.push("set passwords");
+                }
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "The {m} module cannot {} on the Panel, so those actions are not offered: do them on the Panel itself.",
+                        missing.join(" or ")
+                    )
+                }
+            }
+            _ => String::new(),
+        },
+        can_suspend: status == ServiceStatus::Active,
+        can_unsuspend: status == ServiceStatus::Suspended,
+        reasons: crate::web::suspension::REASONS
+            .iter()
+            .map(|(v, l)| Choice {
+                value: (*v).to_owned(),
+                label: (*l).to_owned(),
+                selected: *v == "other",
+            })
+            .collect(),
+        suspension_reason: match (status, s.suspension_reason.as_deref()) {
+            (ServiceStatus::Suspended | ServiceStatus::Provisioning, Some(r)) => {
+                crate::web::suspension::REASONS
+                    .iter()
+                    .find(|(v, _)| *v == r)
+                    .map_or(r, |(_, l)| *l)
+                    .to_owned()
+            }
+            _ => String::new(),
+        },
+        suspension_note: s.suspension_note.clone().unwrap_or_default(),
+        abuse: s.suspension_reason.as_deref() == Some("abuse"),
     })
 }
 
@@ -388,9 +451,12 @@ pub async fn panel(
 /// What an admin button queues.
 pub enum Queue {
     Plain(Requested),
+    /// A suspend's reason or an unsuspend's condition with it.
+    With(Requested, services::Details),
     Adopt,
     ChangePassword,
     ChangePackage(i64),
+    ResendWelcome,
 }
 
 /// Queues an action and returns to the service page, which watches for its end.
@@ -405,6 +471,8 @@ pub async fn queue(
     let to = format!("/admin/services/{id}");
     let queued = match requested {
         Queue::Plain(r) => services::request(state, id, r, TriggeredBy::Admin).await,
+        Queue::With(r, d) => services::request_with(state, id, r, &d, TriggeredBy::Admin).await,
+        Queue::ResendWelcome => crate::mail::resend_welcome(state, id).await,
         Queue::ChangePassword => {
             crate::app::changes::change_password(state, id, TriggeredBy::Admin).await
         }
@@ -465,6 +533,7 @@ pub async fn action(
             "Reading usage from the Panel",
         ),
         "change-password" => (Queue::ChangePassword, "Password change"),
+        "resend-welcome" => (Queue::ResendWelcome, "Welcome mail"),
         "adopt" => (Queue::Adopt, "Adopting the Panel's account"),
         _ => {
             return Err(WebError::NotFound(format!(
@@ -520,6 +589,53 @@ pub async fn change_package(
         id,
         Queue::ChangePackage(product),
         "Package change",
+    )
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "services/adopt.html")]
+struct AdoptPage {
+    chrome: Chrome,
+    id: i64,
+    domain: String,
+    username: String,
+    facts: Vec<(String, String)>,
+    error: String,
+}
+
+/// What the Panel holds for the service, with the confirm button (a POST to
+/// `/admin/services/{id}/adopt`).
+pub async fn adopt_preview(
+    State(state): State<AppState>,
+    admin: Admin,
+    Id(id): Id,
+) -> WebResult<Response> {
+    let s = services::get(&state.pool, id).await?;
+    let (facts, error) = match crate::app::adopt::preview(&state, id).await {
+        Ok(f) => (f, String::new()),
+        Err(AppError::Conflict { message, .. }) => (Vec::new(), message),
+        Err(e) => return Err(e.into()),
+    };
+    let t = AdoptPage {
+        chrome: Chrome::new(&admin, "services"),
+        id,
+        domain: s.domain,
+        username: s.username,
+        facts,
+        error,
+    };
+    page(&state, &admin, &t)
+}
+
+/// The confirmed adopt (from the preview page).
+pub async fn adopt(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
+    queue(
+        &state,
+        &admin,
+        id,
+        Queue::Adopt,
+        "Adopting the Panel's account",
     )
     .await
 }

@@ -619,6 +619,7 @@ impl ProvisioningModule for Panicky {
         _: &ModuleContext,
         _: &Credentials,
         _: &AccountRef,
+        _: Option<&str>,
     ) -> ProvisioningResult {
         unreachable!()
     }

@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod cluster;
+mod lifecycle;
 mod ops;
 mod placement;
 mod promises;

@@ -217,12 +217,21 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
         .expect("port")
         .port();
     let exe = env!("CARGO_BIN_EXE_commerce");
+    // The welcome mail's file goes to a temporary MAIL_DIR, not the work tree.
+    let mail_dir = std::env::temp_dir()
+        .join(format!(
+            "commerce-it-mail-{}-ops-{port}",
+            std::process::id()
+        ))
+        .display()
+        .to_string();
     let envs = [
         ("DATABASE_URL", db.as_str()),
         ("APP_KEY", crate::support::APP_KEY),
         ("LOG_FORMAT", "json"),
         ("RUST_LOG", "info"),
         ("PANEL_ALLOWED_NETWORKS", "127.0.0.0/8"),
+        ("MAIL_DIR", mail_dir.as_str()),
     ];
     let token_out = Command::new(exe)
         .args(["token", "create", "--name", "logs"])

@@ -83,6 +83,18 @@ pub fn config(database_url: &str, overrides: &[(&str, &str)]) -> Config {
         ("HEALTH_SWEEP_INTERVAL_SECS", "0".into()),
         // The simulator listens on loopback, which Panel calls refuse by default.
         ("PANEL_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
+        // Without SMTP_URL mail goes to files: never into the work tree.
+        (
+            "MAIL_DIR",
+            std::env::temp_dir()
+                .join(format!(
+                    "commerce-it-mail-{}-{}",
+                    std::process::id(),
+                    ulid::Ulid::generate()
+                ))
+                .display()
+                .to_string(),
+        ),
     ];
     for (k, v) in overrides {
         vars.retain(|(name, _)| name != k);

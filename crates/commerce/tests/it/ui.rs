@@ -600,6 +600,11 @@ async fn admin_ui_in_chromium_tests_servers_and_provisions_an_order_end_to_end()
         |t| t == "active",
     )
     .await;
+    // The seed module: no password or package change, and the page says why.
+    b.wait_text("#module-cannot", |t| {
+        t.contains("cannot change packages or set passwords")
+    })
+    .await;
     b.click("#action-suspend").await;
     b.wait_text("#service-status", |t| t == "suspended").await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
@@ -1114,6 +1119,10 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
         |t| t == "active",
     )
     .await;
+    // Suspended for abuse, with a note: lifting it needs a ticked confirmation.
+    b.js("document.querySelector('#suspend-reason').value = 'abuse'")
+        .await;
+    b.fill("#suspend-note", "spam run, ticket 77").await;
     b.click("#action-suspend").await;
     b.wait_text("#service-status", |t| t == "suspended").await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
@@ -1122,6 +1131,15 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
         |t| t == "suspended",
     )
     .await;
+    b.wait_text("#suspension-reason", |t| t == "Abuse").await;
+    b.wait_text("#suspension-note", |t| t == "spam run, ticket 77")
+        .await;
+    b.mark().await;
+    b.click("#action-unsuspend").await;
+    b.assert_no_page_load("an unticked abuse confirmation")
+        .await;
+    assert!(app.sim.accounts(Target::Server(0))[0].suspended);
+    b.click("#confirm-abuse").await;
     b.click("#action-unsuspend").await;
     b.wait_text("#service-status", |t| t == "active").await;
     b.wait_text(
@@ -1142,6 +1160,41 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
     )
     .await;
     assert_ne!(app.passwords().await, before);
+    // The demo's mailbox (no SMTP_URL): the welcome mail went out on
+    // activation; a resend goes out again with the current password.
+    b.wait_text("#welcome-mail", |t| t.contains("welcome mail sent at"))
+        .await;
+    let mails = |app: &TestApp| -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(&app.state.config.mail_dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    };
+    let before = mails(&app).len();
+    b.click("#action-resend-welcome").await;
+    b.wait_text(".flash", |t| t.contains("Welcome mail queued"))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while mails(&app).len() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the resent welcome mail never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let current = app.passwords().await.remove(0);
+    let unfolded = |m: &String| m.replace("=\r\n", "").replace("=3D", "=");
+    assert!(
+        mails(&app)
+            .iter()
+            .any(|m| m.contains("Your hosting account") && unfolded(m).contains(&current)),
+        "the resent welcome mail carries the current password"
+    );
     app.post(
         "/api/v1/products",
         json!({"name": "Panel 2.8 Pro", "module": "opterius_v1", "group_id": ids(&app, "server_groups").await[0], "package": "Pro"}),
@@ -1365,5 +1418,59 @@ async fn admin_sends_a_test_alert_sees_recent_alerts_and_the_servers_health_char
     );
     b.screenshot("server-health-chart").await;
     b.close().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn adopt_shows_what_the_panel_has_before_the_admin_confirms() {
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
+    let (_, _, product) = crate::v1::v1_catalog(&app, "Starter", "on_order").await;
+    app.sim.set_faults(
+        Target::All,
+        Faults {
+            warning: true,
+            remaining: Some(1),
+            only: Some("create".into()),
+            ..Default::default()
+        },
+    );
+    let order = app.order(product, "hugo.example.com").await;
+    let sid = order["services"][0]["id"].as_i64().expect("id");
+    let service = app.settle(sid, &["failed", "active"]).await;
+    assert_eq!(
+        service["last_error"]["kind"], "needs_attention",
+        "{service}"
+    );
+    let mut http = Http::new(&app.base);
+    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let (_, page) = http.get(&format!("/admin/services/{sid}")).await;
+    assert!(
+        page.contains(&format!("href=\"/admin/services/{sid}/adopt\"")),
+        "a link to the preview, not a blind POST"
+    );
+    let (status, preview) = http.get(&format!("/admin/services/{sid}/adopt")).await;
+    assert_eq!(status, 200, "{preview}");
+    assert!(preview.contains("id=\"adopt-facts\""), "{preview}");
+    let username = service["username"].as_str().expect("username");
+    assert!(preview.contains("<dd>hugo.example.com</dd>"), "{preview}");
+    assert!(
+        preview.contains(&format!("<dd>{username}</dd>")),
+        "{preview}"
+    );
+    assert!(preview.contains("Disk used (MB)"), "usage shown: {preview}");
+    assert_eq!(service["status"], "failed", "looking changes nothing");
+    let csrf = http.csrf.clone();
+    let (status, _) = http
+        .post_form(
+            &format!("/admin/services/{sid}/adopt"),
+            &[("_csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let service = app.settle(sid, &["active"]).await;
+    assert!(service["panel_account_id"].is_string(), "{service}");
+    let secrets = app.passwords().await;
+    assert_no_secret("adopt preview", &preview, &secrets);
     app.finish().await;
 }
