@@ -58,6 +58,24 @@ fn build_binaries() -> Result<(), String> {
     if profile_dir.ends_with("release") {
         cmd.arg("--release");
     }
+    // What `cargo test` sets for this test binary (CARGO_PKG_*, CARGO_MANIFEST_*...)
+    // must not reach the build: build scripts that watch those variables (ring's)
+    // would rebuild half the tree here, and again at the next plain build.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
     eprintln!("fault suite: building the binaries it drives: {cmd:?}");
     let status = cmd
         .status()
