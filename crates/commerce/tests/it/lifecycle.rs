@@ -297,14 +297,8 @@ async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retrie
     assert!(welcome.contains("keeps its own password"));
     assert!(welcome.contains("To: owner@sam.example.com"));
     assert!(welcome.contains("text/html"), "text and HTML parts");
-    let outbox: (String, i32) = sqlx::query_as(
-        "SELECT status, attempts FROM mail_outbox WHERE service_id = $1 AND kind = 'welcome'",
-    )
-    .bind(sid)
-    .fetch_one(&app.state.pool)
-    .await
-    .expect("outbox row");
-    assert_eq!(outbox, ("sent".to_owned(), 1));
+    let (status, attempts, _) = settled_outbox(&app, sid, "welcome").await;
+    assert_eq!((status.as_str(), attempts), ("sent", 1));
 
     // The SMTP server refuses twice: the password-change mail arrives on the third try.
     sink.fail.store(2, std::sync::atomic::Ordering::SeqCst);
@@ -324,13 +318,7 @@ async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retrie
         changed.contains(&new_password),
         "the new password is mailed"
     );
-    let (status, attempts, error): (String, i32, Option<String>) = sqlx::query_as(
-        "SELECT status, attempts, last_error FROM mail_outbox WHERE service_id = $1 AND kind = 'password_changed'",
-    )
-    .bind(sid)
-    .fetch_one(&app.state.pool)
-    .await
-    .expect("outbox row");
+    let (status, attempts, error) = settled_outbox(&app, sid, "password_changed").await;
     assert_eq!((status.as_str(), attempts, error), ("sent", 3, None));
     assert!(sink.conversations.load(std::sync::atomic::Ordering::SeqCst) >= 3);
 
@@ -601,4 +589,24 @@ async fn figures_mail_rate_and_sync_throughput() {
         "one usage call per service"
     );
     app.finish().await;
+}
+
+/// A mail's outbox row once it is no longer pending: it says `sent` just after
+/// the sink has the message.
+async fn settled_outbox(app: &TestApp, sid: i64, kind: &str) -> (String, i32, Option<String>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let row: (String, i32, Option<String>) = sqlx::query_as(
+            "SELECT status, attempts, last_error FROM mail_outbox WHERE service_id = $1 AND kind = $2",
+        )
+        .bind(sid)
+        .bind(kind)
+        .fetch_one(&app.state.pool)
+        .await
+        .expect("outbox row");
+        if row.0 != "pending" || std::time::Instant::now() > deadline {
+            return row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }

@@ -341,7 +341,8 @@ async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let jobs = loop {
         let jobs: Vec<(String, i32, Option<String>)> = sqlx::query_as(
-            "SELECT status::text, attempts::int4, last_result::text FROM apalis.jobs ORDER BY run_at",
+            "SELECT status::text, attempts::int4, last_result::text FROM apalis.jobs
+             WHERE job_type = 'commerce.create_hosting_account' ORDER BY run_at",
         )
         .fetch_all(&app.state.pool)
         .await
