@@ -24,7 +24,7 @@ pub struct Config {
     /// `APP_KEY_PREVIOUS`: the key before a rotation; values sealed under it
     /// still open until `commerce key rotate` re-seals them under `APP_KEY`.
     pub app_key_previous: Option<AppKey>,
-    /// Verify Panel TLS certificates (`SSL_VERIFY`, seed 001).
+    /// Verify Panel TLS certificates (`SSL_VERIFY`).
     pub ssl_verify: bool,
     pub panel_connect_timeout: Duration,
     pub panel_timeout: Duration,

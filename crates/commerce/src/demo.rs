@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// Demo admin login, printed at startup.
 pub const ADMIN_EMAIL: &str = "admin@demo.test";
 const SIM_TOKEN: &str = "demo-panel-token";
-/// Simulated Panels: the first speak seed 000's HMAC API (`opterius`), the
+/// Simulated Panels: the first speak the HMAC-signed Panel API (`opterius`), the
 /// rest the shipped v2.8 API with keys (`opterius_v1`); the simulator serves both.
 const SERVERS: usize = 5;
 const SEED_SERVERS: usize = 3;

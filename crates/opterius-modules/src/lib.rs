@@ -1,5 +1,5 @@
 //! The Opterius provisioning modules, outside the vendor-neutral trait's crate:
-//! `opterius` (seed 000's HMAC dialect) and `opterius_v1` (the Bearer-key
+//! `opterius` (the Panel's HMAC-signed dialect) and `opterius_v1` (the Bearer-key
 //! `/api/v1` the Panel ships), and the translation of the wire crate's errors
 //! and records into the `provisioning` crate's words.
 

@@ -1,4 +1,4 @@
-//! The `opterius` module: Opterius Panel servers over seed 000's signed REST API.
+//! The `opterius` module: Opterius Panel servers over the Panel's HMAC-signed REST API.
 
 use async_trait::async_trait;
 use opterius::{ApiUrl, CreateAccount, NetworkPolicy, PanelClient};
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::wire::{self, finish, plain, refused};
 
-/// Opterius Panel, `moduleId = 'opterius'` (seed 000).
+/// Opterius Panel, `moduleId = 'opterius'`, the HMAC-signed API.
 pub struct OpteriusModule {
     info: ModuleInfo,
     /// `PANEL_ALLOWED_NETWORKS`: checked on IP-literal and plain-http api_urls
@@ -187,7 +187,7 @@ impl ProvisioningModule for OpteriusModule {
         account: &AccountRef,
         _reason: Option<&str>,
     ) -> ProvisioningResult {
-        // Seed 000's suspend has no reason field.
+        // The HMAC API's suspend has no reason field.
         self.change(ctx, creds, account, Change::Suspend).await
     }
 
@@ -210,7 +210,7 @@ impl ProvisioningModule for OpteriusModule {
     }
 
     fn can_look_up(&self, account: &AccountRef) -> bool {
-        // Seed 000 names accounts by id only: nothing to look up without one.
+        // The HMAC API names accounts by id only: nothing to look up without one.
         account.panel_id.is_some()
     }
 

@@ -1,5 +1,5 @@
 //! The `opterius_v1` module: the provisioning API the Opterius Panel ships
-//! (v2.8.x, `PANEL_V1.md`): Bearer keys, accounts named by username.
+//! (v2.8.x): Bearer keys, accounts named by username.
 
 use async_trait::async_trait;
 use opterius::{ApiUrl, NetworkPolicy, V1Answer, V1Client, V1CreateAccount};

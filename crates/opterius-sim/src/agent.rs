@@ -1,4 +1,4 @@
-//! The fake Opterius Agent (seed 002), served under `/agent`: RFC 3339 timestamps,
+//! The fake Opterius Agent, served under `/agent`: RFC 3339 timestamps,
 //! signatures over timestamp + METHOD + full path + body, a five-minute window.
 
 use std::sync::Arc;

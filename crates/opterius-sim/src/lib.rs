@@ -5,7 +5,7 @@
 //! servers at once (`/s/{n}`, each with its own token), and injects faults on
 //! demand through an unsigned control API under `/_sim`. Every server also
 //! speaks the provisioning API the Panel ships (`/api/v1`, Bearer keys,
-//! PANEL_V1.md), so one process serves both dialects.
+//! Panel v2.8+), so one process serves both dialects.
 
 mod agent;
 mod conn;

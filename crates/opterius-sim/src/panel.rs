@@ -1,4 +1,4 @@
-//! The fake Panel REST API (seed 000): signature check, then the six endpoints.
+//! The fake Panel REST API (HMAC-signed): signature check, then the six endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The fake Panel's shipped provisioning API (`/api/v1`, PANEL_V1.md): Laravel's
+//! The fake Panel's shipped provisioning API (`/api/v1`, Panel v2.8+): Laravel's
 //! order (route, then key, then scope, then validation), Bearer keys, accounts
 //! named by username or domain, `{result, message, data}` answers, and the v1
 //! faults (expired key, IP denied, missing scope, warning, 429 Retry-After,

@@ -1,4 +1,4 @@
-//! The simulator's own signature checks for seed 000 (Panel) and seed 002
+//! The simulator's own signature checks for the HMAC-signed Panel API and the Agent API
 //! (Agent), written apart from the client's `opterius::panel` and
 //! `opterius::agent`: HMAC is built here from SHA-256 (RFC 2104), so a formula
 //! bug shared by the client's signer and verifier still fails every test that
@@ -68,7 +68,7 @@ fn within(age_secs: i64, window_secs: u64) -> Result<(), String> {
     }
 }
 
-/// Seed 000: `X-Timestamp` is Unix seconds within `window_secs` of `now`;
+/// Panel HMAC API: `X-Timestamp` is Unix seconds within `window_secs` of `now`;
 /// `X-Signature` is HMAC-SHA256(timestamp + body, api_token).
 pub(crate) fn panel(
     token: &str,
@@ -92,7 +92,7 @@ pub(crate) fn panel(
     signature_matches(&hmac_sha256(token.as_bytes(), &message), signature)
 }
 
-/// Seed 002: `X-Timestamp` is RFC 3339 within five minutes of `now`;
+/// Agent API: `X-Timestamp` is RFC 3339 within five minutes of `now`;
 /// `X-Signature` is HMAC-SHA256(secret, timestamp + METHOD + path + body).
 pub(crate) fn agent(
     secret: &str,

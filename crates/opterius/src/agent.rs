@@ -1,4 +1,4 @@
-//! Opterius Agent request signing (seed 002) and a typed Agent client.
+//! Opterius Agent request signing and a typed Agent client.
 //!
 //! Signature = lowercase hex HMAC-SHA256(secret, timestamp + METHOD + path + body),
 //! where the timestamp is RFC 3339 UTC, the method is uppercase, the path has its
@@ -101,7 +101,7 @@ struct UsernameBody<'a> {
     username: &'a str,
 }
 
-/// A typed client for the Opterius Agent API (seed 002).
+/// A typed client for the Opterius Agent API.
 #[derive(Clone)]
 pub struct AgentClient {
     http: reqwest::Client,

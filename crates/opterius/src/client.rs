@@ -1,4 +1,4 @@
-//! The typed Panel client: the six endpoints of seed 000.
+//! The typed Panel client: the six endpoints of the HMAC-signed Panel API.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

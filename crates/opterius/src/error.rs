@@ -1,5 +1,5 @@
 //! The error taxonomy: every failure a Panel call can meet, with the admin-facing
-//! fix from seed 001's "Common Failures" table.
+//! fix from the Panel documentation's "Common Failures" table for Test Connection.
 
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +88,7 @@ impl ErrorKind {
         )
     }
 
-    /// The fix an admin should apply, from seed 001 where it has one.
+    /// The fix an admin should apply, from the Panel documentation's failure table where it has one.
     pub fn hint(self) -> &'static str {
         match self {
             Self::Unauthorized => {

@@ -1,9 +1,9 @@
 //! The Opterius wire contract.
 //!
 //! Byte-exact HMAC signing and verification for the Opterius Panel REST API
-//! (seeds 000/001) and the Opterius Agent API (seed 002), typed HTTP clients for
-//! both and for the Panel's shipped `/api/v1` (PANEL_V1.md), and an error taxonomy that tells an admin what went wrong and how to fix
-//! it. This crate knows nothing of databases or web frameworks.
+//! and the Opterius Agent API, typed HTTP clients for both and for the
+//! `/api/v1` that Panel v2.8+ ships, and an error taxonomy that tells an admin
+//! what went wrong and how to fix it. This crate knows nothing of databases or web frameworks.
 
 pub mod agent;
 mod api_url;

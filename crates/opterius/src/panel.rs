@@ -1,4 +1,4 @@
-//! Panel request signing (seeds 000 and 001).
+//! Panel request signing (the HMAC-signed Panel API).
 //!
 //! `X-Timestamp` carries Unix seconds; `X-Signature` is the lowercase hex
 //! HMAC-SHA256 of the timestamp string immediately followed by the exact body

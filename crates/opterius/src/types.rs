@@ -1,4 +1,4 @@
-//! Panel payloads and answers (seed 000).
+//! Panel payloads and answers (the HMAC-signed API).
 
 use serde::{Deserialize, Serialize};
 

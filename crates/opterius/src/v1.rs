@@ -1,5 +1,5 @@
-//! The typed client for the provisioning API the Panel ships (v2.8.x,
-//! `PANEL_V1.md`): Bearer keys, fixed paths under `/api/v1`, accounts named by
+//! The typed client for the provisioning API the Panel ships (v2.8.x):
+//! Bearer keys, fixed paths under `/api/v1`, accounts named by
 //! username in the body, `{result, message, data}` answers, and the admin fix
 //! for each of its refusals.
 
@@ -333,7 +333,7 @@ fn answer(status: u16, bytes: &[u8]) -> Result<V1Answer, PanelError> {
     }
 }
 
-/// Classifies a non-2xx v1 answer, with the fix for each case PANEL_V1.md lists.
+/// Classifies a non-2xx v1 answer, with the fix for each case the v1 API documents.
 pub(crate) fn classify(status: u16, bytes: &[u8], method: &Method, path: &str) -> PanelError {
     let said = http::panel_message(bytes).unwrap_or_default();
     let lower = said.to_ascii_lowercase();
