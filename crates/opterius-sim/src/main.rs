@@ -10,7 +10,7 @@ use opterius_sim::{Faults, Sim, SimConfig, Target};
 /// Prints its base URL (the api_url of server 0) as the first line of stdout.
 /// Server n is also reachable at BASE/s/n with token TOKEN-n (server 0: TOKEN);
 /// the Agent API is at BASE/agent. Every server also speaks the Panel's shipped
-/// v1 API (PANEL_V1.md) at BASE[/s/n]/api/v1/... with Bearer key API_KEY
+/// v1 API (Panel v2.8+) at BASE[/s/n]/api/v1/... with Bearer key API_KEY
 /// (server n > 0: API_KEY-n): both dialects in one process, per server by path.
 /// Faults are driven at run time through the unsigned control API:
 ///
@@ -74,6 +74,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )

@@ -365,3 +365,27 @@ async fn json_logs_have_one_object_per_line_with_ids_and_no_secrets() {
         "the generated password never reaches a log"
     );
 }
+
+#[tokio::test]
+async fn text_logs_into_a_pipe_carry_no_colour_codes() {
+    let db = crate::support::fresh_database().await;
+    // Debug level makes sqlx log every statement, so there are lines to read.
+    let out = Command::new(env!("CARGO_BIN_EXE_commerce"))
+        .args(["token", "create", "--name", "plain"])
+        .env("DATABASE_URL", &db)
+        .env("APP_KEY", crate::support::APP_KEY)
+        .env("RUST_LOG", "debug")
+        .env_remove("LOG_FORMAT")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("token create");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.lines().count() > 3, "expected debug lines: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "an escape sequence reached a pipe: {stderr:?}"
+    );
+}
