@@ -118,47 +118,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     crate::runtime::init_logging(config.log_format);
     match cli.command {
-        Command::Migrate => {
-            let pool = crate::connect(&config).await?;
-            crate::migrate(&pool).await?;
-            println!("migrations applied");
-        }
-        Command::Serve { listen, no_worker } => {
-            let mut config = config;
-            let addr = listen.unwrap_or(config.listen);
-            // Cookie security follows the address actually listened on.
-            config.listen = addr;
-            let state = crate::build_state(config).await?;
-            crate::migrate(&state.pool)
-                .await
-                .context("applying migrations at startup")?;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tracing::info!(listen = %listener.local_addr()?, workers = !no_worker, "serving");
-            crate::runtime::serve(state, listener, !no_worker).await?;
-        }
-        Command::Demo { listen } => {
-            let mut config = config;
-            config.listen = listen;
-            if config.panel_networks.allowed().is_empty() {
-                // The demo's simulated Panel listens on loopback.
-                config.panel_networks = opterius::NetworkPolicy::parse_list("127.0.0.0/8")
-                    .map_err(|e| anyhow::anyhow!(e))?;
-            }
-            let state = crate::build_state(config).await?;
-            crate::migrate(&state.pool)
-                .await
-                .context("applying migrations at startup")?;
-            crate::demo::run(state, listen).await?;
-        }
-        Command::Worker => {
-            let state = crate::build_state(config).await?;
-            crate::migrate(&state.pool)
-                .await
-                .context("applying migrations at startup")?;
-            crate::runtime::work(state).await?;
-        }
+        Command::Migrate => migrate(&config).await,
+        Command::Serve { listen, no_worker } => serve(config, listen, no_worker).await,
+        Command::Demo { listen } => demo(config, listen).await,
+        Command::Worker => worker(config).await,
         Command::Admin {
             command:
                 AdminCommand::Create {
@@ -166,62 +129,142 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     password_stdin,
                     password,
                 },
-        } => {
-            let pool = crate::connect(&config).await?;
-            crate::migrate(&pool).await.context("applying migrations")?;
-            let (password, generated) = match (password_stdin, password) {
-                (true, _) => {
-                    let mut line = String::new();
-                    std::io::stdin()
-                        .read_line(&mut line)
-                        .context("reading the password from stdin")?;
-                    (line.trim_end_matches(['\r', '\n']).to_owned(), false)
-                }
-                (false, Some(p)) => {
-                    eprintln!(
-                        "warning: --password is deprecated (it shows in ps and shell history); use --password-stdin"
-                    );
-                    (p, false)
-                }
-                (false, None) => (provisioning::generate_password(20), true),
-            };
-            crate::app::admins::set_password(&pool, &email, &password)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("admin {email} created");
-            if generated {
-                println!("password: {password}");
-            }
-        }
+        } => admin_create(&config, &email, password_stdin, password).await,
         Command::Token { command } => {
-            let pool = crate::connect(&config).await?;
-            crate::migrate(&pool).await.context("applying migrations")?;
-            token_command(&pool, command).await?;
+            token_command(&connect_migrated(&config).await?, command).await
         }
         Command::Key {
             command: KeyCommand::Rotate { batch_size },
-        } => {
-            if config.app_key_previous.is_none() {
-                anyhow::bail!(
-                    "set APP_KEY to the new key and APP_KEY_PREVIOUS to the old one, then run `commerce key rotate` again"
-                );
-            }
-            let pool = crate::connect(&config).await?;
-            crate::migrate(&pool).await.context("applying migrations")?;
-            let sealer = crate::crypto::Sealer::with_previous(
-                &config.app_key,
-                config.app_key_previous.as_ref(),
-            );
-            let done = crate::app::keys::rotate(&pool, &sealer, batch_size.max(1), None).await?;
-            println!(
-                "re-sealed {} server secret sets and {} service passwords under APP_KEY; APP_KEY_PREVIOUS can be removed",
-                done.servers, done.services
-            );
-        }
+        } => key_rotate(&config, batch_size).await,
         Command::Key {
             command: KeyCommand::Generate,
-        } => {}
+        } => Ok(()),
     }
+}
+
+/// A pool on a database with every migration applied.
+async fn connect_migrated(config: &Config) -> anyhow::Result<sqlx::PgPool> {
+    let pool = crate::connect(config).await?;
+    crate::migrate(&pool).await.context("applying migrations")?;
+    Ok(pool)
+}
+
+/// The service state for a long-running command, its database migrated.
+async fn migrated_state(config: Config) -> anyhow::Result<crate::state::AppState> {
+    let state = crate::build_state(config).await?;
+    crate::migrate(&state.pool)
+        .await
+        .context("applying migrations at startup")?;
+    Ok(state)
+}
+
+/// What an application error means on a terminal: each field's rule, one per line.
+fn cli_error(e: crate::app::error::AppError) -> anyhow::Error {
+    use crate::app::error::AppError;
+    match e {
+        AppError::Validation(fields)
+        | AppError::Conflict {
+            fields: Some(fields),
+            ..
+        } => {
+            let lines: Vec<String> = fields
+                .0
+                .iter()
+                .flat_map(|(field, messages)| {
+                    messages.iter().map(move |m| format!("  --{field}: {m}"))
+                })
+                .collect();
+            anyhow::anyhow!("invalid input:\n{}", lines.join("\n"))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    connect_migrated(config).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn serve(
+    mut config: Config,
+    listen: Option<SocketAddr>,
+    no_worker: bool,
+) -> anyhow::Result<()> {
+    let addr = listen.unwrap_or(config.listen);
+    // Cookie security follows the address actually listened on.
+    config.listen = addr;
+    let state = migrated_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(listen = %listener.local_addr()?, workers = !no_worker, "serving");
+    crate::runtime::serve(state, listener, !no_worker).await
+}
+
+async fn demo(mut config: Config, listen: SocketAddr) -> anyhow::Result<()> {
+    config.listen = listen;
+    if config.panel_networks.allowed().is_empty() {
+        // The demo's simulated Panel listens on loopback.
+        config.panel_networks =
+            opterius::NetworkPolicy::parse_list("127.0.0.0/8").map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let state = migrated_state(config).await?;
+    crate::demo::run(state, listen).await
+}
+
+async fn worker(config: Config) -> anyhow::Result<()> {
+    let state = migrated_state(config).await?;
+    crate::runtime::work(state).await
+}
+
+async fn admin_create(
+    config: &Config,
+    email: &str,
+    password_stdin: bool,
+    password: Option<String>,
+) -> anyhow::Result<()> {
+    let pool = connect_migrated(config).await?;
+    let (password, generated) = match (password_stdin, password) {
+        (true, _) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+        }
+        (false, Some(p)) => {
+            eprintln!(
+                "warning: --password is deprecated (it shows in ps and shell history); use --password-stdin"
+            );
+            (p, false)
+        }
+        (false, None) => (provisioning::generate_password(20), true),
+    };
+    crate::app::admins::set_password(&pool, email, &password)
+        .await
+        .map_err(cli_error)?;
+    println!("admin {email} created");
+    if generated {
+        println!("password: {password}");
+    }
+    Ok(())
+}
+
+async fn key_rotate(config: &Config, batch_size: i64) -> anyhow::Result<()> {
+    if config.app_key_previous.is_none() {
+        anyhow::bail!(
+            "set APP_KEY to the new key and APP_KEY_PREVIOUS to the old one, then run `commerce key rotate` again"
+        );
+    }
+    let pool = connect_migrated(config).await?;
+    let sealer =
+        crate::crypto::Sealer::with_previous(&config.app_key, config.app_key_previous.as_ref());
+    let done = crate::app::keys::rotate(&pool, &sealer, batch_size.max(1), None).await?;
+    println!(
+        "re-sealed {} server secret sets and {} service passwords under APP_KEY; APP_KEY_PREVIOUS can be removed",
+        done.servers, done.services
+    );
     Ok(())
 }
 
@@ -287,5 +330,16 @@ impl std::fmt::Debug for AdminCommand {
                 .field("password", &password.as_ref().map(|_| "[redacted]"))
                 .finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Clap's own consistency checks over every subcommand and argument.
+    #[test]
+    fn the_command_line_definition_is_valid() {
+        super::Cli::command().debug_assert();
     }
 }

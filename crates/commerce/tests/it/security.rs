@@ -1073,6 +1073,47 @@ async fn admin_create_reads_the_password_from_stdin() {
     app.finish().await;
 }
 
+#[tokio::test]
+async fn admin_create_names_the_rule_each_bad_field_broke() {
+    use std::io::Write as _;
+    let app = TestApp::spawn().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "not-an-email",
+            "--password-stdin",
+        ])
+        .env("DATABASE_URL", &app.state.config.database_url)
+        .env("APP_KEY", crate::support::APP_KEY)
+        .current_dir(std::env::temp_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"short\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("done");
+    assert!(!out.status.success(), "a bad email must fail the command");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--email: "),
+        "names the email rule: {stderr}"
+    );
+    assert!(
+        stderr.contains("--password: password must be at least 10 characters"),
+        "names the password rule: {stderr}"
+    );
+    assert!(!stderr.contains("validation failed"), "{stderr}");
+    app.finish().await;
+}
+
 /// Answers the simulator's address first, then cloud metadata: a rebinding name.
 struct Rebinding {
     first: std::net::SocketAddr,
