@@ -118,16 +118,18 @@
     }
   });
 
+  // An admin error answers htmx with its toast fragment (escaped by the
+  // server's template, marked by the Commerce-Fragment header); anything else
+  // (a proxy's page, say) gets a generic message.
   document.addEventListener("htmx:responseError", function (e) {
     var xhr = e.detail.xhr;
-    var text = "";
-    try {
-      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
-      var msg = doc.querySelector(".error-message");
-      var fix = doc.querySelector(".hint");
-      text = (msg ? msg.textContent : "") + (fix ? " " + fix.textContent : "");
-    } catch (_) { /* fall through */ }
-    toast(text.trim() || ("The request failed (HTTP " + xhr.status + "). Reload the page and try again."));
+    var t = document.getElementById("toast");
+    if (t && xhr.getResponseHeader("Commerce-Fragment") === "error") {
+      t.innerHTML = xhr.responseText;
+      t.hidden = false;
+      return;
+    }
+    toast("The request failed (HTTP " + xhr.status + "). Reload the page and try again.");
   });
 
   document.addEventListener("htmx:sendError", function () {

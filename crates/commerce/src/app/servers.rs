@@ -265,6 +265,32 @@ pub async fn all(db: impl PgExecutor<'_>) -> AppResult<Vec<ServerRow>> {
     .await?)
 }
 
+/// Every server's id and name, by name: what filters and selects list.
+pub async fn name_list(db: impl PgExecutor<'_>) -> AppResult<Vec<(i64, String)>> {
+    Ok(
+        sqlx::query_as("SELECT id, name FROM servers ORDER BY name, id")
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// The names of the servers `ids` names (lists show names, not ids): one
+/// indexed lookup of just those rows, not every server with its secrets.
+pub async fn names(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> AppResult<std::collections::HashMap<i64, String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM servers WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The stored credentials of a server, secrets opened.
 pub fn credentials(row: &ServerRow, sealer: &Sealer) -> anyhow::Result<Credentials> {
     let secrets = match &row.secrets {

@@ -123,6 +123,53 @@ pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServiceRow> {
     .ok_or(AppError::NotFound("service"))
 }
 
+/// A service with the names its pages show: the read model of the polled
+/// service panel and order progress, one statement instead of one per name.
+#[derive(Debug, Clone, FromRow)]
+pub struct ServiceDetail {
+    #[sqlx(flatten)]
+    pub service: ServiceRow,
+    pub product_name: String,
+    pub product_package: String,
+    pub product_auto_setup: String,
+    pub client_name: String,
+    pub client_email: String,
+    pub server_name: Option<String>,
+    pub server_module: Option<String>,
+}
+
+const DETAIL_SELECT: &str = "SELECT s.*, p.name AS product_name, p.package AS product_package, \
+    p.auto_setup AS product_auto_setup, c.name AS client_name, c.email AS client_email, \
+    sv.name AS server_name, sv.module AS server_module \
+    FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id \
+    LEFT JOIN servers sv ON sv.id = s.server_id";
+
+/// One service with its product, client and server names.
+pub async fn detail(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServiceDetail> {
+    sqlx::query_as::<_, ServiceDetail>(sqlx::AssertSqlSafe(format!(
+        "{DETAIL_SELECT} WHERE s.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound("service"))
+}
+
+/// Every service of an order, oldest first, with their names.
+pub async fn details_of_order(
+    db: impl PgExecutor<'_>,
+    order_id: i64,
+) -> AppResult<Vec<ServiceDetail>> {
+    Ok(
+        sqlx::query_as::<_, ServiceDetail>(sqlx::AssertSqlSafe(format!(
+            "{DETAIL_SELECT} WHERE s.order_id = $1 ORDER BY s.id"
+        )))
+        .bind(order_id)
+        .fetch_all(db)
+        .await?,
+    )
+}
+
 /// Filters of the services list.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ServiceFilter {

@@ -59,6 +59,36 @@ struct ErrorPage<'a> {
     fix: &'a str,
 }
 
+/// An error as htmx shows it: the toast's content, not a page to scrape.
+#[derive(Template, Clone)]
+#[template(path = "partials/error_toast.html")]
+pub struct ErrorToast {
+    title: &'static str,
+    message: String,
+    fix: &'static str,
+}
+
+/// Marks a fragment response holding an [`ErrorToast`] for `static/app.js`.
+pub const FRAGMENT_HEADER: &str = "commerce-fragment";
+
+/// Answers an htmx request's error with its toast fragment instead of the
+/// full error page (same status); every other response passes unchanged.
+pub async fn htmx_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let htmx = crate::web::page::is_htmx(req.headers());
+    let mut resp = next.run(req).await;
+    let Some(toast) = resp.extensions_mut().remove::<ErrorToast>() else {
+        return resp;
+    };
+    if !htmx {
+        return resp;
+    }
+    let status = resp.status();
+    match toast.render() {
+        Ok(body) => (status, [(FRAGMENT_HEADER, "error")], Html(body)).into_response(),
+        Err(_) => resp,
+    }
+}
+
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, title, message, fix) = match &self {
@@ -106,6 +136,12 @@ impl IntoResponse for WebError {
         let body = page
             .render()
             .unwrap_or_else(|_| format!("{} {title}: {message}", status.as_u16()));
-        (status, Html(body)).into_response()
+        let mut resp = (status, Html(body)).into_response();
+        resp.extensions_mut().insert(ErrorToast {
+            title,
+            message,
+            fix,
+        });
+        resp
     }
 }

@@ -17,8 +17,8 @@ use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::Errors;
 use crate::web::page::{Chrome, Id, page};
-use crate::web::server_form::Choice;
 use crate::web::session::Admin;
+use crate::web::view::Choice;
 use crate::web::view::{DASH, ErrorBox, Pager, ago, pretty, status_class, when, when_opt};
 
 /// One log row in a table.
@@ -70,11 +70,10 @@ impl From<LogEntry> for LogLine {
 
 /// Log rows as table lines, with server names instead of ids.
 pub async fn lines(state: &AppState, entries: Vec<LogEntry>) -> WebResult<Vec<LogLine>> {
-    let names: HashMap<i64, String> = servers::all(&state.pool)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
+    let mut ids: Vec<i64> = entries.iter().filter_map(|e| e.server_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names = servers::names(&state.pool, &ids).await?;
     Ok(entries
         .into_iter()
         .map(|e| {
@@ -184,8 +183,8 @@ pub async fn list(
             per_page: Some(50),
         },
     };
-    let all_servers = servers::all(&state.pool).await?;
-    let names: HashMap<i64, String> = all_servers.iter().map(|s| (s.id, s.name.clone())).collect();
+    let all_servers = servers::name_list(&state.pool).await?;
+    let names: HashMap<i64, String> = all_servers.iter().cloned().collect();
     let list = match log::list(&state.pool, &filter, filter.page()).await {
         Ok(l) => l,
         Err(e) => {
@@ -224,10 +223,10 @@ pub async fn list(
         until: q.until.clone(),
         servers: all_servers
             .into_iter()
-            .map(|s| Choice {
-                selected: s.id.to_string() == q.server_id.trim(),
-                value: s.id.to_string(),
-                label: s.name,
+            .map(|(id, name)| Choice {
+                selected: id.to_string() == q.server_id.trim(),
+                value: id.to_string(),
+                label: name,
             })
             .collect(),
         actions: choices(Action::ALL.iter().map(|a| a.as_str()), &q.action),
@@ -295,11 +294,11 @@ pub async fn retry(State(state): State<AppState>, admin: Admin, Id(id): Id) -> W
             "This log entry belongs to no service, so there is nothing to retry.".into(),
         ));
     };
-    crate::web::services::queue(
+    crate::web::actions::queue(
         &state,
         &admin,
         service_id,
-        crate::web::services::Queue::Plain(Requested::Retry),
+        crate::web::actions::Queue::Plain(Requested::Retry),
         "Retry",
     )
     .await

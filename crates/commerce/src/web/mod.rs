@@ -2,6 +2,7 @@
 //! calls the same application services (`crate::app`) as the JSON API; the
 //! handlers here only parse forms, call a service and render the answer.
 
+mod actions;
 mod alerts;
 mod attention;
 mod clients;
@@ -71,7 +72,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orders", get(orders::list).post(orders::create))
         .route("/admin/orders/new", get(orders::new))
         .route("/admin/orders/{id}", get(orders::show))
-        .route("/admin/orders/{id}/progress", get(orders::progress))
         .route("/admin/orders/{id}/pay", post(orders::pay))
         .route("/admin/services", get(services::list))
         .route("/admin/services/retry", post(attention::bulk_retry))
@@ -79,7 +79,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/alerts", get(alerts::list))
         .route("/admin/alerts/test", post(alerts::send_test))
         .route("/admin/services/{id}", get(services::show))
-        .route("/admin/services/{id}/panel", get(services::panel))
         .route("/admin/services/{id}/terminate", post(services::terminate))
         .route(
             "/admin/services/{id}/change-package",
@@ -100,6 +99,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/log/{id}/retry", post(log::retry))
         .route("/admin/{*rest}", axum::routing::any(not_found))
         .layer(axum::middleware::from_fn(session::csrf_from_form))
+        .layer(axum::middleware::from_fn(error::htmx_errors))
         .layer(axum::Extension(limiter))
         .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
@@ -147,12 +147,10 @@ pub const ADMIN_GET_ROUTES: &[&str] = &[
     "/admin/orders",
     "/admin/orders/new",
     "/admin/orders/{order}",
-    "/admin/orders/{order}/progress",
     "/admin/services",
     "/admin/attention",
     "/admin/alerts",
     "/admin/services/{service}",
-    "/admin/services/{service}/panel",
     "/admin/log",
     "/admin/log/{log}",
 ];

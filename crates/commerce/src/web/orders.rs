@@ -10,16 +10,14 @@ use crate::app::catalog;
 use crate::app::error::AppError;
 use crate::app::orders::{self, OrderInput};
 use crate::app::page::{PageParams, PageQuery};
-use crate::app::servers;
 use crate::app::services;
 use crate::domain::{FieldErrors, TriggeredBy};
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
-use crate::web::page::{Chrome, Id, fragment, page, page_with};
-use crate::web::products::auto_setup_label;
-use crate::web::server_form::Choice;
+use crate::web::page::{Chrome, Htmx, Id, fragment, page, page_with, vary_htmx};
 use crate::web::session::{Admin, flash_redirect};
+use crate::web::view::{Choice, auto_setup_label};
 use crate::web::view::{ErrorBox, Pager, status_class, when, when_opt};
 
 struct Row {
@@ -206,13 +204,14 @@ pub struct ServiceProgress {
 }
 
 /// The provisioning progress of one service, as steps.
-pub async fn progress_of(state: &AppState, id: i64) -> WebResult<ServiceProgress> {
-    let s = services::get(&state.pool, id).await?;
-    let product = catalog::get_product(&state.pool, s.product_id).await?;
-    let server = match s.server_id {
-        Some(sid) => Some(servers::get(&state.pool, sid).await?.name),
-        None => None,
-    };
+fn progress_of(d: services::ServiceDetail) -> ServiceProgress {
+    let services::ServiceDetail {
+        service: s,
+        product_package: package,
+        product_auto_setup: auto_setup,
+        server_name: server,
+        ..
+    } = d;
     let status = s.status.as_str();
     let has_account = matches!(status, "active" | "suspended" | "terminated");
     let step = |label: &str, state: &'static str, note: String| Step {
@@ -226,7 +225,7 @@ pub async fn progress_of(state: &AppState, id: i64) -> WebResult<ServiceProgress
             "todo",
             format!(
                 "This product is set up {}.",
-                auto_setup_label(&product.auto_setup).to_lowercase()
+                auto_setup_label(&auto_setup).to_lowercase()
             ),
         ),
         _ => step("Queued for provisioning", "done", String::new()),
@@ -249,7 +248,7 @@ pub async fn progress_of(state: &AppState, id: i64) -> WebResult<ServiceProgress
         _ if has_account => step(
             "Account created on the Panel",
             "done",
-            format!("package {}", product.package),
+            format!("package {package}"),
         ),
         "provisioning" if error.is_some() => step(
             "Account created on the Panel",
@@ -259,7 +258,7 @@ pub async fn progress_of(state: &AppState, id: i64) -> WebResult<ServiceProgress
         "provisioning" if server.is_some() => step(
             "Account created on the Panel",
             "current",
-            format!("creating {} with package {}…", s.username, product.package),
+            format!("creating {} with package {package}…", s.username),
         ),
         "failed" => step("Account created on the Panel", "failed", "stopped".into()),
         _ => step("Account created on the Panel", "todo", String::new()),
@@ -270,7 +269,7 @@ pub async fn progress_of(state: &AppState, id: i64) -> WebResult<ServiceProgress
         _ if has_account => step("Active", "done", format!("now {status}")),
         _ => step("Active", "todo", String::new()),
     };
-    Ok(ServiceProgress {
+    ServiceProgress {
         id: s.id,
         domain: s.domain.clone(),
         username: s.username.clone(),
@@ -284,7 +283,7 @@ pub async fn progress_of(state: &AppState, id: i64) -> WebResult<ServiceProgress
             active,
         ],
         error,
-    })
+    }
 }
 
 #[derive(Template)]
@@ -295,11 +294,19 @@ struct Progress {
     services: Vec<ServiceProgress>,
 }
 
+crate::web::page::embeddable!(Progress);
+
+/// One statement for the whole order, however many services it has: this is
+/// what the page polls every second while provisioning.
 async fn progress_view(state: &AppState, order_id: i64) -> WebResult<Progress> {
-    let order = orders::get(&state.pool, order_id).await?;
-    let mut services = Vec::new();
-    for s in &order.services {
-        services.push(progress_of(state, s.id).await?);
+    let services: Vec<ServiceProgress> = services::details_of_order(&state.pool, order_id)
+        .await?
+        .into_iter()
+        .map(progress_of)
+        .collect();
+    if services.is_empty() {
+        // Every order has a service: none means no such order.
+        orders::get(&state.pool, order_id).await?;
     }
     Ok(Progress {
         order_id,
@@ -319,13 +326,23 @@ struct ShowPage {
     client_email: String,
     created: String,
     paid: String,
-    progress_html: String,
+    progress: Progress,
 }
 
-pub async fn show(State(state): State<AppState>, admin: Admin, Id(id): Id) -> WebResult<Response> {
+/// The order page; htmx's poll of the same URL (every second while
+/// provisioning) gets its live progress only.
+pub async fn show(
+    State(state): State<AppState>,
+    admin: Admin,
+    htmx: Htmx,
+    Id(id): Id,
+) -> WebResult<Response> {
+    let progress = progress_view(&state, id).await?;
+    if htmx.0 {
+        return fragment(&progress).map(vary_htmx);
+    }
     let order = orders::get(&state.pool, id).await?;
     let client = catalog::get_client(&state.pool, order.client_id).await?;
-    let progress_html = progress_view(&state, id).await?.render()?;
     page(
         &state,
         &admin,
@@ -338,18 +355,10 @@ pub async fn show(State(state): State<AppState>, admin: Admin, Id(id): Id) -> We
             client_email: client.email,
             created: when(order.created_at),
             paid: when_opt(order.paid_at),
-            progress_html,
+            progress,
         },
     )
-}
-
-/// The live part of the order page, polled every second while provisioning.
-pub async fn progress(
-    State(state): State<AppState>,
-    _admin: Admin,
-    Id(id): Id,
-) -> WebResult<Response> {
-    fragment(&progress_view(&state, id).await?)
+    .map(vary_htmx)
 }
 
 pub async fn pay(State(state): State<AppState>, _admin: Admin, Id(id): Id) -> WebResult<Response> {

@@ -80,3 +80,45 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
             .ok_or_else(not_found)
     }
 }
+
+/// Whether htmx sent the request (`HX-Request: true`): such a request gets the
+/// fragment it swaps in, a plain one gets the full page, from the same handler.
+pub struct Htmx(pub bool);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Htmx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(is_htmx(&parts.headers)))
+    }
+}
+
+pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("hx-request")
+        .is_some_and(|v| v.as_bytes() == b"true")
+}
+
+/// For a URL that answers a plain request with its page and htmx's poll with
+/// the page's live fragment (one URL, one handler): a cache must not answer
+/// one with the other.
+pub fn vary_htmx(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("HX-Request"),
+    );
+    resp
+}
+
+/// Marks a fragment template as markup a page may embed as a typed field:
+/// askama escaped every value while rendering it, so `{{ field }}` in the page
+/// needs no `|safe` and no handler pre-renders HTML into a `String`.
+macro_rules! embeddable {
+    ($($t:ty),+ $(,)?) => {
+        $(impl askama::filters::HtmlSafe for $t {})+
+    };
+}
+pub(crate) use embeddable;

@@ -11,8 +11,8 @@ use crate::app::modules;
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::page::fragment;
-use crate::web::server_form::Choice;
 use crate::web::session::Admin;
+use crate::web::view::Choice;
 
 /// The package field, as the form page holds it and htmx swaps it.
 #[derive(Template, Default)]

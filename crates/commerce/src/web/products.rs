@@ -15,16 +15,8 @@ use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, Id, page, page_with};
 use crate::web::product_package::PackageField;
-use crate::web::server_form::Choice;
 use crate::web::session::{Admin, flash_redirect};
-
-pub fn auto_setup_label(v: &str) -> &'static str {
-    match v {
-        "on_order" => "When ordered",
-        "on_payment" => "When paid",
-        _ => "Manually",
-    }
-}
+use crate::web::view::{Choice, auto_setup_label};
 
 fn mb(v: i64) -> String {
     if v == 0 {
@@ -102,6 +94,8 @@ struct FormPage {
     auto_setups: Vec<Choice>,
     errors: Errors,
 }
+
+crate::web::page::embeddable!(PackageField);
 
 struct Values {
     name: String,

@@ -19,7 +19,7 @@ use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, Id, fragment, page_with};
 use crate::web::session::{Admin, flash_redirect};
-use crate::web::view::ErrorBox;
+use crate::web::view::{Choice, ErrorBox};
 
 /// One credential input, as the module describes it.
 pub struct CredField {
@@ -73,12 +73,6 @@ fn cred_fields(
         .collect()
 }
 
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
-}
-
 #[derive(Template)]
 #[template(path = "servers/form.html")]
 struct FormPage {
@@ -98,7 +92,7 @@ struct FormPage {
     tls_sha256: String,
     errors: Errors,
     /// The saved server's recent health (inline SVG), or "".
-    chart: String,
+    chart: Option<crate::web::health_chart::Chart>,
 }
 
 #[derive(Template)]
@@ -186,10 +180,10 @@ async fn render(
         tls_sha256: v.tls_sha256,
         errors,
         chart: match id {
-            Some(id) => {
-                crate::web::health_chart::svg(&servers::health_history(&state.pool, id, 60).await?)
-            }
-            None => String::new(),
+            Some(id) => crate::web::health_chart::Chart::of(
+                &servers::health_history(&state.pool, id, 60).await?,
+            ),
+            None => None,
         },
     };
     page_with(state, admin, status, &t)

@@ -126,7 +126,8 @@ struct Row {
     usage: String,
     full: bool,
     enabled: bool,
-    health_html: String,
+    /// The badge cell, the same partial the plug icon and the sweep swap in.
+    health: HealthCell,
 }
 
 #[derive(Template)]
@@ -168,10 +169,7 @@ pub async fn list(State(state): State<AppState>, admin: Admin) -> WebResult<Resp
             usage: format!("{} / {max}", r.account_count),
             full: r.max_accounts > 0 && r.account_count >= r.max_accounts,
             enabled: r.enabled,
-            health_html: HealthFragment {
-                h: &HealthCell::from_row(&r),
-            }
-            .render()?,
+            health: HealthCell::from_row(&r),
         });
     }
     page(

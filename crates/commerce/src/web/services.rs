@@ -15,14 +15,15 @@ use crate::app::log::{self, LogFilter};
 use crate::app::page::PageParams;
 use crate::app::servers;
 use crate::app::services::{self, Requested, ServiceFilter};
-use crate::domain::{ServiceStatus, TriggeredBy};
+use crate::domain::ServiceStatus;
 use crate::state::AppState;
+use crate::web::actions::{Queue, queue};
 use crate::web::error::{WebError, WebResult};
 use crate::web::form::FormData;
 use crate::web::log::LogLine;
-use crate::web::page::{Chrome, Id, fragment, page};
-use crate::web::server_form::Choice;
+use crate::web::page::{Chrome, Htmx, Id, fragment, page, vary_htmx};
 use crate::web::session::{Admin, flash_redirect};
+use crate::web::view::Choice;
 use crate::web::view::{DASH, ErrorBox, Pager, ago, status_class, when_opt};
 
 struct Row {
@@ -77,10 +78,9 @@ pub async fn list(
 ) -> WebResult<Response> {
     let Query(f) = q.map_err(|e| WebError::BadRequest(e.body_text()))?;
     let list = services::list(&state.pool, &f, f.page()).await?;
-    let server_rows = servers::all(&state.pool).await?;
+    let server_rows = servers::name_list(&state.pool).await?;
     let product_rows = catalog::list_products(&state.pool).await?;
-    let server_names: HashMap<i64, String> =
-        server_rows.iter().map(|s| (s.id, s.name.clone())).collect();
+    let server_names: HashMap<i64, String> = server_rows.iter().cloned().collect();
     let product_names: HashMap<i64, String> = product_rows
         .iter()
         .map(|p| (p.id, p.name.clone()))
@@ -170,7 +170,7 @@ pub async fn list(
             .collect(),
         servers: server_rows
             .into_iter()
-            .map(|s| choice(s.id.to_string(), s.name, sid.as_deref()))
+            .map(|(id, name)| choice(id.to_string(), name, sid.as_deref()))
             .collect(),
         products: product_rows
             .into_iter()
@@ -218,7 +218,7 @@ struct Panel {
     /// The module can set a new password (shown for live accounts only).
     can_change_password: bool,
     /// Products of the same module to move to (empty: no package change).
-    package_choices: Vec<crate::web::server_form::Choice>,
+    package_choices: Vec<Choice>,
     log: Vec<LogLine>,
     /// Why the module's missing actions are not offered ("" when all are).
     cannot_note: String,
@@ -250,13 +250,9 @@ pub struct Watch {
 const MAX_POLLS: u32 = 120;
 
 async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebResult<Panel> {
-    let s = services::get(&state.pool, id).await?;
-    let product = catalog::get_product(&state.pool, s.product_id).await?;
-    let client = catalog::get_client(&state.pool, s.client_id).await?;
-    let server = match s.server_id {
-        Some(sid) => servers::get(&state.pool, sid).await?.name,
-        None => DASH.to_owned(),
-    };
+    let d = services::detail(&state.pool, id).await?;
+    let s = &d.service;
+    let server = d.server_name.clone().unwrap_or_else(|| DASH.to_owned());
     let recent = log::list(
         &state.pool,
         &LogFilter {
@@ -295,10 +291,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
     }
     // Only what the server's module can do is offered.
     let live = matches!(status, ServiceStatus::Active | ServiceStatus::Suspended);
-    let module = match s.server_id {
-        Some(sid) if live => Some(servers::get(&state.pool, sid).await?.module),
-        _ => None,
-    };
+    let module = d.server_module.clone().filter(|_| live);
     let can = |c| {
         module
             .as_deref()
@@ -310,7 +303,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             .await?
             .into_iter()
             .filter(|p| Some(p.module.as_str()) == module.as_deref() && p.id != s.product_id)
-            .map(|p| crate::web::server_form::Choice {
+            .map(|p| Choice {
                 value: p.id.to_string(),
                 label: format!("{} ({})", p.name, p.package),
                 selected: false,
@@ -325,7 +318,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         csrf: admin.csrf.clone(),
         polling,
         poll_url: format!(
-            "/admin/services/{id}/panel?watch={}&n={}",
+            "/admin/services/{id}?watch={}&n={}",
             w.watch.unwrap_or(0),
             w.n + 1
         ),
@@ -338,10 +331,10 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             .panel_account_id
             .clone()
             .unwrap_or_else(|| DASH.to_owned()),
-        product: product.name,
-        package: product.package,
+        product: d.product_name.clone(),
+        package: d.product_package.clone(),
         order_id: s.order_id,
-        client: format!("{} <{}>", client.name, client.email),
+        client: format!("{} <{}>", d.client_name, d.client_email),
         created: when_opt(Some(s.created_at)),
         activated: when_opt(s.activated_at),
         suspended: when_opt(s.suspended_at),
@@ -414,17 +407,24 @@ struct ShowPage {
     id: i64,
     domain: String,
     can_terminate: bool,
-    panel_html: String,
+    panel: Panel,
 }
 
+crate::web::page::embeddable!(Panel);
+
+/// The service page; htmx's poll of the same URL gets its live panel.
 pub async fn show(
     State(state): State<AppState>,
     admin: Admin,
+    htmx: Htmx,
     Id(id): Id,
     Query(w): Query<Watch>,
 ) -> WebResult<Response> {
+    let panel = panel_view(&state, &admin, id, &w).await?;
+    if htmx.0 {
+        return fragment(&panel).map(vary_htmx);
+    }
     let s = services::get(&state.pool, id).await?;
-    let panel_html = panel_view(&state, &admin, id, &w).await?.render()?;
     let t = ShowPage {
         chrome: Chrome::new(&admin, "services"),
         id,
@@ -433,89 +433,9 @@ pub async fn show(
             ServiceStatus::Terminated | ServiceStatus::Provisioning
         ),
         domain: s.domain,
-        panel_html,
+        panel,
     };
-    page(&state, &admin, &t)
-}
-
-/// The live part of the service page.
-pub async fn panel(
-    State(state): State<AppState>,
-    admin: Admin,
-    Id(id): Id,
-    Query(w): Query<Watch>,
-) -> WebResult<Response> {
-    fragment(&panel_view(&state, &admin, id, &w).await?)
-}
-
-/// What an admin button queues.
-pub enum Queue {
-    Plain(Requested),
-    /// A suspend's reason or an unsuspend's condition with it.
-    With(Requested, services::Details),
-    Adopt,
-    ChangePassword,
-    ChangePackage(i64),
-    ResendWelcome,
-}
-
-/// Queues an action and returns to the service page, which watches for its end.
-pub async fn queue(
-    state: &AppState,
-    admin: &Admin,
-    id: i64,
-    requested: Queue,
-    what: &str,
-) -> WebResult<Response> {
-    let before = services::get(&state.pool, id).await?.updated_at;
-    let to = format!("/admin/services/{id}");
-    let queued = match requested {
-        Queue::Plain(r) => services::request(state, id, r, TriggeredBy::Admin).await,
-        Queue::With(r, d) => services::request_with(state, id, r, &d, TriggeredBy::Admin).await,
-        Queue::ResendWelcome => crate::mail::resend_welcome(state, id).await,
-        Queue::ChangePassword => {
-            crate::app::changes::change_password(state, id, TriggeredBy::Admin).await
-        }
-        Queue::Adopt => {
-            let input = crate::app::adopt::Adopt::default();
-            crate::app::adopt::adopt(state, id, &input, TriggeredBy::Admin)
-                .await
-                .map(|s| {
-                    format!(
-                        "adopted as Panel account {}",
-                        s.panel_account_id.unwrap_or_default()
-                    )
-                })
-        }
-        Queue::ChangePackage(product_id) => {
-            let input = crate::app::changes::ChangePackage { product_id };
-            crate::app::changes::change_package(state, id, &input, TriggeredBy::Admin).await
-        }
-    };
-    match queued {
-        Ok(job) => {
-            tracing::info!(admin.id = admin.id, service.id = id, job.id = %job, "admin queued {what}");
-            Ok(flash_redirect(
-                state,
-                &format!("{to}?watch={}", before.timestamp_micros()),
-                "info",
-                &format!("{what} queued; this page updates when it is done."),
-            ))
-        }
-        Err(AppError::Conflict { message, .. }) => {
-            Ok(flash_redirect(state, &to, "error", &message))
-        }
-        Err(AppError::Validation(f)) => {
-            let message =
-                f.0.values()
-                    .flatten()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-            Ok(flash_redirect(state, &to, "error", &message))
-        }
-        Err(e) => Err(e.into()),
-    }
+    page(&state, &admin, &t).map(vary_htmx)
 }
 
 pub async fn action(

@@ -7,10 +7,10 @@ use axum::response::Response;
 use crate::app::services::{self, Details, Requested, Suspend};
 use crate::domain::SuspendReason;
 use crate::state::AppState;
+use crate::web::actions::{Queue, queue};
 use crate::web::error::WebResult;
 use crate::web::form::FormData;
 use crate::web::page::Id;
-use crate::web::services::{Queue, queue};
 use crate::web::session::{Admin, flash_redirect};
 
 /// The reason select of the suspend form: value and label.

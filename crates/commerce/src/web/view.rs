@@ -26,7 +26,7 @@ pub fn ago(t: DateTime<Utc>) -> String {
     }
 }
 
-/// The title an admin recognises for a failure kind (seed 001's wording).
+/// The title an admin recognises for a failure kind (the Panel documentation's wording).
 pub fn kind_title(kind: &str) -> String {
     let k = provisioning::FailureKind::parse(kind);
     if k.as_str() == kind {
@@ -135,5 +135,21 @@ impl Pager {
                 || (list.total_capped && shown as i64 == per_page))
                 .then(|| link(page.saturating_add(1))),
         }
+    }
+}
+
+/// One option of a `<select>`.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// How a product's `auto_setup` reads in the admin.
+pub fn auto_setup_label(v: &str) -> &'static str {
+    match v {
+        "on_order" => "When ordered",
+        "on_payment" => "When paid",
+        _ => "Manually",
     }
 }

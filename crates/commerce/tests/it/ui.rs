@@ -532,6 +532,25 @@ async fn admin_ui_in_chromium_tests_servers_and_provisions_an_order_end_to_end()
     b.wait_text(&badge, |t| t == "Online").await;
     b.screenshot("servers").await;
 
+    // An htmx request that fails shows the server's toast fragment in place.
+    b.js(&format!(
+        "htmx.ajax('POST', '/admin/servers/987654/test', {{target: '#health-{server_id}', swap: 'outerHTML'}}); return 0;"
+    ))
+    .await;
+    let toast = b
+        .wait_text("#toast", |t| t.contains("does not exist"))
+        .await;
+    assert!(
+        toast.contains("Not found") && toast.contains("Go back to the list"),
+        "{toast}"
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('#toast .error-message').length;")
+            .await,
+        json!(1)
+    );
+    b.screenshot("htmx-error-toast").await;
+
     // A product with the wrong package case, a client, an order: it fails with the hint.
     b.goto("/admin/products/new").await;
     b.fill("#name", "Starter plan").await;
@@ -702,8 +721,6 @@ async fn admin_ui_in_chromium_tests_servers_and_provisions_an_order_end_to_end()
                     // The live parts htmx swaps in: the fragment the route names.
                     [
                         ("/module-fields?", "<fieldset id=\"credential-fields\">"),
-                        ("/progress", "<div id=\"order-progress\""),
-                        ("/panel", "<div id=\"service-panel\""),
                         ("/package-field?", "<div id=\"package-field\">"),
                     ]
                     .iter()
@@ -713,6 +730,61 @@ async fn admin_ui_in_chromium_tests_servers_and_provisions_an_order_end_to_end()
         );
         assert_no_secret(&url, &body, &secrets);
     }
+    // The pages that poll answer htmx at their own URL with their live part
+    // only, and say so in Vary.
+    for (prefix, root) in [
+        ("/admin/orders/", "<div id=\"order-progress\""),
+        ("/admin/services/", "<div id=\"service-panel\""),
+    ] {
+        let urls: Vec<String> = admin_urls(&app)
+            .await
+            .into_iter()
+            .filter(|u| {
+                u.strip_prefix(prefix)
+                    .is_some_and(|id| id.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        assert!(!urls.is_empty(), "no {prefix}{{id}} page to poll");
+        for url in urls {
+            let (status, headers, body) = http
+                .send("GET", &url, None, &[("hx-request", "true")])
+                .await;
+            assert_eq!(status, 200, "htmx GET {url}: {body}");
+            assert!(
+                body.starts_with(root),
+                "htmx GET {url} is not its fragment: {body}"
+            );
+            assert_eq!(
+                headers.get("vary").and_then(|v| v.to_str().ok()),
+                Some("HX-Request"),
+                "{url}"
+            );
+            assert_no_secret(&url, &body, &secrets);
+        }
+    }
+    // An htmx request that fails gets the toast's fragment, not the error page.
+    let (status, headers, body) = http
+        .send(
+            "POST",
+            "/admin/servers/987654/test",
+            None,
+            &[
+                ("hx-request", "true"),
+                ("x-csrf-token", http.csrf.clone().as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        headers
+            .get("commerce-fragment")
+            .and_then(|v| v.to_str().ok()),
+        Some("error")
+    );
+    assert!(
+        !body.contains("<!doctype") && body.contains("class=\"error-message\""),
+        "{body}"
+    );
     let sid = server_id.to_string();
     for (path, form) in [
         (format!("/admin/servers/{sid}/test"), vec![]),
