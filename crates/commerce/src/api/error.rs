@@ -53,6 +53,13 @@ impl From<AppError> for ApiError {
                 message,
                 fields,
             },
+            AppError::Internal(e) if crate::app::error::database_unavailable(&e) => {
+                tracing::warn!(error = %format!("{e:#}"), "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable (down or restarting); nothing was changed by this request: retry after the Retry-After delay",
+                )
+            }
             AppError::Internal(e) => {
                 // Logged once, here at the boundary; the client gets no internals.
                 tracing::error!(error = %format!("{e:#}"), "internal error");
@@ -71,7 +78,14 @@ impl IntoResponse for ApiError {
             Some(f) => json!({"error": self.message, "fields": f}),
             None => json!({"error": self.message}),
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                crate::app::error::RETRY_AFTER_SECS.into(),
+            );
+        }
+        resp
     }
 }
 

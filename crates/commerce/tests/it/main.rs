@@ -6,6 +6,7 @@ mod api;
 mod cluster;
 mod lifecycle;
 mod ops;
+mod outage;
 mod placement;
 mod promises;
 mod provisioning;
