@@ -279,6 +279,12 @@ pub fn router() -> Router<AppState> {
         router = router.route(path, h);
     }
     router
+        .layer(axum::Extension(crate::extract::NotFoundShape(|message| {
+            axum::response::IntoResponse::into_response(error::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                message,
+            ))
+        })))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

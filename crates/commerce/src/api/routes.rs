@@ -10,15 +10,16 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::auth::ApiClient;
-use crate::api::error::{ApiJson, ApiQuery, ApiResult, Id};
+use crate::api::error::{ApiError, ApiJson, ApiQuery, ApiResult, Id, no_fields, parse_json};
 use crate::app::catalog::{self, ClientInput, GroupInput, ProductInput};
 use crate::app::connection::{self, UnsavedTest};
-use crate::app::log::{self, LogFilter};
+use crate::app::log::{self, LogQuery};
 use crate::app::orders::{self, OrderInput};
 use crate::app::page::PageParams;
 use crate::app::servers::{self, ServerInput, ServerPatch};
-use crate::app::services::{self, Requested, ServiceFilter};
+use crate::app::services::{self, Requested, ServiceAction, ServiceFilter};
 use crate::domain::TriggeredBy;
+use crate::extract::Action;
 use crate::state::AppState;
 
 type Created<T> = (StatusCode, Json<T>);
@@ -103,7 +104,9 @@ pub async fn test_server(
     _: ApiClient,
     State(s): State<AppState>,
     Id(id): Id,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<connection::TestOutcome>> {
+    no_fields(&body)?;
     Ok(Json(connection::test_saved(&s, id).await?))
 }
 
@@ -115,7 +118,12 @@ pub async fn test_unsaved(
     Ok(Json(connection::test_unsaved(&s, &input).await?))
 }
 
-pub async fn sweep(_: ApiClient, State(s): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn sweep(
+    _: ApiClient,
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    no_fields(&body)?;
     let slot = connection::start_sweep(&s).await?;
     let started = Instant::now();
     let rows = servers::all(&s.pool).await?;
@@ -226,7 +234,9 @@ pub async fn pay_order(
     _: ApiClient,
     State(s): State<AppState>,
     Id(id): Id,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<orders::OrderView>> {
+    no_fields(&body)?;
     Ok(Json(orders::pay(&s, id, TriggeredBy::Api).await?))
 }
 
@@ -280,7 +290,9 @@ pub async fn resend_welcome(
     _: ApiClient,
     State(s): State<AppState>,
     Id(id): Id,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    no_fields(&body)?;
     let key = crate::mail::resend_welcome(&s, id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"mail": key}))))
 }
@@ -289,55 +301,56 @@ pub async fn change_password(
     _: ApiClient,
     State(s): State<AppState>,
     Id(id): Id,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    no_fields(&body)?;
     let job_id = crate::app::changes::change_password(&s, id, TriggeredBy::Api).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
 }
 
-/// `POST /services/{id}/{create,suspend,unsuspend,terminate,retry}`; terminate
-/// is irreversible and needs `{"confirm": "<the service's domain>"}`.
+/// `POST /services/{id}/{create,suspend,unsuspend,terminate,retry,sync}`;
+/// terminate is irreversible and needs `{"confirm": "<the service's domain>"}`.
+/// Every body is parsed strictly: an unknown field is a 422 that names it.
 pub async fn service_action(
     _: ApiClient,
     State(s): State<AppState>,
-    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+    Id(id): Id,
+    Action(action): Action,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| crate::api::error::ApiError::new(StatusCode::NOT_FOUND, "no such service"))?;
-    let requested = Requested::parse(&action).ok_or_else(|| {
-        crate::api::error::ApiError::new(
+    let ServiceAction::Lifecycle(requested) = action else {
+        // The other actions have routes of their own, which match first.
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!(
-                "unknown action {action:?}: use create, suspend, unsuspend, terminate, retry or sync"
-            ),
-        )
-    })?;
-    if requested == Requested::Terminate {
-        let confirm = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("confirm").and_then(Value::as_str).map(str::to_owned));
-        let domain = services::get(&s.pool, id).await?.domain;
-        if !confirm.is_some_and(|c| c.trim().eq_ignore_ascii_case(&domain)) {
-            return Err(crate::app::error::AppError::field(
-                "confirm",
-                format!("terminate deletes the account and its data on the Panel: send {{\"confirm\": \"{domain}\"}} to confirm"),
-            )
-            .into());
-        }
-    }
-    // An empty body is the default; anything else is parsed strictly (422 on
-    // an unknown field, named).
+            format!("{} has its own route", action.label()),
+        ));
+    };
+    // An empty body is the default.
     let present = !body.iter().all(u8::is_ascii_whitespace);
     let details = match requested {
-        Requested::Suspend if present => {
-            services::Details::Suspend(crate::api::error::parse_json::<services::Suspend>(&body)?)
+        Requested::Terminate => {
+            let confirm = if present {
+                parse_json::<services::Terminate>(&body)?.confirm
+            } else {
+                None
+            };
+            let domain = services::get(&s.pool, id).await?.domain;
+            if !confirm.is_some_and(|c| c.trim().eq_ignore_ascii_case(&domain)) {
+                return Err(crate::app::error::AppError::field(
+                    "confirm",
+                    format!("terminate deletes the account and its data on the Panel: send {{\"confirm\": \"{domain}\"}} to confirm"),
+                )
+                .into());
+            }
+            services::Details::None
         }
+        Requested::Suspend if present => services::Details::Suspend(parse_json(&body)?),
         Requested::Suspend => services::Details::Suspend(services::Suspend::default()),
-        Requested::Unsuspend if present => services::Details::Unsuspend(
-            crate::api::error::parse_json::<services::Unsuspend>(&body)?,
-        ),
-        _ => services::Details::None,
+        Requested::Unsuspend if present => services::Details::Unsuspend(parse_json(&body)?),
+        _ => {
+            no_fields(&body)?;
+            services::Details::None
+        }
     };
     let job_id = services::request_with(&s, id, requested, &details, TriggeredBy::Api).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
@@ -346,8 +359,12 @@ pub async fn service_action(
 pub async fn list_log(
     _: ApiClient,
     State(s): State<AppState>,
-    ApiQuery(f): ApiQuery<LogFilter>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<crate::app::page::Page<log::LogEntry>>> {
+    let (f, errors) = q.parse();
+    errors
+        .into_result()
+        .map_err(crate::app::error::AppError::from)?;
     Ok(Json(log::list(&s.pool, &f, f.page()).await?))
 }
 

@@ -8,7 +8,7 @@ use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams, PageQuery, empty_as_none, fetch_page};
-use crate::domain::{Action, LogStatus, TriggeredBy};
+use crate::domain::{Action, FieldErrors, LogStatus, TriggeredBy};
 
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct LogEntry {
@@ -177,6 +177,86 @@ impl LogFilter {
     pub fn page(&self) -> PageParams {
         self.paging.params()
     }
+}
+
+/// The log filters as a query string carries them, from the API and the log
+/// viewer's form alike: blank means absent, an id may be written `#12`, a time
+/// is RFC 3339 or a `datetime-local` value (taken as UTC).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    pub service_id: String,
+    #[serde(default)]
+    pub server_id: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub until: String,
+    #[serde(default)]
+    pub page: String,
+    #[serde(default)]
+    pub per_page: String,
+}
+
+impl LogQuery {
+    /// The filter, and a message for each value that could not be read (that
+    /// filter is left out). Unknown actions and statuses are refused by [`list`].
+    pub fn parse(&self) -> (LogFilter, FieldErrors) {
+        let mut errors = FieldErrors::default();
+        let filter = LogFilter {
+            service_id: parse_id(&self.service_id, "service_id", &mut errors),
+            server_id: parse_id(&self.server_id, "server_id", &mut errors),
+            action: Some(self.action.trim().to_owned()).filter(|a| !a.is_empty()),
+            status: Some(self.status.trim().to_owned()).filter(|s| !s.is_empty()),
+            since: parse_time(&self.since, "since", &mut errors),
+            until: parse_time(&self.until, "until", &mut errors),
+            paging: PageQuery {
+                page: parse_number(&self.page, "page", &mut errors),
+                per_page: parse_number(&self.per_page, "per_page", &mut errors),
+            },
+        };
+        (filter, errors)
+    }
+}
+
+fn parse_number(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<i64> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let n = raw.parse().ok();
+    if n.is_none() {
+        errors.add(field, "enter a whole number");
+    }
+    n
+}
+
+fn parse_id(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<i64> {
+    parse_number(raw.trim().trim_start_matches('#'), field, errors)
+}
+
+fn parse_time(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let parsed = raw.parse::<DateTime<Utc>>().ok().or_else(|| {
+        ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
+            .map(|n| n.and_utc())
+    });
+    if parsed.is_none() {
+        errors.add(
+            field,
+            "use a date and time like 2026-11-22T10:00 (UTC) or RFC 3339",
+        );
+    }
+    parsed
 }
 
 pub async fn list(

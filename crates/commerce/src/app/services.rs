@@ -273,6 +273,60 @@ impl Requested {
     }
 }
 
+/// A service action as a URL names it (`/services/{id}/{action}`), the one
+/// parse the API and the admin UI share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// Queued through the provisioner's lifecycle path.
+    Lifecycle(Requested),
+    ChangePackage,
+    ChangePassword,
+    ResendWelcome,
+    Adopt,
+}
+
+impl ServiceAction {
+    /// Every action name, as in the URL.
+    pub const NAMES: &[&str] = &[
+        "create",
+        "suspend",
+        "unsuspend",
+        "terminate",
+        "retry",
+        "sync",
+        "change-package",
+        "change-password",
+        "resend-welcome",
+        "adopt",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "change-package" => Some(Self::ChangePackage),
+            "change-password" => Some(Self::ChangePassword),
+            "resend-welcome" => Some(Self::ResendWelcome),
+            "adopt" => Some(Self::Adopt),
+            _ => Requested::parse(s).map(Self::Lifecycle),
+        }
+    }
+
+    /// What an admin reads in "… queued".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Lifecycle(Requested::Create) => "Create",
+            Self::Lifecycle(Requested::Suspend) => "Suspend",
+            Self::Lifecycle(Requested::Unsuspend) => "Unsuspend",
+            Self::Lifecycle(Requested::Terminate) => "Terminate",
+            Self::Lifecycle(Requested::Retry) => "Retry",
+            Self::Lifecycle(Requested::Sync) => "Reading usage from the Panel",
+            Self::ChangePackage => "Package change",
+            Self::ChangePassword => "Password change",
+            Self::ResendWelcome => "Welcome mail",
+            Self::Adopt => "Adopting the Panel's account",
+        }
+    }
+}
+
 /// `POST /api/v1/services/{id}/suspend`: why, and a note (both optional).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -281,6 +335,14 @@ pub struct Suspend {
     pub reason: Option<SuspendReason>,
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// `POST /api/v1/services/{id}/terminate`: the service's domain, typed back.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Terminate {
+    #[serde(default)]
+    pub confirm: Option<String>,
 }
 
 /// `POST /api/v1/services/{id}/unsuspend`: lift only a suspension for this reason.
@@ -489,4 +551,27 @@ pub async fn queue_action(
     state.metrics.bump(action, |c| &c.enqueued);
     tracing::info!(service.id = row.id, job.id = %job_id, action = %action, triggered_by = %by, "provisioning queued");
     Ok(job_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_action_name_parses_to_its_own_action() {
+        let parsed: Vec<ServiceAction> = ServiceAction::NAMES
+            .iter()
+            .map(|n| ServiceAction::parse(n).unwrap_or_else(|| panic!("{n} does not parse")))
+            .collect();
+        for (i, a) in parsed.iter().enumerate() {
+            assert!(!parsed[..i].contains(a), "two names parse to {a:?}");
+        }
+        for bad in ["", "delete", "Suspend", "change_password"] {
+            assert_eq!(ServiceAction::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            ServiceAction::parse("sync"),
+            Some(ServiceAction::Lifecycle(Requested::Sync))
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod api_contract;
 mod cluster;
 mod lifecycle;
 mod ops;
