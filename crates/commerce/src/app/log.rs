@@ -10,19 +10,23 @@ use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams, PageQuery, empty_as_none, fetch_page};
 use crate::domain::{Action, FieldErrors, LogStatus, TriggeredBy};
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct LogEntry {
     pub id: i64,
     pub service_id: Option<i64>,
     pub server_id: Option<i64>,
     pub module: String,
+    #[schema(value_type = crate::domain::Action)]
     pub action: String,
+    #[schema(value_type = crate::domain::LogStatus)]
     pub status: String,
     pub attempt: i32,
     pub http_status: Option<i32>,
     pub duration_ms: Option<i32>,
+    #[schema(value_type = Option<crate::domain::ProvisioningErrorSchema>)]
     pub error: Option<Json<serde_json::Value>>,
     pub message: Option<String>,
+    #[schema(value_type = crate::domain::TriggeredBy)]
     pub triggered_by: String,
     pub job_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -30,12 +34,14 @@ pub struct LogEntry {
 }
 
 /// An entry with its redacted request and its response.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct LogDetail {
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub entry: LogEntry,
+    #[schema(value_type = Option<Object>)]
     pub request: Option<Json<serde_json::Value>>,
+    #[schema(value_type = Option<Object>)]
     pub response: Option<Json<serde_json::Value>>,
 }
 
@@ -182,23 +188,32 @@ impl LogFilter {
 /// The log filters as a query string carries them, from the API and the log
 /// viewer's form alike: blank means absent, an id may be written `#12`, a time
 /// is RFC 3339 or a `datetime-local` value (taken as UTC).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     #[serde(default)]
+    #[param(value_type = Option<i64>)]
     pub service_id: String,
     #[serde(default)]
+    #[param(value_type = Option<i64>)]
     pub server_id: String,
     #[serde(default)]
+    #[param(value_type = Option<crate::domain::Action>)]
     pub action: String,
     #[serde(default)]
+    #[param(value_type = Option<crate::domain::LogStatus>)]
     pub status: String,
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: String,
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: String,
     #[serde(default)]
+    #[param(value_type = Option<i64>)]
     pub page: String,
     #[serde(default)]
+    #[param(value_type = Option<i64>)]
     pub per_page: String,
 }
 

@@ -50,9 +50,10 @@ impl ServiceRow {
 }
 
 /// A service as the API shows it: never the password.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceView {
     pub id: i64,
+    #[schema(value_type = crate::domain::ServiceStatus)]
     pub status: String,
     pub domain: String,
     pub username: String,
@@ -61,6 +62,7 @@ pub struct ServiceView {
     pub product_id: i64,
     pub server_id: Option<i64>,
     pub panel_account_id: Option<String>,
+    #[schema(value_type = Option<crate::domain::ProvisioningErrorSchema>)]
     pub last_error: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -73,6 +75,7 @@ pub struct ServiceView {
     /// What the Panel last said the account is (`active`, `suspended`).
     pub panel_status: Option<String>,
     /// Why it is (or is being) suspended: `overdue`, `abuse` or `other`.
+    #[schema(value_type = Option<crate::domain::SuspendReason>)]
     pub suspension_reason: Option<String>,
     /// The admin's note on the suspension.
     pub suspension_note: Option<String>,
@@ -124,9 +127,11 @@ pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServiceRow> {
 }
 
 /// Filters of the services list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ServiceFilter {
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<crate::domain::ServiceStatus>)]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "empty_as_none")]
     pub server_id: Option<i64>,
@@ -147,6 +152,7 @@ pub struct ServiceFilter {
     pub drift: Option<String>,
     /// `page` and `per_page`, beside the filters in one query string.
     #[serde(flatten)]
+    #[param(ignore)]
     pub paging: PageQuery,
 }
 
@@ -328,7 +334,7 @@ impl ServiceAction {
 }
 
 /// `POST /api/v1/services/{id}/suspend`: why, and a note (both optional).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suspend {
     #[serde(default)]
@@ -338,7 +344,7 @@ pub struct Suspend {
 }
 
 /// `POST /api/v1/services/{id}/terminate`: the service's domain, typed back.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Terminate {
     #[serde(default)]
@@ -346,7 +352,7 @@ pub struct Terminate {
 }
 
 /// `POST /api/v1/services/{id}/unsuspend`: lift only a suspension for this reason.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unsuspend {
     #[serde(default)]
