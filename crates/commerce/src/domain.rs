@@ -141,7 +141,7 @@ pub fn parse_limit(value: i64, what: &str) -> Result<i64, String> {
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -213,6 +213,53 @@ string_enum!(
     /// A server's last known reachability.
     Health { Online => "online", Offline => "offline", Unknown => "unknown" }
 );
+
+/// How a provisioning failure reads on the wire (`error`, `last_error`):
+/// `{kind, message, hint, retryable}`. Its schema for the OpenAPI document is
+/// built from [`provisioning::FailureKind::ALL`], so a new kind is documented
+/// the moment it exists.
+pub struct ProvisioningErrorSchema;
+
+impl utoipa::PartialSchema for ProvisioningErrorSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use provisioning::FailureKind;
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let kinds = FailureKind::ALL
+            .iter()
+            .map(|k| format!("`{}`: {}", k.as_str(), k.title()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ObjectBuilder::new()
+            .description(Some(
+                "A classified provisioning failure: what went wrong and what to do about it",
+            ))
+            .property(
+                "kind",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(FailureKind::ALL.iter().map(|k| k.as_str())))
+                    .description(Some(kinds)),
+            )
+            .required("kind")
+            .property("message", ObjectBuilder::new().schema_type(Type::String))
+            .required("message")
+            .property(
+                "hint",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("the fix an admin can apply")),
+            )
+            .property("retryable", ObjectBuilder::new().schema_type(Type::Boolean))
+            .required("retryable")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ProvisioningErrorSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ProvisioningError".into()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -119,7 +119,7 @@ pub async fn enqueue(
     }
     apalis_postgres::queries::push_tasks(conn, queue, vec![builder.build()])
         .await
-        .map_err(|e| anyhow::anyhow!("could not enqueue {queue}: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context(format!("could not enqueue {queue}")))?;
     Ok(id.to_string())
 }
 
@@ -143,7 +143,7 @@ pub async fn enqueue_many(
     for chunk in tasks.chunks(1000) {
         apalis_postgres::queries::push_tasks(&mut *conn, queue, chunk.to_vec())
             .await
-            .map_err(|e| anyhow::anyhow!("could not enqueue {queue}: {e}"))?;
+            .map_err(|e| anyhow::Error::new(e).context(format!("could not enqueue {queue}")))?;
     }
     Ok(())
 }
@@ -181,7 +181,7 @@ async fn run_job(
     match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => {
-            tracing::error!(service.id = args.service_id, job.id = %job_id, error = %e, "provisioning job failed");
+            tracing::error!(service.id = args.service_id, job.id = %job_id, error = %format!("{e:#}"), "provisioning job failed");
             Err(e.to_string().into())
         }
         Err(panic) => {

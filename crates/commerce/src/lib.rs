@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod domain;
+pub mod extract;
 pub mod jobs;
 pub mod listener;
 pub mod mail;

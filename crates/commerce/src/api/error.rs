@@ -1,8 +1,8 @@
 //! The one API error type, and extractors that give malformed input the same
 //! JSON error shape: `{"error": "...", "fields": {"field": ["..."]}}`.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -53,6 +53,13 @@ impl From<AppError> for ApiError {
                 message,
                 fields,
             },
+            AppError::Internal(e) if crate::app::error::database_unavailable(&e) => {
+                tracing::warn!(error = %format!("{e:#}"), "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable (down or restarting); nothing was changed by this request: retry after the Retry-After delay",
+                )
+            }
             AppError::Internal(e) => {
                 // Logged once, here at the boundary; the client gets no internals.
                 tracing::error!(error = %format!("{e:#}"), "internal error");
@@ -71,7 +78,14 @@ impl IntoResponse for ApiError {
             Some(f) => json!({"error": self.message, "fields": f}),
             None => json!({"error": self.message}),
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                crate::app::error::RETRY_AFTER_SECS.into(),
+            );
+        }
+        resp
     }
 }
 
@@ -130,19 +144,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             .next()
             .unwrap_or(&message)
             .to_owned();
-        let field = if path == "." || path.is_empty() {
-            message
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
-                .or_else(|| {
-                    message
-                        .strip_prefix("missing field `")
-                        .and_then(|r| r.split('`').next())
-                })
-                .unwrap_or("body")
-                .to_owned()
-        } else {
-            path
+        // An unknown or missing field is named by its own path (`client.emial`),
+        // anything else by where it failed.
+        let named = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|r| r.split('`').next());
+        let at = if path == "." { "" } else { path.as_str() };
+        let field = match (named, at) {
+            (Some(name), "") => name.to_owned(),
+            // An unknown field's path already ends with it; a missing one's
+            // is its parent.
+            (Some(name), at) if at.rsplit('.').next() == Some(name) => at.to_owned(),
+            (Some(name), at) => format!("{at}.{name}"),
+            (None, "") => "body".to_owned(),
+            (None, at) => at.to_owned(),
         };
         let mut fields = FieldErrors::default();
         fields.add(&field, message);
@@ -158,23 +174,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// A numeric id from the path; anything else is a 404.
-pub struct Id(pub i64);
+/// A body for actions that take no fields: `{}` (or nothing) is fine, anything
+/// else is a 422 naming the unknown field.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
 
-impl<S: Send + Sync> FromRequestParts<S> for Id {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw): Path<String> = Path::from_request_parts(parts, state)
-            .await
-            .map_err(|e: PathRejection| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
-        raw.parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .map(Id)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no such id {raw:?}")))
+/// Checks an optional body holds no fields (see [`NoFields`]).
+pub fn no_fields(body: &[u8]) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
     }
+    parse_json::<NoFields>(body).map(|_| ())
 }
+
+/// A numeric id from the path; anything else is a JSON 404.
+pub use crate::extract::Id;
 
 /// Query parameters with errors in the API's shape.
 pub struct ApiQuery<T>(pub T);

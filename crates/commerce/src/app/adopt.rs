@@ -16,7 +16,7 @@ use crate::provisioner::AttemptRecord;
 use crate::state::AppState;
 
 /// `POST /api/v1/services/{id}/adopt`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Adopt {
     /// The Panel's id of the account; without it, looked up by username.

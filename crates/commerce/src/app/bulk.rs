@@ -14,7 +14,7 @@ pub const BULK_LIMIT: i64 = 5_000;
 
 /// The filters of a bulk retry, as JSON. Unknown fields are refused: a
 /// misspelt filter must not widen a bulk action to every failed service.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryFilter {
     pub status: Option<String>,
@@ -40,7 +40,7 @@ impl From<RetryFilter> for ServiceFilter {
 }
 
 /// What was queued.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queued {
     pub count: usize,
     pub job_ids: Vec<String>,

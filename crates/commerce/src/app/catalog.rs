@@ -11,20 +11,22 @@ use crate::domain::{
 };
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Group {
     pub id: i64,
     pub name: String,
+    #[schema(value_type = crate::domain::Placement)]
     pub placement: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupInput {
     pub name: String,
     #[serde(default = "least_full")]
+    #[schema(value_type = crate::domain::Placement)]
     pub placement: String,
 }
 
@@ -58,7 +60,7 @@ pub async fn list_groups(db: impl PgExecutor<'_>) -> AppResult<Vec<Group>> {
     .await?)
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Product {
     pub id: i64,
     pub name: String,
@@ -67,12 +69,13 @@ pub struct Product {
     pub package: String,
     pub disk_limit_mb: i64,
     pub bandwidth_limit_mb: i64,
+    #[schema(value_type = crate::domain::AutoSetup)]
     pub auto_setup: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
     pub name: String,
@@ -84,6 +87,7 @@ pub struct ProductInput {
     #[serde(default)]
     pub bandwidth_limit_mb: i64,
     #[serde(default = "on_order")]
+    #[schema(value_type = crate::domain::AutoSetup)]
     pub auto_setup: String,
 }
 
@@ -192,7 +196,7 @@ pub async fn list_products(db: impl PgExecutor<'_>) -> AppResult<Vec<Product>> {
     .await?)
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Client {
     pub id: i64,
     pub email: String,
@@ -201,7 +205,7 @@ pub struct Client {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientInput {
     pub email: String,

@@ -14,7 +14,7 @@ use crate::domain::{Action, ServiceStatus, TriggeredBy};
 use crate::state::AppState;
 
 /// `POST /api/v1/services/{id}/change-package`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePackage {
     pub product_id: i64,

@@ -16,18 +16,19 @@ use crate::domain::FieldErrors;
 use crate::state::AppState;
 
 /// What a connection test found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestOutcome {
     pub ok: bool,
     pub latency_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::domain::ProvisioningErrorSchema>)]
     pub error: Option<Failure>,
 }
 
 /// One server's result in a sweep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SweepItem {
     pub server_id: i64,
     #[serde(flatten)]
@@ -35,7 +36,7 @@ pub struct SweepItem {
 }
 
 /// Unsaved values from the server form (or the API).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsavedTest {
     pub module: String,

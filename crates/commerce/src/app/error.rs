@@ -35,6 +35,44 @@ impl AppError {
     }
 }
 
+/// Seconds a client is told to wait (`Retry-After`) while the database is unreachable.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+impl AppError {
+    /// True when the cause is the database being down, restarting or out of
+    /// connections (answered 503 with `Retry-After`, not 500): whatever context
+    /// was added on the way up, the `sqlx::Error` in the chain decides.
+    pub fn is_database_unavailable(&self) -> bool {
+        match self {
+            Self::Internal(e) => database_unavailable(e),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an error's chain holds a lost or unobtainable database connection.
+pub fn database_unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+        .any(connection_lost)
+}
+
+/// A pool that cannot hand out a connection, a connection that broke (reset,
+/// EOF, refused), or PostgreSQL saying it is shutting down, starting up or
+/// full (SQLSTATE classes 08 and 57P, and 53300 too_many_connections).
+pub fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        _ => false,
+    }
+}
+
 impl From<FieldErrors> for AppError {
     fn from(f: FieldErrors) -> Self {
         Self::Validation(f)
@@ -135,5 +173,29 @@ impl From<sqlx::Error> for AppError {
             }
         }
         Self::Internal(anyhow::Error::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_database_connection_is_unavailable_whatever_context_it_carries() {
+        let reset = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        for lost in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed, reset()] {
+            assert!(connection_lost(&lost), "{lost}");
+            let wrapped = anyhow::Error::new(lost).context("loading the service");
+            assert!(AppError::Internal(wrapped).is_database_unavailable());
+        }
+        assert!(AppError::from(reset()).is_database_unavailable());
+        for other in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::Protocol("bad".into()),
+        ] {
+            assert!(!connection_lost(&other), "{other}");
+        }
+        assert!(!AppError::Internal(anyhow::anyhow!("a bug")).is_database_unavailable());
+        assert!(!AppError::NotFound("service").is_database_unavailable());
     }
 }

@@ -8,21 +8,25 @@ use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams, PageQuery, empty_as_none, fetch_page};
-use crate::domain::{Action, LogStatus, TriggeredBy};
+use crate::domain::{Action, FieldErrors, LogStatus, TriggeredBy};
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct LogEntry {
     pub id: i64,
     pub service_id: Option<i64>,
     pub server_id: Option<i64>,
     pub module: String,
+    #[schema(value_type = crate::domain::Action)]
     pub action: String,
+    #[schema(value_type = crate::domain::LogStatus)]
     pub status: String,
     pub attempt: i32,
     pub http_status: Option<i32>,
     pub duration_ms: Option<i32>,
+    #[schema(value_type = Option<crate::domain::ProvisioningErrorSchema>)]
     pub error: Option<Json<serde_json::Value>>,
     pub message: Option<String>,
+    #[schema(value_type = crate::domain::TriggeredBy)]
     pub triggered_by: String,
     pub job_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -30,12 +34,14 @@ pub struct LogEntry {
 }
 
 /// An entry with its redacted request and its response.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct LogDetail {
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub entry: LogEntry,
+    #[schema(value_type = Option<Object>)]
     pub request: Option<Json<serde_json::Value>>,
+    #[schema(value_type = Option<Object>)]
     pub response: Option<Json<serde_json::Value>>,
 }
 
@@ -177,6 +183,95 @@ impl LogFilter {
     pub fn page(&self) -> PageParams {
         self.paging.params()
     }
+}
+
+/// The log filters as a query string carries them, from the API and the log
+/// viewer's form alike: blank means absent, an id may be written `#12`, a time
+/// is RFC 3339 or a `datetime-local` value (taken as UTC).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub service_id: String,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub server_id: String,
+    #[serde(default)]
+    #[param(value_type = Option<crate::domain::Action>)]
+    pub action: String,
+    #[serde(default)]
+    #[param(value_type = Option<crate::domain::LogStatus>)]
+    pub status: String,
+    #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: String,
+    #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: String,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub page: String,
+    #[serde(default)]
+    #[param(value_type = Option<i64>)]
+    pub per_page: String,
+}
+
+impl LogQuery {
+    /// The filter, and a message for each value that could not be read (that
+    /// filter is left out). Unknown actions and statuses are refused by [`list`].
+    pub fn parse(&self) -> (LogFilter, FieldErrors) {
+        let mut errors = FieldErrors::default();
+        let filter = LogFilter {
+            service_id: parse_id(&self.service_id, "service_id", &mut errors),
+            server_id: parse_id(&self.server_id, "server_id", &mut errors),
+            action: Some(self.action.trim().to_owned()).filter(|a| !a.is_empty()),
+            status: Some(self.status.trim().to_owned()).filter(|s| !s.is_empty()),
+            since: parse_time(&self.since, "since", &mut errors),
+            until: parse_time(&self.until, "until", &mut errors),
+            paging: PageQuery {
+                page: parse_number(&self.page, "page", &mut errors),
+                per_page: parse_number(&self.per_page, "per_page", &mut errors),
+            },
+        };
+        (filter, errors)
+    }
+}
+
+fn parse_number(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<i64> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let n = raw.parse().ok();
+    if n.is_none() {
+        errors.add(field, "enter a whole number");
+    }
+    n
+}
+
+fn parse_id(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<i64> {
+    parse_number(raw.trim().trim_start_matches('#'), field, errors)
+}
+
+fn parse_time(raw: &str, field: &str, errors: &mut FieldErrors) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let parsed = raw.parse::<DateTime<Utc>>().ok().or_else(|| {
+        ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
+            .map(|n| n.and_utc())
+    });
+    if parsed.is_none() {
+        errors.add(
+            field,
+            "use a date and time like 2026-11-22T10:00 (UTC) or RFC 3339",
+        );
+    }
+    parsed
 }
 
 pub async fn list(

@@ -10,11 +10,12 @@ use crate::app::servers;
 use crate::state::AppState;
 
 /// One module as `GET /api/v1/modules` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModuleView {
     pub id: &'static str,
     pub label: &'static str,
     pub description: &'static str,
+    #[schema(value_type = Vec<Object>)]
     pub credential_fields: Vec<CredentialField>,
     pub capabilities: Vec<&'static str>,
 }

@@ -21,7 +21,7 @@ pub fn password_binding(service_id: i64) -> crate::crypto::Binding<'static> {
     crate::crypto::Binding::new(PASSWORD_PURPOSE, service_id, "")
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderInput {
     pub client_id: Option<i64>,
@@ -30,7 +30,7 @@ pub struct OrderInput {
     pub domain: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderService {
     pub id: i64,
     pub status: String,
@@ -38,7 +38,7 @@ pub struct OrderService {
     pub username: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: i64,
     pub status: String,

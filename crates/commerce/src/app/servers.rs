@@ -70,7 +70,7 @@ impl ServerRow {
 }
 
 /// A server as the API and UI show it: never a secret value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServerView {
     pub id: i64,
     pub name: String,
@@ -89,11 +89,13 @@ pub struct ServerView {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HealthView {
+    #[schema(value_type = crate::domain::Health)]
     pub status: String,
     pub last_checked_at: Option<DateTime<Utc>>,
     pub latency_ms: Option<i32>,
+    #[schema(value_type = Option<crate::domain::ProvisioningErrorSchema>)]
     pub last_error: Option<serde_json::Value>,
     pub panel_name: Option<String>,
     pub panel_version: Option<String>,
@@ -137,7 +139,7 @@ impl From<ServerRow> for ServerView {
 }
 
 /// What an admin submits for a server. Blank secret fields keep the stored value.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerInput {
     pub name: String,
@@ -169,7 +171,7 @@ fn default_max_concurrent() -> i64 {
 }
 
 /// A partial update (PATCH): absent fields keep their value.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerPatch {
     pub name: Option<String>,

@@ -50,9 +50,10 @@ impl ServiceRow {
 }
 
 /// A service as the API shows it: never the password.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceView {
     pub id: i64,
+    #[schema(value_type = crate::domain::ServiceStatus)]
     pub status: String,
     pub domain: String,
     pub username: String,
@@ -61,6 +62,7 @@ pub struct ServiceView {
     pub product_id: i64,
     pub server_id: Option<i64>,
     pub panel_account_id: Option<String>,
+    #[schema(value_type = Option<crate::domain::ProvisioningErrorSchema>)]
     pub last_error: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -73,6 +75,7 @@ pub struct ServiceView {
     /// What the Panel last said the account is (`active`, `suspended`).
     pub panel_status: Option<String>,
     /// Why it is (or is being) suspended: `overdue`, `abuse` or `other`.
+    #[schema(value_type = Option<crate::domain::SuspendReason>)]
     pub suspension_reason: Option<String>,
     /// The admin's note on the suspension.
     pub suspension_note: Option<String>,
@@ -171,9 +174,11 @@ pub async fn details_of_order(
 }
 
 /// Filters of the services list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ServiceFilter {
     #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<crate::domain::ServiceStatus>)]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "empty_as_none")]
     pub server_id: Option<i64>,
@@ -194,6 +199,7 @@ pub struct ServiceFilter {
     pub drift: Option<String>,
     /// `page` and `per_page`, beside the filters in one query string.
     #[serde(flatten)]
+    #[param(ignore)]
     pub paging: PageQuery,
 }
 
@@ -320,8 +326,62 @@ impl Requested {
     }
 }
 
+/// A service action as a URL names it (`/services/{id}/{action}`), the one
+/// parse the API and the admin UI share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// Queued through the provisioner's lifecycle path.
+    Lifecycle(Requested),
+    ChangePackage,
+    ChangePassword,
+    ResendWelcome,
+    Adopt,
+}
+
+impl ServiceAction {
+    /// Every action name, as in the URL.
+    pub const NAMES: &[&str] = &[
+        "create",
+        "suspend",
+        "unsuspend",
+        "terminate",
+        "retry",
+        "sync",
+        "change-package",
+        "change-password",
+        "resend-welcome",
+        "adopt",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "change-package" => Some(Self::ChangePackage),
+            "change-password" => Some(Self::ChangePassword),
+            "resend-welcome" => Some(Self::ResendWelcome),
+            "adopt" => Some(Self::Adopt),
+            _ => Requested::parse(s).map(Self::Lifecycle),
+        }
+    }
+
+    /// What an admin reads in "… queued".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Lifecycle(Requested::Create) => "Create",
+            Self::Lifecycle(Requested::Suspend) => "Suspend",
+            Self::Lifecycle(Requested::Unsuspend) => "Unsuspend",
+            Self::Lifecycle(Requested::Terminate) => "Terminate",
+            Self::Lifecycle(Requested::Retry) => "Retry",
+            Self::Lifecycle(Requested::Sync) => "Reading usage from the Panel",
+            Self::ChangePackage => "Package change",
+            Self::ChangePassword => "Password change",
+            Self::ResendWelcome => "Welcome mail",
+            Self::Adopt => "Adopting the Panel's account",
+        }
+    }
+}
+
 /// `POST /api/v1/services/{id}/suspend`: why, and a note (both optional).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suspend {
     #[serde(default)]
@@ -330,8 +390,16 @@ pub struct Suspend {
     pub note: Option<String>,
 }
 
+/// `POST /api/v1/services/{id}/terminate`: the service's domain, typed back.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Terminate {
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
 /// `POST /api/v1/services/{id}/unsuspend`: lift only a suspension for this reason.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unsuspend {
     #[serde(default)]
@@ -536,4 +604,27 @@ pub async fn queue_action(
     state.metrics.bump(action, |c| &c.enqueued);
     tracing::info!(service.id = row.id, job.id = %job_id, action = %action, triggered_by = %by, "provisioning queued");
     Ok(job_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_action_name_parses_to_its_own_action() {
+        let parsed: Vec<ServiceAction> = ServiceAction::NAMES
+            .iter()
+            .map(|n| ServiceAction::parse(n).unwrap_or_else(|| panic!("{n} does not parse")))
+            .collect();
+        for (i, a) in parsed.iter().enumerate() {
+            assert!(!parsed[..i].contains(a), "two names parse to {a:?}");
+        }
+        for bad in ["", "delete", "Suspend", "change_password"] {
+            assert_eq!(ServiceAction::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            ServiceAction::parse("sync"),
+            Some(ServiceAction::Lifecycle(Requested::Sync))
+        );
+    }
 }

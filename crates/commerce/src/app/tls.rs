@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::FieldErrors;
 
 /// `tls` on server bodies.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerTls {
     /// `verify` (default), `pinned` or `insecure`.

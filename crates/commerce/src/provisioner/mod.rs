@@ -12,6 +12,7 @@ mod create;
 mod lifecycle;
 mod sync;
 
+use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +79,8 @@ pub async fn run(
     .bind(&*state.instance_id)
     .bind(crate::runtime::HEARTBEAT_STALE.as_secs_f64())
     .fetch_optional(&state.pool)
-    .await?;
+    .await
+    .with_context(|| format!("leasing service {} for its {action} job", args.service_id))?;
     let Some(service) = leased else {
         return defer_while_leased(state, action, args).await;
     };
@@ -105,7 +107,9 @@ pub async fn run(
     .instrument(span)
     .await;
     if run.holds_slot.into_inner() {
-        servers::release_call_slots(&state.pool, args.service_id).await?;
+        servers::release_call_slots(&state.pool, args.service_id)
+            .await
+            .context("releasing the service's Panel call slots")?;
     }
     if let Err(e) = &outcome
         && let Some(ServerBusy(server_id)) = e.downcast_ref::<ServerBusy>()

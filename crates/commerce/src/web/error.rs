@@ -116,6 +116,15 @@ impl IntoResponse for WebError {
                 m.clone(),
                 "Reload the page to see the current state, then try again.",
             ),
+            Self::Internal(e) if crate::app::error::database_unavailable(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "admin UI: database unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable",
+                    "PostgreSQL is down or restarting, so this page could not be loaded and nothing was changed.".to_owned(),
+                    "Wait a few seconds and reload the page; if it lasts, check that PostgreSQL is running.",
+                )
+            }
             Self::Internal(e) => {
                 // Logged once, here at the boundary; the page shows no internals.
                 tracing::error!(error = %format!("{e:#}"), "admin UI internal error");
@@ -142,6 +151,12 @@ impl IntoResponse for WebError {
             message,
             fix,
         });
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                crate::app::error::RETRY_AFTER_SECS.into(),
+            );
+        }
         resp
     }
 }

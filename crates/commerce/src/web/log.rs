@@ -6,10 +6,8 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Deserialize;
 
-use crate::app::log::{self, LogEntry, LogFilter};
+use crate::app::log::{self, LogEntry, LogFilter, LogQuery};
 use crate::app::servers;
 use crate::app::services::Requested;
 use crate::domain::{Action, LogStatus};
@@ -87,60 +85,6 @@ pub async fn lines(state: &AppState, entries: Vec<LogEntry>) -> WebResult<Vec<Lo
         .collect())
 }
 
-#[derive(Deserialize, Default)]
-pub struct LogQuery {
-    #[serde(default)]
-    service_id: String,
-    #[serde(default)]
-    server_id: String,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default)]
-    since: String,
-    #[serde(default)]
-    until: String,
-    #[serde(default)]
-    page: String,
-}
-
-/// A `datetime-local` value (taken as UTC) or RFC 3339.
-fn parse_time(raw: &str, field: &str, errors: &mut Errors) -> Option<DateTime<Utc>> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let parsed = raw.parse::<DateTime<Utc>>().ok().or_else(|| {
-        ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
-            .map(|n| n.and_utc())
-    });
-    if parsed.is_none() {
-        errors.0.entry(field.to_owned()).or_default().push(format!(
-            "{field}: use a date and time like 2026-11-22T10:00 (UTC)"
-        ));
-    }
-    parsed
-}
-
-fn parse_id(raw: &str, field: &str, errors: &mut Errors) -> Option<i64> {
-    let raw = raw.trim().trim_start_matches('#');
-    if raw.is_empty() {
-        return None;
-    }
-    let id = raw.parse().ok();
-    if id.is_none() {
-        errors
-            .0
-            .entry(field.to_owned())
-            .or_default()
-            .push(format!("{field}: enter a number"));
-    }
-    id
-}
-
 #[derive(Template)]
 #[template(path = "log/list.html")]
 struct ListPage {
@@ -170,19 +114,13 @@ pub async fn list(
     admin: Admin,
     Query(q): Query<LogQuery>,
 ) -> WebResult<Response> {
-    let mut errors = Errors::default();
-    let filter = LogFilter {
-        service_id: parse_id(&q.service_id, "service", &mut errors),
-        server_id: parse_id(&q.server_id, "server", &mut errors),
-        action: Some(q.action.clone()).filter(|a| !a.is_empty()),
-        status: Some(q.status.clone()).filter(|s| !s.is_empty()),
-        since: parse_time(&q.since, "since", &mut errors),
-        until: parse_time(&q.until, "until", &mut errors),
-        paging: crate::app::page::PageQuery {
-            page: q.page.trim().parse().ok(),
-            per_page: Some(50),
-        },
-    };
+    // The viewer shows 50 a page, whatever the query says.
+    let (filter, parse_errors) = LogQuery {
+        per_page: "50".into(),
+        ..q.clone()
+    }
+    .parse();
+    let mut errors = Errors::from(parse_errors);
     let all_servers = servers::name_list(&state.pool).await?;
     let names: HashMap<i64, String> = all_servers.iter().cloned().collect();
     let list = match log::list(&state.pool, &filter, filter.page()).await {

@@ -98,6 +98,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/log/{id}", get(log::show))
         .route("/admin/log/{id}/retry", post(log::retry))
         .route("/admin/{*rest}", axum::routing::any(not_found))
+        .layer(axum::Extension(crate::extract::NotFoundShape(|message| {
+            axum::response::IntoResponse::into_response(error::WebError::NotFound(message))
+        })))
         .layer(axum::middleware::from_fn(session::csrf_from_form))
         .layer(axum::middleware::from_fn(error::htmx_errors))
         .layer(axum::Extension(limiter))

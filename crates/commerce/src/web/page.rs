@@ -59,27 +59,7 @@ pub fn fragment(t: &impl Template) -> WebResult<Response> {
 }
 
 /// A numeric id from the path; anything else is the admin's 404 page.
-pub struct Id(pub i64);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
-    type Rejection = crate::web::error::WebError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let not_found = || crate::web::error::WebError::NotFound("There is no such id.".into());
-        let axum::extract::Path(raw): axum::extract::Path<String> =
-            axum::extract::Path::from_request_parts(parts, state)
-                .await
-                .map_err(|_| not_found())?;
-        raw.parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
-            .map(Id)
-            .ok_or_else(not_found)
-    }
-}
+pub use crate::extract::Id;
 
 /// Whether htmx sent the request (`HX-Request: true`): such a request gets the
 /// fragment it swaps in, a plain one gets the full page, from the same handler.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -14,8 +14,9 @@ use crate::app::error::AppError;
 use crate::app::log::{self, LogFilter};
 use crate::app::page::PageParams;
 use crate::app::servers;
-use crate::app::services::{self, Requested, ServiceFilter};
+use crate::app::services::{self, Requested, ServiceAction, ServiceFilter};
 use crate::domain::ServiceStatus;
+use crate::extract::Action;
 use crate::state::AppState;
 use crate::web::actions::{Queue, queue};
 use crate::web::error::{WebError, WebResult};
@@ -438,30 +439,27 @@ pub async fn show(
     page(&state, &admin, &t).map(vary_htmx)
 }
 
+/// The buttons that need no form: `/admin/services/{id}/{action}`. Terminate
+/// and change-package have routes of their own (they carry a form).
 pub async fn action(
     State(state): State<AppState>,
     admin: Admin,
-    Path((id, action)): Path<(i64, String)>,
+    Id(id): Id,
+    Action(action): Action,
 ) -> WebResult<Response> {
-    let (requested, what) = match action.as_str() {
-        "create" => (Queue::Plain(Requested::Create), "Create"),
-        "suspend" => (Queue::Plain(Requested::Suspend), "Suspend"),
-        "unsuspend" => (Queue::Plain(Requested::Unsuspend), "Unsuspend"),
-        "retry" => (Queue::Plain(Requested::Retry), "Retry"),
-        "sync" => (
-            Queue::Plain(Requested::Sync),
-            "Reading usage from the Panel",
-        ),
-        "change-password" => (Queue::ChangePassword, "Password change"),
-        "resend-welcome" => (Queue::ResendWelcome, "Welcome mail"),
-        "adopt" => (Queue::Adopt, "Adopting the Panel's account"),
-        _ => {
-            return Err(WebError::NotFound(format!(
-                "There is no service action {action:?}."
+    let queued = match action {
+        ServiceAction::Lifecycle(Requested::Terminate) | ServiceAction::ChangePackage => {
+            return Err(WebError::BadRequest(format!(
+                "{} needs its form: use the button on the service page.",
+                action.label()
             )));
         }
+        ServiceAction::Lifecycle(r) => Queue::Plain(r),
+        ServiceAction::ChangePassword => Queue::ChangePassword,
+        ServiceAction::ResendWelcome => Queue::ResendWelcome,
+        ServiceAction::Adopt => Queue::Adopt,
     };
-    queue(&state, &admin, id, requested, what).await
+    queue(&state, &admin, id, queued, action.label()).await
 }
 
 /// Terminate, only with the service's domain typed back exactly.

@@ -3,9 +3,11 @@
 
 mod alerts;
 mod api;
+mod api_contract;
 mod cluster;
 mod lifecycle;
 mod ops;
+mod outage;
 mod placement;
 mod promises;
 mod provisioning;

@@ -400,3 +400,79 @@ impl TestApp {
         self.state.pool.close().await;
     }
 }
+
+/// Creates an admin (once per database) and signs in through the login form
+/// at `base`; returns the session's Cookie header and its CSRF token.
+pub async fn admin_session(pool: &sqlx::PgPool, base: &str) -> (String, String) {
+    const EMAIL: &str = "session@example.com";
+    const PASSWORD: &str = "correct horse battery";
+    fn keep(resp: &reqwest::Response, jar: &mut Vec<String>) {
+        for v in resp.headers().get_all("set-cookie") {
+            if let Some(kv) = v.to_str().ok().and_then(|v| v.split(';').next()) {
+                let name = format!("{}=", kv.split('=').next().unwrap_or_default());
+                jar.retain(|c| !c.starts_with(&name));
+                jar.push(kv.to_owned());
+            }
+        }
+    }
+    fn between<'a>(text: &'a str, start: &str) -> &'a str {
+        text.split(start)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("{start} not on the page: {text}"))
+    }
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM admin_users WHERE email = $1)")
+            .bind(EMAIL)
+            .fetch_one(pool)
+            .await
+            .expect("admin lookup");
+    if !exists {
+        commerce::app::admins::create(pool, EMAIL, PASSWORD)
+            .await
+            .expect("admin");
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut jar = Vec::new();
+    let resp = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page");
+    keep(&resp, &mut jar);
+    let page = resp.text().await.expect("login page");
+    let csrf = between(&page, "name=\"_csrf\" value=\"").to_owned();
+    let resp = http
+        .post(format!("{base}/login"))
+        .header("cookie", jar.join("; "))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("_csrf", csrf.as_str()),
+                ("email", EMAIL),
+                ("password", PASSWORD),
+                ("next", "/admin"),
+            ])
+            .expect("form"),
+        )
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(resp.status(), 303, "sign-in failed");
+    keep(&resp, &mut jar);
+    let cookie = jar.join("; ");
+    let admin = http
+        .get(format!("{base}/admin"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("dashboard")
+        .text()
+        .await
+        .expect("dashboard");
+    let token = between(&admin, "name=\"csrf-token\" content=\"").to_owned();
+    (cookie, token)
+}

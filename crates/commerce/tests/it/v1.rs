@@ -567,12 +567,15 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
     assert_eq!(status, 422, "{body}");
     let seed_sid = service_id(&app.order(seed_product, "max.example.com").await);
     app.settle(seed_sid, &["active"]).await;
-    for path in ["change-password", "change-package"] {
+    for (path, body) in [
+        ("change-password", json!({})),
+        ("change-package", json!({"product_id": pro})),
+    ] {
         let (status, body) = app
             .call(
                 "POST",
                 &format!("/api/v1/services/{seed_sid}/{path}"),
-                Some(json!({"product_id": pro})),
+                Some(body),
             )
             .await;
         assert_eq!(status, 409, "{path}: {body}");
