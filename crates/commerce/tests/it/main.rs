@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod attention;
 mod cluster;
 mod lifecycle;
 mod ops;
