@@ -157,6 +157,24 @@ pub fn table(r: &Value) -> String {
                 met(s.get("target_met")).into(),
             ],
         });
+        if let Some(c) = s.get("scheduled_sweep") {
+            rows.push([
+                format!(
+                    "scheduled health sweep, {} servers",
+                    c.get("servers").unwrap_or(&Value::Null)
+                ),
+                format!(
+                    "per sweep: {:.0} ms CPU of serve, {:.0} ms database time (pg_stat_database.active_time), {:.0} ms backend CPU, {} transactions; {:.1} s wall",
+                    f(c, "/serve_cpu_ms"),
+                    f(c, "/db_active_ms"),
+                    f(c, "/db_backend_cpu_ms"),
+                    c.get("db_transactions").unwrap_or(&Value::Null),
+                    f(c, "/wall_s"),
+                ),
+                "reported".into(),
+                "–".into(),
+            ]);
+        }
     }
     if let Some(a) = r.get("api") {
         if let Some(e) = a.get("error") {

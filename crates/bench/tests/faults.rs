@@ -1,6 +1,7 @@
 //! The fault suite: real `commerce` and `opterius-sim` processes on loopback
 //! against PostgreSQL, under the failures production will see: a worker killed
-//! mid-run, a flaky Panel, a database restart, and hostile input.
+//! mid-run (alone, or beside another that must take its services over), a
+//! flaky Panel, a database restart, and hostile input.
 //!
 //! It drives the `commerce` and `opterius-sim` binaries of the same target
 //! directory and profile, and builds them first (`cargo build --workspace
@@ -12,6 +13,8 @@
 
 #[path = "faults/bad_input.rs"]
 mod bad_input;
+#[path = "faults/dead_worker.rs"]
+mod dead_worker;
 #[path = "faults/support.rs"]
 mod support;
 

@@ -56,6 +56,8 @@ pub struct Config {
     pub health_sweep_interval: Option<Duration>,
     /// `ALERT_WEBHOOK_URL`: where admin alerts are POSTed as JSON.
     pub alert_webhook_url: Option<String>,
+    /// `ALERT_EMAIL`: where admin alerts are mailed (one message per alert).
+    pub alert_email: Option<String>,
     /// `SMTP_URL`: where client mail goes (`smtp://user:pass@host:port`,
     /// `?tls=required` for STARTTLS, `smtps://` for TLS). Unset: files in `mail_dir`.
     pub smtp_url: Option<secrecy::SecretString>,
@@ -187,6 +189,9 @@ impl Config {
                 },
                 None => None,
             },
+            alert_email: get("ALERT_EMAIL")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
             smtp_url: get("SMTP_URL")
                 .filter(|v| !v.trim().is_empty())
                 .map(|v| secrecy::SecretString::from(v.trim().to_owned())),
@@ -205,6 +210,13 @@ impl Config {
         }
         crate::mail::check_from(&config.mail_from)
             .map_err(|e| anyhow::anyhow!("MAIL_FROM is invalid: {e}"))?;
+        if let Some(to) = &config.alert_email {
+            crate::mail::check_from(to).map_err(|e| {
+                anyhow::anyhow!(
+                    "ALERT_EMAIL={to:?} is invalid: {e} (use one address, e.g. ops@example.com)"
+                )
+            })?;
+        }
         if config.worker_concurrency == 0 {
             bail!("WORKER_CONCURRENCY must be at least 1");
         }
@@ -298,5 +310,26 @@ mod tests {
         ]))
         .expect("ok");
         assert!(!c.ssl_verify);
+    }
+
+    #[test]
+    fn alert_email_is_optional_and_checked() {
+        let base = [("DATABASE_URL", "p"), ("APP_KEY", KEY)];
+        let c = Config::from_lookup(lookup(&base)).expect("config");
+        assert_eq!(c.alert_email, None);
+        let c = Config::from_lookup(lookup(&[
+            base[0],
+            base[1],
+            ("ALERT_EMAIL", " ops@example.com "),
+        ]))
+        .expect("config");
+        assert_eq!(c.alert_email.as_deref(), Some("ops@example.com"));
+        let e = Config::from_lookup(lookup(&[
+            base[0],
+            base[1],
+            ("ALERT_EMAIL", "not an address"),
+        ]))
+        .expect_err("bad address");
+        assert!(e.to_string().contains("ALERT_EMAIL"), "{e}");
     }
 }

@@ -1,10 +1,12 @@
 //! Bulk retry: queue a retry for every service a services-list filter selects
-//! (plus the last error's kind), in one transaction, skipping services whose
-//! status allows no retry and services another request holds right now.
+//! (plus the last error's kind), or for every failed service a filtered log
+//! view names, in one transaction, skipping services whose status allows no
+//! retry and services another request holds right now.
 
 use serde::{Deserialize, Serialize};
 
 use crate::app::error::{AppError, AppResult};
+use crate::app::log::{self, LogFilter};
 use crate::app::services::{self, SERVICE_COLUMNS, ServiceFilter, ServiceRow};
 use crate::domain::TriggeredBy;
 use crate::state::AppState;
@@ -71,6 +73,47 @@ pub async fn retry_matching(
 ) -> AppResult<Queued> {
     let filter = with_default_status(filter);
     let push = services::filter_sql(&filter)?;
+    retry_selected(state, push, by).await
+}
+
+/// The services the log rows `filter` selects belong to that are failed
+/// now, as SQL after `FROM services`: each service once, however many rows.
+fn logged_failed_sql(
+    filter: &LogFilter,
+) -> AppResult<impl Fn(&mut sqlx::QueryBuilder<sqlx::Postgres>) + Clone + use<>> {
+    let rows = log::filter_sql(filter)?;
+    Ok(move |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
+        qb.push(" WHERE status = 'failed' AND id IN (SELECT service_id FROM provisioning_log");
+        rows(qb);
+        qb.push(" AND service_id IS NOT NULL)");
+    })
+}
+
+/// How many services "Retry all N like this" on a filtered log view would
+/// retry (capped like list counts): those failed now among the rows' services.
+pub async fn count_logged(db: &sqlx::PgPool, filter: &LogFilter) -> AppResult<i64> {
+    let push = logged_failed_sql(filter)?;
+    Ok(crate::app::page::capped_count(db, "services", push).await?)
+}
+
+/// Queues one retry for each service that a log row `filter` selects belongs
+/// to and that is failed now (never an active one, never twice).
+pub async fn retry_logged(
+    state: &AppState,
+    filter: &LogFilter,
+    by: TriggeredBy,
+) -> AppResult<Queued> {
+    let push = logged_failed_sql(filter)?;
+    retry_selected(state, push, by).await
+}
+
+/// Queues a retry for each service `push` selects (after `FROM services`),
+/// in one transaction, skipping services another request holds right now.
+async fn retry_selected(
+    state: &AppState,
+    push: impl Fn(&mut sqlx::QueryBuilder<sqlx::Postgres>),
+    by: TriggeredBy,
+) -> AppResult<Queued> {
     let mut tx = state.pool.begin().await?;
     let mut select = sqlx::QueryBuilder::new(format!("SELECT {SERVICE_COLUMNS} FROM services"));
     push(&mut select);

@@ -150,13 +150,12 @@ async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
     let Some((name, was)) = before else {
         return Ok(());
     };
-    let webhook = state.config.alert_webhook_url.is_some();
     match (was.as_str(), o.ok, &o.error) {
         ("offline", true, _) => {
             let message = format!("server {name} is back online (a connection test passed)");
             alerts::raise(
                 &state.pool,
-                webhook,
+                &state.config,
                 &alerts::NewAlert {
                     event: "server_online",
                     service_id: None,
@@ -172,7 +171,7 @@ async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
             let message = format!("server {name} is offline: {}", f.message);
             alerts::raise(
                 &state.pool,
-                webhook,
+                &state.config,
                 &alerts::NewAlert {
                     event: "server_offline",
                     service_id: None,

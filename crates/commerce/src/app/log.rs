@@ -279,47 +279,63 @@ pub async fn list(
     f: &LogFilter,
     page: PageParams,
 ) -> AppResult<Page<LogEntry>> {
-    let action = f.action.as_deref().filter(|a| !a.is_empty());
-    let status = f.status.as_deref().filter(|s| !s.is_empty());
-    if let Some(a) = action
-        && Action::parse(a).is_none()
-    {
-        return Err(AppError::field("action", format!("unknown action {a:?}")));
-    }
-    if let Some(s) = status
-        && LogStatus::parse(s).is_none()
-    {
-        return Err(AppError::field("status", format!("unknown status {s:?}")));
-    }
-    // Only the filters present become SQL (see services::list).
-    let filters = |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
-        qb.push(" WHERE true");
-        for (column, value) in [("service_id", f.service_id), ("server_id", f.server_id)] {
-            if let Some(v) = value {
-                qb.push(format_args!(" AND {column} = ")).push_bind(v);
-            }
-        }
-        for (column, value) in [("action", action), ("status", status)] {
-            if let Some(v) = value {
-                qb.push(format_args!(" AND {column} = "))
-                    .push_bind(v.to_owned());
-            }
-        }
-        if let Some(since) = f.since {
-            qb.push(" AND created_at >= ").push_bind(since);
-        }
-        if let Some(until) = f.until {
-            qb.push(" AND created_at < ").push_bind(until);
-        }
-    };
     Ok(fetch_page(
         db,
         format!("SELECT {COLUMNS} FROM provisioning_log"),
         "provisioning_log",
-        filters,
+        filter_sql(f)?,
         page,
     )
     .await?)
+}
+
+/// The filters present, as SQL pushed after `FROM provisioning_log`
+/// (` WHERE ...`, unqualified columns). Only the filters present become SQL.
+pub(crate) fn filter_sql(
+    f: &LogFilter,
+) -> AppResult<impl Fn(&mut sqlx::QueryBuilder<sqlx::Postgres>) + Clone + use<>> {
+    let action = f
+        .action
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned);
+    let status = f
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    if let Some(a) = &action
+        && Action::parse(a).is_none()
+    {
+        return Err(AppError::field("action", format!("unknown action {a:?}")));
+    }
+    if let Some(s) = &status
+        && LogStatus::parse(s).is_none()
+    {
+        return Err(AppError::field("status", format!("unknown status {s:?}")));
+    }
+    let ids = [("service_id", f.service_id), ("server_id", f.server_id)];
+    let (since, until) = (f.since, f.until);
+    Ok(move |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
+        qb.push(" WHERE true");
+        for (column, value) in ids {
+            if let Some(v) = value {
+                qb.push(format_args!(" AND {column} = ")).push_bind(v);
+            }
+        }
+        for (column, value) in [("action", &action), ("status", &status)] {
+            if let Some(v) = value {
+                qb.push(format_args!(" AND {column} = "))
+                    .push_bind(v.clone());
+            }
+        }
+        if let Some(since) = since {
+            qb.push(" AND created_at >= ").push_bind(since);
+        }
+        if let Some(until) = until {
+            qb.push(" AND created_at < ").push_bind(until);
+        }
+    })
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<LogDetail> {

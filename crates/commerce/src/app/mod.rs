@@ -4,6 +4,7 @@
 pub mod admins;
 pub mod adopt;
 pub mod alerts;
+pub mod attention;
 pub mod bulk;
 pub mod catalog;
 pub mod changes;

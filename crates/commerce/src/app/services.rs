@@ -197,6 +197,10 @@ pub struct ServiceFilter {
     /// `1`/`true`: only services the Panel disagrees with.
     #[serde(default, deserialize_with = "empty_as_none")]
     pub drift: Option<String>,
+    /// `0`/`false`: leave out failed services an admin dismissed from Needs
+    /// attention (their failure unchanged since); `1`/`true`: only those.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub dismissed: Option<String>,
     /// `page` and `per_page`, beside the filters in one query string.
     #[serde(flatten)]
     #[param(ignore)]
@@ -275,6 +279,17 @@ pub(crate) fn filter_sql(
         ("order_id", filter.order_id),
     ];
     let drift = matches!(filter.drift.as_deref(), Some("1" | "true"));
+    let dismissed = match filter.dismissed.as_deref() {
+        None => None,
+        Some("1" | "true") => Some(true),
+        Some("0" | "false") => Some(false),
+        Some(other) => {
+            return Err(AppError::field(
+                "dismissed",
+                format!("use 0 or 1, not {other:?}"),
+            ));
+        }
+    };
     Ok(move |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
         qb.push(" WHERE true");
         if let Some(s) = &status {
@@ -291,6 +306,10 @@ pub(crate) fn filter_sql(
         if drift {
             qb.push(" AND drift IS NOT NULL");
         }
+        if let Some(d) = dismissed {
+            qb.push(if d { " AND " } else { " AND NOT " })
+                .push(DISMISSED);
+        }
         if let Some(q) = &q {
             qb.push(" AND (lower(domain) LIKE ")
                 .push_bind(q.clone())
@@ -300,6 +319,12 @@ pub(crate) fn filter_sql(
         }
     })
 }
+
+/// SQL (on `services`): an admin dismissed the service's current failure
+/// from Needs attention. A new failure writes a new `last_error`, which no
+/// dismissal matches.
+pub const DISMISSED: &str = "EXISTS (SELECT 1 FROM attention_dismissals d
+     WHERE d.service_id = services.id AND d.last_error = services.last_error)";
 
 /// What an admin or API client asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

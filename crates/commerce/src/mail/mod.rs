@@ -286,6 +286,13 @@ async fn deliver(state: &AppState, kind: Kind, row: &Pending, m: &Fields) -> any
         .subject(subject)
         .multipart(MultiPart::alternative_plain_html(text, html))
         .context("building the message")?;
+    let name = format!("service{}-{}-{}", row.service_id, kind.as_str(), row.id);
+    send(state, message, &name).await
+}
+
+/// Sends one built message the configured way: over `SMTP_URL`, or without it
+/// as a file in `MAIL_DIR` whose name ends with `name` (unique per message).
+pub async fn send(state: &AppState, message: Message, name: &str) -> anyhow::Result<()> {
     match &state.config.smtp_url {
         Some(url) => {
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
@@ -295,26 +302,18 @@ async fn deliver(state: &AppState, kind: Kind, row: &Pending, m: &Fields) -> any
             transport.send(message).await.context("SMTP")?;
             Ok(())
         }
-        None => write_file(&state.config.mail_dir, row, kind, &message.formatted()).await,
+        None => write_file(&state.config.mail_dir, name, &message.formatted()).await,
     }
 }
 
 /// The demo's mailbox: one `.eml` file per message, readable by the owner only.
-async fn write_file(
-    dir: &std::path::Path,
-    row: &Pending,
-    kind: Kind,
-    bytes: &[u8],
-) -> anyhow::Result<()> {
+async fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let dir = dir.to_owned();
     let name = format!(
-        "{}-service{}-{}-{}.eml",
+        "{}-{name}.eml",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-        row.service_id,
-        kind.as_str(),
-        row.id
     );
     let bytes = bytes.to_vec();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {

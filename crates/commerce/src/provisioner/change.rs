@@ -1,15 +1,13 @@
 //! Changing an existing account: its package (to another product's) or its
 //! password (a new generated one), through the module when it can.
 
-use provisioning::{AccountRef, Capability, Failure, FailureKind, Redactor};
-use secrecy::{ExposeSecret, SecretString};
-use sqlx::types::Json;
-
-use super::{Run, last_error};
+use super::{Call, Run};
 use crate::app::catalog;
 use crate::app::log;
 use crate::app::orders::password_binding;
 use crate::domain::{Action, LogStatus, ServiceStatus};
+use provisioning::{AccountRef, Capability, Failure, FailureKind, Redactor};
+use secrecy::{ExposeSecret, SecretString};
 
 impl Run<'_> {
     pub(super) async fn change(&self) -> anyhow::Result<()> {
@@ -34,18 +32,7 @@ impl Run<'_> {
         }
         let (server, creds, module) = match self.target(server_id).await? {
             Ok(t) => t,
-            Err(f) => {
-                let last = last_error(&f, self.action, None);
-                return self
-                    .settle(
-                        Some(server_id),
-                        "unknown",
-                        &f.message,
-                        Some(&f),
-                        Some((&s.status, last)),
-                    )
-                    .await;
-            }
+            Err(f) => return self.fail_unusable_server(server_id, "unknown", &f).await,
         };
         let capability = match self.action {
             Action::ChangePackage => Capability::ChangePackage,
@@ -105,6 +92,12 @@ impl Run<'_> {
                     .await
             }
         });
+        let call = Call {
+            log_id,
+            module: &server.module,
+            result: &result,
+            redactor: &redactor,
+        };
         let mut tx = self.pool().begin().await?;
         match &result.outcome {
             Ok(ok) => {
@@ -112,16 +105,8 @@ impl Run<'_> {
                     Action::ChangePackage => format!("{} (now package {package:?})", ok.message),
                     _ => ok.message.clone(),
                 };
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    &server.module,
-                    &result,
-                    LogStatus::Success,
-                    &message,
-                    &redactor,
-                )
-                .await?;
+                self.close_attempt(&mut tx, &call, LogStatus::Success, &message)
+                    .await?;
                 if let Some(pid) = target_product {
                     sqlx::query(
                         "UPDATE services SET product_id = $2, pending_product_id = NULL, last_error = NULL,
@@ -150,36 +135,14 @@ impl Run<'_> {
                 tracing::info!(server.id = server.id, "{message}");
             }
             Err(f) => {
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    &server.module,
-                    &result,
-                    LogStatus::Failed,
-                    &f.message,
-                    &redactor,
-                )
-                .await?;
-                let delay = self.retry_delay(f);
-                sqlx::query(
-                    "UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now(),
-                            pending_product_id = CASE WHEN $3 THEN pending_product_id ELSE NULL END
-                     WHERE id = $1",
-                )
-                .bind(s.id)
-                .bind(Json(last_error(f, self.action, delay)))
-                .bind(delay.is_some())
-                .execute(&mut *tx)
-                .await?;
-                if let Some(d) = delay {
-                    self.schedule_retry(&mut tx, d).await?;
+                let delay = self.fail_attempt(&mut tx, &call, f, server.id).await?;
+                if delay.is_none() && target_product.is_some() {
+                    // Given up: the change is no longer pending.
+                    sqlx::query("UPDATE services SET pending_product_id = NULL WHERE id = $1")
+                        .bind(s.id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
-                tracing::warn!(
-                    kind = f.kind.as_str(),
-                    retrying = delay.is_some(),
-                    "{} failed",
-                    self.action
-                );
             }
         }
         tx.commit().await?;

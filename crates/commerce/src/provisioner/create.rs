@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use super::{AttemptRecord, Run, failure_json, last_error};
+use super::{AttemptRecord, Call, Run, failure_json, last_error};
 use crate::app::alerts;
 use crate::app::catalog::Product;
 use crate::app::log;
@@ -299,17 +299,14 @@ impl Run<'_> {
             } else {
                 LogStatus::Failed
             };
-            let mut tx = self.pool().begin().await?;
-            self.close_attempt(
-                &mut tx,
+            let call = Call {
                 log_id,
-                &server.module,
-                &info,
-                status,
-                &message,
+                module: &server.module,
+                result: &info,
                 redactor,
-            )
-            .await?;
+            };
+            let mut tx = self.pool().begin().await?;
+            self.close_attempt(&mut tx, &call, status, &message).await?;
             tx.commit().await?;
             if ours {
                 let adopted = Success {
@@ -359,38 +356,6 @@ impl Run<'_> {
             outcome: Err(needs),
             ..conflict
         })
-    }
-
-    /// One alert for a create that failed for good (or needs a person).
-    async fn alert_failed(
-        &self,
-        db: &mut sqlx::PgConnection,
-        f: &Failure,
-        server_id: Option<i64>,
-    ) -> anyhow::Result<()> {
-        let event = if f.kind == FailureKind::NeedsAttention {
-            "service_needs_attention"
-        } else {
-            "service_failed"
-        };
-        let message = format!(
-            "creating {} (service {}) failed: {}",
-            self.service.domain, self.service.id, f.message
-        );
-        alerts::raise(
-            db,
-            self.state.config.alert_webhook_url.is_some(),
-            &alerts::NewAlert {
-                event,
-                service_id: Some(self.service.id),
-                server_id,
-                kind: Some(f.kind.as_str()),
-                message: &message,
-                hint: Some(&f.hint),
-            },
-        )
-        .await?;
-        Ok(())
     }
 
     async fn no_capacity(&self, product: &Product) -> anyhow::Result<()> {
@@ -455,16 +420,14 @@ impl Run<'_> {
         if let Err(f) = &result.outcome {
             let replaced = self.leave_bad_server(f, server_id).await?;
             let mut tx = self.pool().begin().await?;
-            self.close_attempt(
-                &mut tx,
+            let call = Call {
                 log_id,
                 module,
-                &result,
-                LogStatus::Failed,
-                &f.message,
+                result: &result,
                 redactor,
-            )
-            .await?;
+            };
+            self.close_attempt(&mut tx, &call, LogStatus::Failed, &f.message)
+                .await?;
             let unknown = f.outcome_unknown || self.service.create_outcome_unknown;
             if let Some(moved) = replaced {
                 // Nothing can exist on the bad server: its slot goes back and
@@ -560,7 +523,7 @@ impl Run<'_> {
             let message = format!("server {server_id} taken out of placement: {reason}");
             alerts::raise(
                 self.pool(),
-                self.state.config.alert_webhook_url.is_some(),
+                &self.state.config,
                 &alerts::NewAlert {
                     event: "server_offline",
                     service_id: Some(self.service.id),

@@ -1,13 +1,11 @@
 //! Suspend, unsuspend and terminate an existing account.
 
-use provisioning::{AccountRef, FailureKind, Redactor};
-use sqlx::types::Json;
-
-use super::{Run, config_failure, last_error};
+use super::{Call, Run, config_failure};
 use crate::app::catalog;
 use crate::app::log::{self, Finish};
 use crate::app::servers;
 use crate::domain::{Action, LogStatus, ServiceStatus};
+use provisioning::{AccountRef, FailureKind, Redactor};
 
 impl Run<'_> {
     pub(super) async fn lifecycle(&self) -> anyhow::Result<()> {
@@ -46,19 +44,7 @@ impl Run<'_> {
         };
         let (server, creds, module) = match self.target(server_id).await? {
             Ok(t) => t,
-            Err(f) => {
-                self.state.metrics.bump(self.action, |c| &c.failed);
-                let last = last_error(&f, self.action, None);
-                return self
-                    .settle(
-                        Some(server_id),
-                        &module_id,
-                        &f.message,
-                        Some(&f),
-                        Some((&s.status, last)),
-                    )
-                    .await;
-            }
+            Err(f) => return self.fail_unusable_server(server_id, &module_id, &f).await,
         };
         let log_id = log::start(
             self.pool(),
@@ -87,35 +73,16 @@ impl Run<'_> {
         // Terminating an account the Panel no longer has is done already.
         let gone = self.action == Action::Terminate
             && matches!(&result.outcome, Err(f) if f.kind == FailureKind::NotFound);
+        let call = Call {
+            log_id,
+            module: &server.module,
+            result: &result,
+            redactor: &redactor,
+        };
         let mut tx = self.pool().begin().await?;
         match &result.outcome {
             Err(f) if !gone => {
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    &server.module,
-                    &result,
-                    LogStatus::Failed,
-                    &f.message,
-                    &redactor,
-                )
-                .await?;
-                let delay = self.retry_delay(f);
-                sqlx::query("UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now() WHERE id = $1")
-                    .bind(s.id)
-                    .bind(Json(last_error(f, self.action, delay)))
-                    .execute(&mut *tx)
-                    .await?;
-                match delay {
-                    Some(d) => self.schedule_retry(&mut tx, d).await?,
-                    None => self.state.metrics.bump(self.action, |c| &c.failed),
-                }
-                tracing::warn!(
-                    kind = f.kind.as_str(),
-                    retrying = delay.is_some(),
-                    "{} failed",
-                    self.action
-                );
+                self.fail_attempt(&mut tx, &call, f, server.id).await?;
             }
             outcome => {
                 let message = match outcome {
@@ -124,16 +91,8 @@ impl Run<'_> {
                         format!("the Panel no longer has account {account_id}; marked terminated")
                     }
                 };
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    &server.module,
-                    &result,
-                    LogStatus::Success,
-                    &message,
-                    &redactor,
-                )
-                .await?;
+                self.close_attempt(&mut tx, &call, LogStatus::Success, &message)
+                    .await?;
                 let sql = match self.action {
                     Action::Suspend => {
                         "UPDATE services SET status = 'suspended', suspended_at = now(), last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"

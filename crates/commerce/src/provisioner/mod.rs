@@ -25,6 +25,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use tracing::Instrument as _;
 
+use crate::app::alerts;
 use crate::app::log::{self, Finish, NewEntry};
 use crate::app::servers::{self, ServerRow};
 use crate::app::services::{SERVICE_COLUMNS, ServiceRow};
@@ -229,6 +230,29 @@ impl AttemptRecord {
     }
 }
 
+/// One Panel call of a run, to close in the log: its pending row, the
+/// module, the (redacted) result and the attempt's redactor.
+struct Call<'c> {
+    log_id: i64,
+    module: &'c str,
+    result: &'c ProvisioningResult,
+    redactor: &'c Redactor,
+}
+
+/// An action as the start of an alert's sentence ("suspending example.com").
+fn doing(action: Action) -> &'static str {
+    match action {
+        Action::Create => "creating",
+        Action::Suspend => "suspending",
+        Action::Unsuspend => "unsuspending",
+        Action::Terminate => "terminating",
+        Action::Info => "reading",
+        Action::TestConnection => "testing",
+        Action::ChangePackage => "changing the package of",
+        Action::ChangePassword => "changing the password of",
+    }
+}
+
 /// A failure as stored in the log and on the service.
 fn failure_json(f: &Failure) -> Value {
     serde_json::to_value(f).unwrap_or_default()
@@ -354,26 +378,115 @@ impl Run<'_> {
     }
 
     /// Finishes an attempt's log row from the module's result.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site per outcome; a struct would only rename them"
-    )]
     async fn close_attempt(
         &self,
         tx: &mut PgConnection,
-        log_id: i64,
-        module: &str,
-        result: &ProvisioningResult,
+        call: &Call<'_>,
         status: LogStatus,
         message: &str,
-        redactor: &Redactor,
     ) -> anyhow::Result<()> {
-        let record = AttemptRecord::of(result, status, redactor);
-        let message = redactor.text(message);
-        log::finish(tx, log_id, &record.finish(status, &message)).await?;
+        let record = AttemptRecord::of(call.result, status, call.redactor);
+        let message = call.redactor.text(message);
+        log::finish(tx, call.log_id, &record.finish(status, &message)).await?;
         self.state
             .metrics
-            .observe_call(module, self.action, result.duration);
+            .observe_call(call.module, self.action, call.result.duration);
+        Ok(())
+    }
+
+    /// Closes a failed attempt on an existing account, in `tx`: its log row,
+    /// the service's last error (lease released), and either the next try or,
+    /// when the failure is final, the failed metric and one alert. Returns
+    /// the delay before the next try (None: final).
+    async fn fail_attempt(
+        &self,
+        tx: &mut PgConnection,
+        call: &Call<'_>,
+        f: &Failure,
+        server_id: i64,
+    ) -> anyhow::Result<Option<Duration>> {
+        self.close_attempt(tx, call, LogStatus::Failed, &f.message)
+            .await?;
+        let delay = self.retry_delay(f);
+        sqlx::query(
+            "UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now() WHERE id = $1",
+        )
+        .bind(self.service.id)
+        .bind(Json(last_error(f, self.action, delay)))
+        .execute(&mut *tx)
+        .await?;
+        match delay {
+            Some(d) => self.schedule_retry(tx, d).await?,
+            None => {
+                self.state.metrics.bump(self.action, |c| &c.failed);
+                self.alert_failed(tx, f, Some(server_id)).await?;
+            }
+        }
+        tracing::warn!(
+            kind = f.kind.as_str(),
+            retrying = delay.is_some(),
+            retry_in_ms = delay.map(|d| d.as_millis() as u64),
+            "{} failed",
+            self.action
+        );
+        Ok(delay)
+    }
+
+    /// The service's server cannot be called (unknown module, credentials
+    /// that do not open): a final failure of this action, recorded without a
+    /// Panel call (the service keeps its status) and told once.
+    async fn fail_unusable_server(
+        &self,
+        server_id: i64,
+        module: &str,
+        f: &Failure,
+    ) -> anyhow::Result<()> {
+        self.state.metrics.bump(self.action, |c| &c.failed);
+        let last = last_error(f, self.action, None);
+        self.settle(
+            Some(server_id),
+            module,
+            &f.message,
+            Some(f),
+            Some((&self.service.status, last)),
+        )
+        .await?;
+        let mut conn = self.pool().acquire().await?;
+        self.alert_failed(&mut conn, f, Some(server_id)).await
+    }
+
+    /// One alert for an action that failed for good (or needs a person).
+    async fn alert_failed(
+        &self,
+        db: &mut PgConnection,
+        f: &Failure,
+        server_id: Option<i64>,
+    ) -> anyhow::Result<()> {
+        let event = if f.kind == FailureKind::NeedsAttention {
+            "service_needs_attention"
+        } else {
+            "service_failed"
+        };
+        let message = format!(
+            "{} {} (service {}) failed: {}",
+            doing(self.action),
+            self.service.domain,
+            self.service.id,
+            f.message
+        );
+        alerts::raise(
+            db,
+            &self.state.config,
+            &alerts::NewAlert {
+                event,
+                service_id: Some(self.service.id),
+                server_id,
+                kind: Some(f.kind.as_str()),
+                message: &message,
+                hint: Some(&f.hint),
+            },
+        )
+        .await?;
         Ok(())
     }
 
@@ -464,6 +577,26 @@ pub async fn record_panic(
     .bind(Json(last_error(&f, action, None)))
     .bind(action == Action::Create)
     .execute(&mut *tx)
+    .await?;
+    // Nothing retries a panicked job: a final failure, told once.
+    let message = format!(
+        "{} service {} failed: {}",
+        doing(action),
+        args.service_id,
+        f.message
+    );
+    alerts::raise(
+        &mut *tx,
+        &state.config,
+        &alerts::NewAlert {
+            event: "service_failed",
+            service_id: Some(args.service_id),
+            server_id: None,
+            kind: Some(f.kind.as_str()),
+            message: &message,
+            hint: Some(&f.hint),
+        },
+    )
     .await?;
     tx.commit().await?;
     state.metrics.bump(action, |c| &c.failed);

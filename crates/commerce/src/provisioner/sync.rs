@@ -5,7 +5,7 @@ use provisioning::{AccountRef, Capability, Failure, FailureKind, Redactor};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 
-use super::Run;
+use super::{Call, Run};
 use crate::app::log;
 use crate::domain::LogStatus;
 
@@ -46,19 +46,17 @@ impl Run<'_> {
         } else {
             module.account_info(&ctx, &creds, &account).await
         });
+        let call = Call {
+            log_id,
+            module: &server.module,
+            result: &result,
+            redactor: &redactor,
+        };
         let mut tx = self.pool().begin().await?;
         match &result.outcome {
             Ok(ok) => {
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    &server.module,
-                    &result,
-                    LogStatus::Success,
-                    &ok.message,
-                    &redactor,
-                )
-                .await?;
+                self.close_attempt(&mut tx, &call, LogStatus::Success, &ok.message)
+                    .await?;
                 let num = |k: &str| {
                     ok.data
                         .get(k)
@@ -92,18 +90,11 @@ impl Run<'_> {
                 .await?;
             }
             Err(f) => {
-                self.close_attempt(
-                    &mut tx,
-                    log_id,
-                    &server.module,
-                    &result,
-                    LogStatus::Failed,
-                    &f.message,
-                    &redactor,
-                )
-                .await?;
+                self.close_attempt(&mut tx, &call, LogStatus::Failed, &f.message)
+                    .await?;
                 // A failed read changes nothing on the service (the log row
-                // says why), except that an account the Panel does not have
+                // says why) and raises no alert (a sync runs for every account
+                // on a schedule; a down server has its own alert), except that an account the Panel does not have
                 // is drift, shown to the admin and left to them.
                 let missing = f.kind == FailureKind::NotFound;
                 if missing {

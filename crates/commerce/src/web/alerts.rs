@@ -16,6 +16,7 @@ struct AlertsPage {
     chrome: Chrome,
     alerts: Vec<Alert>,
     webhook: bool,
+    email: bool,
 }
 
 /// GET /admin/alerts
@@ -24,17 +25,17 @@ pub async fn list(State(state): State<AppState>, admin: Admin) -> WebResult<Resp
         chrome: Chrome::new(&admin, "alerts"),
         alerts: alerts::recent(&state.pool, 100).await?,
         webhook: state.config.alert_webhook_url.is_some(),
+        email: state.config.alert_email.is_some(),
     };
     page(&state, &admin, &t)
 }
 
 /// POST /admin/alerts/test
 pub async fn send_test(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
-    let webhook = state.config.alert_webhook_url.is_some();
     let message = format!("test alert sent by {}", admin.email);
     alerts::raise(
         &state.pool,
-        webhook,
+        &state.config,
         &alerts::NewAlert {
             event: "test",
             service_id: None,
@@ -45,10 +46,20 @@ pub async fn send_test(State(state): State<AppState>, admin: Admin) -> WebResult
         },
     )
     .await?;
-    let note = if webhook {
-        "Test alert queued for the webhook; its status below turns sent when it arrives."
-    } else {
-        "Test alert recorded. No ALERT_WEBHOOK_URL is set, so it is only listed here."
+    let c = &state.config;
+    let note = match (c.alert_webhook_url.is_some(), c.alert_email.is_some()) {
+        (true, true) => {
+            "Test alert queued for the webhook and ALERT_EMAIL; its delivery below turns sent when it arrives."
+        }
+        (true, false) => {
+            "Test alert queued for the webhook; its status below turns sent when it arrives."
+        }
+        (false, true) => {
+            "Test alert queued for ALERT_EMAIL; its mail status below turns sent when it goes out."
+        }
+        (false, false) => {
+            "Test alert recorded. Neither ALERT_WEBHOOK_URL nor ALERT_EMAIL is set, so it is only listed here."
+        }
     };
     Ok(flash_redirect(&state, "/admin/alerts", "info", note))
 }

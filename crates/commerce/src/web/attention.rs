@@ -1,6 +1,7 @@
 //! What needs an admin: failed and needs-attention services grouped by server
-//! and error kind with the fix, each with retry and a link to adopt; and the
-//! bulk retry behind "Retry all N like this".
+//! and error kind with the fix, each with retry, a link to adopt, and dismiss
+//! (off the page until it fails again); and the bulk retry behind "Retry all
+//! N like this".
 
 use std::collections::HashMap;
 
@@ -10,13 +11,15 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use crate::app::attention::{self, Dismissed};
 use crate::app::bulk::{self, RetryFilter};
 use crate::app::servers;
+use crate::app::services::{DISMISSED, ServiceFilter};
 use crate::domain::TriggeredBy;
 use crate::state::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::FormData;
-use crate::web::page::{Chrome, page};
+use crate::web::page::{Chrome, Id, page};
 use crate::web::session::{Admin, flash_redirect};
 use crate::web::view::{DASH, ago};
 
@@ -47,6 +50,27 @@ struct Group {
 struct AttentionPage {
     chrome: Chrome,
     groups: Vec<Group>,
+    /// Failed services dismissed from this page (the latest few) and how many.
+    dismissed: Vec<DismissedLine>,
+    dismissed_total: i64,
+}
+
+struct DismissedLine {
+    id: i64,
+    domain: String,
+    by: String,
+    when: String,
+}
+
+impl From<Dismissed> for DismissedLine {
+    fn from(d: Dismissed) -> Self {
+        Self {
+            id: d.service_id,
+            domain: d.domain,
+            by: d.admin_email,
+            when: ago(d.created_at),
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,10 +84,11 @@ struct FailedRow {
 
 /// GET /admin/attention
 pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
-    let rows: Vec<FailedRow> = sqlx::query_as(
+    let rows: Vec<FailedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT id, server_id, domain, last_error, updated_at FROM services
-         WHERE status = 'failed' ORDER BY server_id NULLS FIRST, last_error->>'kind', id DESC LIMIT 5000",
-    )
+         WHERE status = 'failed' AND NOT {DISMISSED}
+         ORDER BY server_id NULLS FIRST, last_error->>'kind', id DESC LIMIT 5000"
+    )))
     .fetch_all(&state.pool)
     .await
     .map_err(crate::app::error::AppError::from)?;
@@ -86,7 +111,10 @@ pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebRes
             .last()
             .is_some_and(|g| g.server_id == r.server_id && g.kind == kind);
         if !same {
-            let mut query = vec![("status", "failed".to_owned())];
+            let mut query = vec![
+                ("status", "failed".to_owned()),
+                ("dismissed", "0".to_owned()),
+            ];
             if let Some(id) = r.server_id {
                 query.push(("server_id", id.to_string()));
             }
@@ -122,9 +150,12 @@ pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebRes
             }
         }
     }
+    let (dismissed, dismissed_total) = attention::dismissed(&state.pool, 20).await?;
     let t = AttentionPage {
         chrome: Chrome::new(&admin, "attention"),
         groups,
+        dismissed: dismissed.into_iter().map(DismissedLine::from).collect(),
+        dismissed_total,
     };
     page(&state, &admin, &t)
 }
@@ -151,6 +182,8 @@ pub async fn bulk_retry(
         q: opt(&form, "q"),
         kind: opt(&form, "kind"),
     };
+    let mut filter = ServiceFilter::from(filter);
+    filter.dismissed = opt(&form, "dismissed");
     let back: Vec<(&str, String)> = [
         "status",
         "server_id",
@@ -158,6 +191,7 @@ pub async fn bulk_retry(
         "client_id",
         "q",
         "kind",
+        "dismissed",
     ]
     .into_iter()
     .filter_map(|k| opt(&form, k).map(|v| (k, v)))
@@ -169,7 +203,7 @@ pub async fn bulk_retry(
             serde_urlencoded::to_string(&back).unwrap_or_default()
         ),
     };
-    let queued = bulk::retry_matching(&state, &filter.into(), TriggeredBy::Admin).await?;
+    let queued = bulk::retry_matching(&state, &filter, TriggeredBy::Admin).await?;
     tracing::info!(
         admin.id = admin.id,
         count = queued.count,
@@ -187,5 +221,28 @@ pub async fn bulk_retry(
         &to,
         "info",
         &format!("Retry queued for {} services{note}.", queued.count),
+    ))
+}
+
+/// POST /admin/attention/{id}/dismiss: off the page until the service fails
+/// again; who and when are kept.
+pub async fn dismiss(
+    State(state): State<AppState>,
+    admin: Admin,
+    Id(id): Id,
+) -> WebResult<Response> {
+    attention::dismiss(&state.pool, id, admin.id, &admin.email).await?;
+    tracing::info!(
+        admin.id = admin.id,
+        service.id = id,
+        "admin dismissed a failed service from Needs attention"
+    );
+    Ok(flash_redirect(
+        &state,
+        "/admin/attention",
+        "info",
+        &format!(
+            "Service #{id} dismissed from Needs attention. Its history is kept; it comes back if it fails again."
+        ),
     ))
 }

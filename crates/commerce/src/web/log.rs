@@ -1,5 +1,6 @@
 //! The provisioning log viewer: filters, newest first, one page per entry with
-//! the redacted request, the response, the error and its fix; retry from there.
+//! the redacted request, the response, the error and its fix; retry from there,
+//! or "Retry all N like this" for the failed services of a filtered view.
 
 use std::collections::HashMap;
 
@@ -7,15 +8,16 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
 
+use crate::app::bulk;
 use crate::app::log::{self, LogEntry, LogFilter, LogQuery};
 use crate::app::servers;
 use crate::app::services::Requested;
-use crate::domain::{Action, LogStatus};
+use crate::domain::{Action, LogStatus, TriggeredBy};
 use crate::state::AppState;
 use crate::web::error::WebResult;
-use crate::web::form::Errors;
+use crate::web::form::{Errors, FormData};
 use crate::web::page::{Chrome, Id, page};
-use crate::web::session::Admin;
+use crate::web::session::{Admin, flash_redirect};
 use crate::web::view::Choice;
 use crate::web::view::{DASH, ErrorBox, Pager, ago, pretty, status_class, when, when_opt};
 
@@ -91,6 +93,7 @@ struct ListPage {
     chrome: Chrome,
     rows: Vec<LogLine>,
     pager: Pager,
+    retry_all: Option<RetryAll>,
     errors: Errors,
     service_id: String,
     since: String,
@@ -109,18 +112,57 @@ fn choices(all: impl Iterator<Item = &'static str>, current: &str) -> Vec<Choice
     .collect()
 }
 
+impl LogQuery {
+    /// The filter these fields ask for (50 a page, whatever the query says),
+    /// with the fields not understood.
+    fn filter(&self) -> (LogFilter, Errors) {
+        let (filter, errors) = LogQuery {
+            per_page: "50".into(),
+            ..self.clone()
+        }
+        .parse();
+        (filter, Errors::from(errors))
+    }
+
+    /// The filter fields, as the query string and hidden fields carry them.
+    fn params(&self) -> [(&'static str, String); 6] {
+        [
+            ("service_id", self.service_id.clone()),
+            ("server_id", self.server_id.clone()),
+            ("action", self.action.clone()),
+            ("status", self.status.clone()),
+            ("since", self.since.clone()),
+            ("until", self.until.clone()),
+        ]
+    }
+
+    fn from_form(form: &FormData) -> Self {
+        Self {
+            service_id: form.get("service_id"),
+            server_id: form.get("server_id"),
+            action: form.get("action"),
+            status: form.get("status"),
+            since: form.get("since"),
+            until: form.get("until"),
+            page: String::new(),
+            per_page: String::new(),
+        }
+    }
+}
+
+/// "Retry all N like this" on a filtered view: how many services it retries
+/// (those of the matching rows that are failed now) and the filter to send.
+struct RetryAll {
+    count: i64,
+    fields: Vec<(&'static str, String)>,
+}
+
 pub async fn list(
     State(state): State<AppState>,
     admin: Admin,
     Query(q): Query<LogQuery>,
 ) -> WebResult<Response> {
-    // The viewer shows 50 a page, whatever the query says.
-    let (filter, parse_errors) = LogQuery {
-        per_page: "50".into(),
-        ..q.clone()
-    }
-    .parse();
-    let mut errors = Errors::from(parse_errors);
+    let (filter, mut errors) = q.filter();
     let all_servers = servers::name_list(&state.pool).await?;
     let names: HashMap<i64, String> = all_servers.iter().cloned().collect();
     let list = match log::list(&state.pool, &filter, filter.page()).await {
@@ -130,15 +172,21 @@ pub async fn list(
             log::list(&state.pool, &LogFilter::default(), filter.page()).await?
         }
     };
-    let params = [
-        ("service_id", q.service_id.clone()),
-        ("server_id", q.server_id.clone()),
-        ("action", q.action.clone()),
-        ("status", q.status.clone()),
-        ("since", q.since.clone()),
-        ("until", q.until.clone()),
-    ];
+    let params = q.params();
     let pager = Pager::new("/admin/log", &params, &list);
+    let fields: Vec<(&'static str, String)> = params
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .cloned()
+        .collect();
+    // Only on a filtered view that was understood whole: never "all of them".
+    let retry_all = match !fields.is_empty() && !errors.any() {
+        true => {
+            let count = bulk::count_logged(&state.pool, &filter).await?;
+            (count > 0).then_some(RetryAll { count, fields })
+        }
+        false => None,
+    };
     let rows = list
         .items
         .into_iter()
@@ -155,6 +203,7 @@ pub async fn list(
         chrome: Chrome::new(&admin, "log"),
         rows,
         pager,
+        retry_all,
         errors,
         service_id: q.service_id.clone(),
         since: q.since.clone(),
@@ -240,4 +289,50 @@ pub async fn retry(State(state): State<AppState>, admin: Admin, Id(id): Id) -> W
         "Retry",
     )
     .await
+}
+
+/// POST /admin/log/retry: the confirmed "Retry all N like this" of a filtered
+/// view: one retry per service of the matching rows that is failed now.
+pub async fn retry_all(
+    State(state): State<AppState>,
+    admin: Admin,
+    form: FormData,
+) -> WebResult<Response> {
+    let q = LogQuery::from_form(&form);
+    let (filter, errors) = q.filter();
+    let fields: Vec<(&str, String)> = q
+        .params()
+        .into_iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect();
+    let back = format!(
+        "/admin/log?{}",
+        serde_urlencoded::to_string(&fields).unwrap_or_default()
+    );
+    if errors.any() || fields.is_empty() {
+        let why = if fields.is_empty() {
+            "Retry all needs a filter (a server, an action, a status or a time): set one and try again.".to_owned()
+        } else {
+            format!("Nothing was retried: {}", errors.all().join("; "))
+        };
+        return Ok(flash_redirect(&state, &back, "error", &why));
+    }
+    let queued = bulk::retry_logged(&state, &filter, TriggeredBy::Admin).await?;
+    tracing::info!(
+        admin.id = admin.id,
+        count = queued.count,
+        "admin queued a bulk retry from the log"
+    );
+    let note = match form.get("expected").trim().parse::<i64>() {
+        Ok(n) if n != queued.count as i64 => {
+            format!(" (the page said {n}: some services changed in the meantime)")
+        }
+        _ => String::new(),
+    };
+    Ok(flash_redirect(
+        &state,
+        &back,
+        "info",
+        &format!("Retry queued for {} services{note}.", queued.count),
+    ))
 }

@@ -106,6 +106,7 @@ pub async fn list(
             "order_id",
             f.order_id.map(|v| v.to_string()).unwrap_or_default(),
         ),
+        ("dismissed", f.dismissed.clone().unwrap_or_default()),
     ];
     let pager = Pager::new("/admin/services", &params, &list);
     let rows = list
@@ -141,6 +142,7 @@ pub async fn list(
         || f.product_id.is_some()
         || f.client_id.is_some()
         || f.kind.is_some()
+        || f.dismissed.is_some()
         || f.q.as_deref().is_some_and(|q| !q.trim().is_empty());
     let bulk = match filtered {
         true => {

@@ -52,6 +52,25 @@ async fn wait_sweeps(app: &TestApp, server: i64, n: i64) {
     }
 }
 
+/// Simulated Panel 0 (`server`) refuses the token for three sweeps (it is
+/// offline by then), then answers again for two.
+async fn down_for_three_sweeps_then_up(app: &TestApp, server: i64) {
+    app.sim.set_faults(
+        Target::Server(0),
+        Faults {
+            status: Some(401),
+            ..Default::default()
+        },
+    );
+    let down_from = sweeps(app, server).await;
+    wait_sweeps(app, server, down_from + 3).await;
+    let offline = app.get(&format!("/api/v1/servers/{server}")).await;
+    assert_eq!(offline["health"]["status"], "offline", "{offline}");
+    app.sim.clear_faults();
+    let up_from = sweeps(app, server).await;
+    wait_sweeps(app, server, up_from + 2).await;
+}
+
 #[tokio::test]
 async fn a_server_down_for_three_sweeps_sends_exactly_one_offline_and_one_online_alert() {
     let (url, got) = sink().await;
@@ -78,20 +97,7 @@ async fn a_server_down_for_three_sweeps_sends_exactly_one_offline_and_one_online
     .await;
     wait_sweeps(&app, server, 2).await;
 
-    app.sim.set_faults(
-        Target::Server(0),
-        Faults {
-            status: Some(401),
-            ..Default::default()
-        },
-    );
-    let down_from = sweeps(&app, server).await;
-    wait_sweeps(&app, server, down_from + 3).await;
-    let offline = app.get(&format!("/api/v1/servers/{server}")).await;
-    assert_eq!(offline["health"]["status"], "offline", "{offline}");
-    app.sim.clear_faults();
-    let up_from = sweeps(&app, server).await;
-    wait_sweeps(&app, server, up_from + 2).await;
+    down_for_three_sweeps_then_up(&app, server).await;
 
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -189,5 +195,190 @@ async fn one_scheduled_sweep_tests_every_enabled_server_once_and_reports_its_cos
             .expect("sweep"),
         "the period is claimed: no second sweep"
     );
+    app.finish().await;
+}
+
+/// event, service_id, server_id, mail_status, mail_attempts of an alert.
+type AlertRow = (String, Option<i64>, Option<i64>, Option<String>, i32);
+
+/// The alert mails among the files in `dir` (the demo's mailbox), oldest first.
+fn alert_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("-alert") && n.ends_with(".eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(n)).expect("read mail"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_server_going_offline_and_back_mails_alert_email_exactly_once_each() {
+    let overrides = [
+        ("HEALTH_SWEEP_INTERVAL_SECS", "1"),
+        ("ALERT_EMAIL", "ops@example.com"),
+    ];
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &overrides,
+    )
+    .await;
+    let dir = app.state.config.mail_dir.clone();
+    let (_, server, _) = app.catalog("Starter", "on_order").await;
+    wait_sweeps(&app, server, 2).await;
+    down_for_three_sweeps_then_up(&app, server).await;
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alert_files(&dir).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "alert mails in {}: {:?}",
+            dir.display(),
+            alert_files(&dir)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give a wrong extra mail time to arrive before counting.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mails = alert_files(&dir);
+    assert_eq!(mails.len(), 2, "one mail per state change: {mails:#?}");
+    assert!(
+        mails[0].contains("Subject: Commerce alert: server offline"),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        mails[0].contains("Kind: unauthorized") && mails[0].contains("Fix: "),
+        "{}",
+        mails[0]
+    );
+    assert!(
+        mails[1].contains("Subject: Commerce alert: server back online"),
+        "{}",
+        mails[1]
+    );
+    for m in &mails {
+        assert!(m.contains("To: ops@example.com"), "{m}");
+        assert!(m.contains(&format!("Server: #{server}")), "{m}");
+        assert!(!m.contains(&app.sim.token(0)), "no secret in an alert mail");
+    }
+    // No webhook is set: the webhook side is only recorded; the mail is sent.
+    let stored: Vec<(String, Option<String>, i32)> = sqlx::query_as(
+        "SELECT status, mail_status, mail_attempts FROM alerts WHERE event LIKE 'server_%' ORDER BY id",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .expect("alerts");
+    let sent = ("recorded".to_owned(), Some("sent".to_owned()), 1);
+    assert_eq!(stored, [sent.clone(), sent]);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_suspend_failing_for_good_raises_one_alert_mailed_over_smtp_after_a_refusal() {
+    let sink = crate::lifecycle::SmtpSink::start().await;
+    let app = TestApp::spawn_with(
+        SimConfig {
+            servers: 4,
+            ..Default::default()
+        },
+        &[("SMTP_URL", &sink.url), ("ALERT_EMAIL", "ops@example.com")],
+    )
+    .await;
+    let (_, server, product) = app.catalog("Starter", "on_order").await;
+    let order = app.order(product, "alerted.example.com").await;
+    let sid = order["services"][0]["id"].as_i64().expect("service id");
+    app.settle(sid, &["active"]).await;
+    sink.wait_for(1).await; // the welcome mail
+
+    // A check first: a suspend that fails once and then
+    // passes on its retry is no news.
+    app.sim.set_faults(
+        Target::Server(0),
+        Faults {
+            status: Some(503),
+            only: Some("suspend".into()),
+            remaining: Some(1),
+            ..Default::default()
+        },
+    );
+    app.queue(sid, "suspend").await;
+    app.settle(sid, &["suspended"]).await;
+    app.queue(sid, "unsuspend").await;
+    app.settle(sid, &["active"]).await;
+
+    // The Panel now refuses suspends (403): final at once, one alert, whose
+    // mail the SMTP server refuses once before taking it.
+    app.sim.set_faults(
+        Target::Server(0),
+        Faults {
+            status: Some(403),
+            only: Some("suspend".into()),
+            ..Default::default()
+        },
+    );
+    sink.fail.store(1, std::sync::atomic::Ordering::SeqCst);
+    app.queue(sid, "suspend").await;
+    app.wait_for_log(sid, |log| {
+        log.iter()
+            .filter(|e| e["action"] == "suspend" && e["status"] == "failed")
+            .count()
+            == 2
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alert_mails = || {
+        sink.messages()
+            .into_iter()
+            .filter(|m| m.contains("Subject: Commerce alert"))
+            .collect::<Vec<_>>()
+    };
+    while alert_mails().is_empty() {
+        assert!(Instant::now() < deadline, "no alert mail arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mails = alert_mails();
+    assert_eq!(
+        mails.len(),
+        1,
+        "one alert for one final failure: {mails:#?}"
+    );
+    let m = &mails[0];
+    assert!(
+        m.contains("Subject: Commerce alert: service failed (service #"),
+        "{m}"
+    );
+    assert!(m.contains("suspending alerted.example.com"), "{m}");
+    assert!(m.contains("Kind: forbidden"), "{m}");
+    assert!(!m.contains(&app.sim.token(0)), "no secret in an alert mail");
+    let alerts: Vec<AlertRow> = sqlx::query_as(
+        "SELECT event, service_id, server_id, mail_status, mail_attempts FROM alerts ORDER BY id",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .expect("alerts");
+    assert_eq!(
+        alerts,
+        [(
+            "service_failed".to_owned(),
+            Some(sid),
+            Some(server),
+            Some("sent".to_owned()),
+            2
+        )],
+        "one alert (none for the retried 503), its mail sent on the second try"
+    );
+    let s = app.get(&format!("/api/v1/services/{sid}")).await;
+    assert_eq!(s["status"], "active", "a refused suspend leaves it active");
     app.finish().await;
 }

@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod api_contract;
+mod attention;
 mod cluster;
 mod lifecycle;
 mod ops;

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
-const ADMIN_EMAIL: &str = "admin@example.com";
-const ADMIN_PASSWORD: &str = "correct horse battery";
+pub(crate) const ADMIN_EMAIL: &str = "admin@example.com";
+pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WAIT: Duration = Duration::from_secs(30);
@@ -243,11 +243,11 @@ impl Drop for Browser {
 // ---------------------------------------------------------------- HTTP
 
 /// A cookie-keeping HTTP client that does not follow redirects.
-struct Http {
+pub(crate) struct Http {
     base: String,
     client: reqwest::Client,
     cookies: Vec<(String, String)>,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 fn set_cookies(resp: &reqwest::Response) -> Vec<(String, String)> {
@@ -268,7 +268,7 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
 }
 
 impl Http {
-    fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Self {
             base: base.to_owned(),
             client: reqwest::Client::builder()
@@ -296,7 +296,7 @@ impl Http {
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -325,13 +325,13 @@ impl Http {
         (status, headers, resp.text().await.expect("body"))
     }
 
-    async fn get(&mut self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&mut self, path: &str) -> (u16, String) {
         let (s, _, b) = self.send("GET", path, None, &[]).await;
         (s, b)
     }
 
     /// Signs in through the login form; returns the POST's status.
-    async fn login(&mut self, email: &str, password: &str) -> (u16, String) {
+    pub(crate) async fn login(&mut self, email: &str, password: &str) -> (u16, String) {
         let (_, page) = self.get("/login").await;
         let token = between(&page, "name=\"_csrf\" value=\"", "\"").to_owned();
         let (status, _, body) = self
@@ -354,7 +354,7 @@ impl Http {
         (status, body)
     }
 
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    pub(crate) async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
         let (s, _, b) = self.send("POST", path, Some(form), &[]).await;
         (s, b)
     }
@@ -373,7 +373,7 @@ impl Http {
     }
 }
 
-async fn create_admin(app: &TestApp) {
+pub(crate) async fn create_admin(app: &TestApp) {
     commerce::app::admins::create(&app.state.pool, ADMIN_EMAIL, ADMIN_PASSWORD)
         .await
         .expect("admin");
@@ -1365,7 +1365,7 @@ async fn product_form_package_field_lists_v1_packages_warns_on_a_missing_one_and
 }
 
 #[tokio::test]
-async fn admin_sees_failed_services_grouped_on_needs_attention_and_retries_all_like_this_after_a_confirmation()
+async fn admin_sees_failed_services_grouped_on_needs_attention_and_retries_all_like_this_from_the_log_and_the_list_after_a_confirmation()
  {
     let app = TestApp::spawn_with(
         SimConfig {
@@ -1398,16 +1398,39 @@ async fn admin_sees_failed_services_grouped_on_needs_attention_and_retries_all_l
     assert!(hint.contains("Package names are case-sensitive"), "{hint}");
     b.screenshot("needs-attention").await;
 
+    app.sim.set_packages(Target::All, &["Starter"]);
+    // The log viewer, filtered to one service's failed creates: retry it.
+    b.goto(&format!(
+        "/admin/log?status=failed&action=create&service_id={}",
+        services[0]
+    ))
+    .await;
+    let summary = b.text("#log-retry-all summary").await;
+    assert_eq!(summary, "Retry all 1 like this");
+    b.click("#log-retry-all summary").await;
+    let confirm = b
+        .wait_text("#log-retry-all-confirm", |t| !t.is_empty())
+        .await;
+    assert_eq!(confirm, "Yes, retry 1 services");
+    b.screenshot("log-retry-all").await;
+    b.click("#log-retry-all-confirm").await;
+    b.wait_text("#flash", |t| t.contains("Retry queued for 1 services"))
+        .await;
+    app.settle(services[0], &["active"]).await;
+    // Its failed row still matches the filter, but it is active now.
+    b.goto("/admin/log?status=failed&action=create").await;
+    let summary = b.text("#log-retry-all summary").await;
+    assert_eq!(summary, "Retry all 5 like this");
+
     b.goto("/admin/services?status=failed&kind=validation")
         .await;
     let summary = b.text("#bulk-retry summary").await;
-    assert_eq!(summary, "Retry all 6 like this");
-    app.sim.set_packages(Target::All, &["Starter"]);
+    assert_eq!(summary, "Retry all 5 like this");
     b.click("#bulk-retry summary").await;
     let confirm = b.wait_text("#bulk-retry-confirm", |t| !t.is_empty()).await;
-    assert_eq!(confirm, "Yes, retry 6 services");
+    assert_eq!(confirm, "Yes, retry 5 services");
     b.click("#bulk-retry-confirm").await;
-    b.wait_text("#flash", |t| t.contains("Retry queued for 6 services"))
+    b.wait_text("#flash", |t| t.contains("Retry queued for 5 services"))
         .await;
     for sid in &services {
         app.settle(*sid, &["active"]).await;

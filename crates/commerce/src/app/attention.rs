@@ -1,0 +1,77 @@
+//! Dismissing a failed service from the Needs attention page: a row that
+//! says who dismissed which failure and when. Nothing is deleted; the
+//! service shows again as soon as it fails anew (see `services::DISMISSED`).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use crate::app::error::{AppError, AppResult};
+
+/// A dismissal still in effect (the service's failure unchanged since).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Dismissed {
+    pub service_id: i64,
+    pub domain: String,
+    pub admin_email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Takes failed service `id` off the page until its next failure, recording
+/// the admin and the failure dismissed.
+pub async fn dismiss(
+    db: impl PgExecutor<'_> + Copy,
+    id: i64,
+    admin_id: i64,
+    admin_email: &str,
+) -> AppResult<()> {
+    let done: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO attention_dismissals (service_id, admin_id, admin_email, last_error)
+         SELECT id, $2, $3, last_error FROM services
+         WHERE id = $1 AND status = 'failed' AND last_error IS NOT NULL
+         RETURNING id",
+    )
+    .bind(id)
+    .bind(admin_id)
+    .bind(admin_email)
+    .fetch_optional(db)
+    .await?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM services WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    match status {
+        None => Err(AppError::NotFound("service")),
+        Some(s) => Err(AppError::conflict(format!(
+            "service {id} is {s}, not failed: there is nothing to dismiss (reload the page)"
+        ))),
+    }
+}
+
+/// The most recent dismissals still in effect, newest first, and how many
+/// failed services are dismissed in all.
+pub async fn dismissed(
+    db: impl PgExecutor<'_> + Copy,
+    limit: i64,
+) -> AppResult<(Vec<Dismissed>, i64)> {
+    let rows: Vec<Dismissed> = sqlx::query_as(
+        "SELECT * FROM (
+             SELECT DISTINCT ON (s.id) s.id AS service_id, s.domain, d.admin_email, d.created_at
+             FROM services s JOIN attention_dismissals d ON d.service_id = s.id AND d.last_error = s.last_error
+             WHERE s.status = 'failed'
+             ORDER BY s.id, d.id DESC) latest
+         ORDER BY created_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM services WHERE status = 'failed' AND {}",
+        crate::app::services::DISMISSED
+    )))
+    .fetch_one(db)
+    .await?;
+    Ok((rows, total))
+}
