@@ -1040,51 +1040,12 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
     assert_eq!(client_ip(Some(&proxy), &headers, &[]), "10.0.0.2");
 }
 
-#[tokio::test]
-async fn admin_create_reads_the_password_from_stdin() {
+/// Runs `commerce admin create --email EMAIL --password-stdin` against the
+/// app's database, writing `password` and a newline to its stdin.
+fn admin_create(app: &TestApp, email: &str, password: &str) -> std::process::Output {
     use std::io::Write as _;
-    let app = TestApp::spawn().await;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
-        .args([
-            "admin",
-            "create",
-            "--email",
-            "stdin@example.com",
-            "--password-stdin",
-        ])
-        .env("DATABASE_URL", &app.state.config.database_url)
-        .env("APP_KEY", crate::support::APP_KEY)
-        .current_dir(std::env::temp_dir())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("cli");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"piped in password 42\n")
-        .expect("write");
-    let out = child.wait_with_output().expect("done");
-    assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("piped in password"));
-    let (status, _) = try_login(&app, "stdin@example.com", "piped in password 42").await;
-    assert_eq!(status, 303, "signed in with the piped password");
-    app.finish().await;
-}
-
-#[tokio::test]
-async fn admin_create_names_the_rule_each_bad_field_broke() {
-    use std::io::Write as _;
-    let app = TestApp::spawn().await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_commerce"))
-        .args([
-            "admin",
-            "create",
-            "--email",
-            "not-an-email",
-            "--password-stdin",
-        ])
+        .args(["admin", "create", "--email", email, "--password-stdin"])
         .env("DATABASE_URL", &app.state.config.database_url)
         .env("APP_KEY", crate::support::APP_KEY)
         .current_dir(std::env::temp_dir())
@@ -1097,9 +1058,26 @@ async fn admin_create_names_the_rule_each_bad_field_broke() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"short\n")
+        .write_all(format!("{password}\n").as_bytes())
         .expect("write");
-    let out = child.wait_with_output().expect("done");
+    child.wait_with_output().expect("done")
+}
+
+#[tokio::test]
+async fn admin_create_reads_the_password_from_stdin() {
+    let app = TestApp::spawn().await;
+    let out = admin_create(&app, "stdin@example.com", "piped in password 42");
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("piped in password"));
+    let (status, _) = try_login(&app, "stdin@example.com", "piped in password 42").await;
+    assert_eq!(status, 303, "signed in with the piped password");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn admin_create_names_the_rule_each_bad_field_broke() {
+    let app = TestApp::spawn().await;
+    let out = admin_create(&app, "not-an-email", "short");
     assert!(!out.status.success(), "a bad email must fail the command");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
