@@ -113,7 +113,7 @@ fn view(o: OrderRow, services: impl Iterator<Item = ServiceRow>) -> OrderView {
         services: services
             .map(|s| OrderService {
                 id: s.id,
-                status: s.status,
+                status: s.status.to_string(),
                 domain: s.domain,
                 username: s.username,
             })

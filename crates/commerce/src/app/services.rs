@@ -26,7 +26,8 @@ pub struct ServiceRow {
     pub server_id: Option<i64>,
     pub domain: String,
     pub username: String,
-    pub status: String,
+    /// Decoded as the enum: a status this build does not know fails the read.
+    pub status: ServiceStatus,
     pub panel_account_id: Option<String>,
     pub last_error: Option<Json<serde_json::Value>>,
     pub create_outcome_unknown: bool,
@@ -45,7 +46,7 @@ pub struct ServiceRow {
 
 impl ServiceRow {
     pub fn status(&self) -> ServiceStatus {
-        ServiceStatus::parse(&self.status).unwrap_or(ServiceStatus::Failed)
+        self.status
     }
 }
 
@@ -87,7 +88,7 @@ impl From<ServiceRow> for ServiceView {
     fn from(r: ServiceRow) -> Self {
         Self {
             id: r.id,
-            status: r.status,
+            status: r.status.to_string(),
             domain: r.domain,
             username: r.username,
             order_id: r.order_id,

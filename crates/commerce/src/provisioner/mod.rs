@@ -448,7 +448,7 @@ impl Run<'_> {
             module,
             &f.message,
             Some(f),
-            Some((&self.service.status, last)),
+            Some((self.service.status.as_str(), last)),
         )
         .await?;
         let mut conn = self.pool().acquire().await?;

@@ -74,7 +74,7 @@ impl Run<'_> {
                     .get("status")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let drift = drift(&s.status, panel_status.as_deref());
+                let drift = drift(s.status.as_str(), panel_status.as_deref());
                 if let Some(d) = &drift {
                     tracing::warn!(service.id = s.id, "drift: {d}");
                 }

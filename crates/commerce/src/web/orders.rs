@@ -274,7 +274,7 @@ fn progress_of(d: services::ServiceDetail) -> ServiceProgress {
         domain: s.domain.clone(),
         username: s.username.clone(),
         status_class: status_class(status),
-        status: s.status.clone(),
+        status: s.status.to_string(),
         steps: vec![
             step("Order placed", "done", when(s.created_at)),
             queued,

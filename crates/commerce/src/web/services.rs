@@ -325,8 +325,8 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             w.watch.unwrap_or(0),
             w.n + 1
         ),
-        status: s.status.clone(),
-        status_class: status_class(&s.status),
+        status: s.status.to_string(),
+        status_class: status_class(s.status.as_str()),
         username: s.username.clone(),
         server,
         server_id: s.server_id.unwrap_or_default(),

@@ -268,3 +268,40 @@ async fn log_filters_read_the_same_on_the_api_and_in_the_log_viewer() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_service_status_this_build_does_not_know_fails_the_read_instead_of_reading_as_failed() {
+    let app = TestApp::spawn().await;
+    let (_, _, product) = app.catalog("Starter", "manual").await;
+    let order = app.order(product, "unknown-status.example").await;
+    let sid = order["services"][0]["id"].as_i64().expect("service id");
+    // As a newer release's migration could leave it for an older binary.
+    sqlx::query("ALTER TABLE services DROP CONSTRAINT services_status_check")
+        .execute(&app.state.pool)
+        .await
+        .expect("drop check");
+    sqlx::query("UPDATE services SET status = 'archived' WHERE id = $1")
+        .bind(sid)
+        .execute(&app.state.pool)
+        .await
+        .expect("update");
+    let err = commerce::app::services::get(&app.state.pool, sid)
+        .await
+        .expect_err("an unknown status must not decode");
+    let text = format!("{:#}", anyhow::Error::new(err));
+    assert!(
+        text.contains("unknown ServiceStatus \"archived\""),
+        "the error names the value: {text}"
+    );
+    let (status, body) = app
+        .call("GET", &format!("/api/v1/services/{sid}"), None)
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert_ne!(body["status"], json!("failed"), "{body}");
+    sqlx::query("UPDATE services SET status = 'pending' WHERE id = $1")
+        .bind(sid)
+        .execute(&app.state.pool)
+        .await
+        .expect("restore");
+    app.finish().await;
+}
