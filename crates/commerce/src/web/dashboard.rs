@@ -10,10 +10,9 @@ use crate::app::page::PageParams;
 use crate::domain::ServiceStatus;
 use crate::state::AppState;
 use crate::web::error::WebResult;
-use crate::web::log::LogLine;
 use crate::web::page::{Chrome, page};
 use crate::web::session::Admin;
-use crate::web::view::status_class;
+use crate::web::view::{LogLine, status_class};
 
 struct Tile {
     label: String,
@@ -76,7 +75,7 @@ pub async fn show(State(state): State<AppState>, admin: Admin) -> WebResult<Resp
     )
     .await?
     .items;
-    let failures = crate::web::log::lines(state, failed).await?;
+    let failures = crate::web::view::lines(state, failed).await?;
     let t = DashboardPage {
         chrome: Chrome::new(admin, "dashboard"),
         summary: {

@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 
 use crate::app::bulk;
-use crate::app::log::{self, LogEntry, LogFilter, LogQuery};
+use crate::app::log::{self, LogFilter, LogQuery};
 use crate::app::servers;
 use crate::app::services::Requested;
 use crate::domain::{Action, LogStatus, TriggeredBy};
@@ -18,74 +18,7 @@ use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData};
 use crate::web::page::{Chrome, Id, page};
 use crate::web::session::{Admin, flash_redirect};
-use crate::web::view::Choice;
-use crate::web::view::{DASH, ErrorBox, Pager, ago, pretty, status_class, when, when_opt};
-
-/// One log row in a table.
-pub struct LogLine {
-    pub id: i64,
-    pub when: String,
-    pub ago: String,
-    pub action: String,
-    pub status: String,
-    pub status_class: &'static str,
-    pub service_id: i64,
-    pub server: String,
-    pub attempt: i32,
-    pub http: String,
-    pub duration: String,
-    pub message: String,
-    pub triggered_by: String,
-}
-
-impl From<LogEntry> for LogLine {
-    fn from(e: LogEntry) -> Self {
-        let error = e.error.as_ref().and_then(|j| ErrorBox::from_json(&j.0));
-        Self {
-            id: e.id,
-            when: when(e.created_at),
-            ago: ago(e.created_at),
-            status_class: status_class(&e.status),
-            service_id: e.service_id.unwrap_or_default(),
-            server: e
-                .server_id
-                .map_or_else(|| DASH.to_owned(), |s| format!("#{s}")),
-            attempt: e.attempt,
-            http: e
-                .http_status
-                .map_or_else(|| DASH.to_owned(), |h| h.to_string()),
-            duration: e
-                .duration_ms
-                .map_or_else(|| DASH.to_owned(), |d| format!("{d} ms")),
-            message: match error {
-                Some(err) => format!("{}: {}", err.title, err.message),
-                None => e.message.clone().unwrap_or_default(),
-            },
-            action: e.action,
-            status: e.status,
-            triggered_by: e.triggered_by,
-        }
-    }
-}
-
-/// Log rows as table lines, with server names instead of ids.
-pub async fn lines(state: &AppState, entries: Vec<LogEntry>) -> WebResult<Vec<LogLine>> {
-    let mut ids: Vec<i64> = entries.iter().filter_map(|e| e.server_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let names = servers::names(&state.pool, &ids).await?;
-    Ok(entries
-        .into_iter()
-        .map(|e| {
-            let server = e.server_id.and_then(|id| names.get(&id).cloned());
-            let mut line = LogLine::from(e);
-            if let Some(name) = server {
-                line.server = name;
-            }
-            line
-        })
-        .collect())
-}
+use crate::web::view::{Choice, DASH, ErrorBox, LogLine, Pager, pretty, when_opt};
 
 #[derive(Template)]
 #[template(path = "log/list.html")]

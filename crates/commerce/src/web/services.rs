@@ -21,10 +21,9 @@ use crate::state::AppState;
 use crate::web::actions::{Queue, queue};
 use crate::web::error::{WebError, WebResult};
 use crate::web::form::FormData;
-use crate::web::log::LogLine;
 use crate::web::page::{Chrome, Htmx, Id, fragment, page, vary_htmx};
 use crate::web::session::{Admin, flash_redirect};
-use crate::web::view::Choice;
+use crate::web::view::{Choice, LogLine};
 use crate::web::view::{DASH, ErrorBox, Pager, ago, status_class, when_opt};
 
 struct Row {
@@ -350,7 +349,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         actions,
         can_change_password,
         package_choices,
-        log: crate::web::log::lines(state, recent.items).await?,
+        log: crate::web::view::lines(state, recent.items).await?,
         welcome_sent: crate::mail::welcome_sent_at(&state.pool, id)
             .await
             .map_err(AppError::from)?
@@ -380,7 +379,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         },
         can_suspend: status == ServiceStatus::Active,
         can_unsuspend: status == ServiceStatus::Suspended,
-        reasons: crate::web::suspension::REASONS
+        reasons: crate::web::view::REASONS
             .iter()
             .map(|(v, l)| Choice {
                 value: (*v).to_owned(),
@@ -390,7 +389,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
             .collect(),
         suspension_reason: match (status, s.suspension_reason.as_deref()) {
             (ServiceStatus::Suspended | ServiceStatus::Provisioning, Some(r)) => {
-                crate::web::suspension::REASONS
+                crate::web::view::REASONS
                     .iter()
                     .find(|(v, _)| *v == r)
                     .map_or(r, |(_, l)| *l)

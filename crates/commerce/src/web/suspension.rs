@@ -13,13 +13,6 @@ use crate::web::form::FormData;
 use crate::web::page::Id;
 use crate::web::session::{Admin, flash_redirect};
 
-/// The reason select of the suspend form: value and label.
-pub const REASONS: &[(&str, &str)] = &[
-    ("overdue", "Overdue payment"),
-    ("abuse", "Abuse"),
-    ("other", "Other"),
-];
-
 pub async fn suspend(
     State(state): State<AppState>,
     admin: Admin,

@@ -153,3 +153,79 @@ pub fn auto_setup_label(v: &str) -> &'static str {
         _ => "Manually",
     }
 }
+
+/// One log row in a table.
+pub struct LogLine {
+    pub id: i64,
+    pub when: String,
+    pub ago: String,
+    pub action: String,
+    pub status: String,
+    pub status_class: &'static str,
+    pub service_id: i64,
+    pub server: String,
+    pub attempt: i32,
+    pub http: String,
+    pub duration: String,
+    pub message: String,
+    pub triggered_by: String,
+}
+
+impl From<crate::app::log::LogEntry> for LogLine {
+    fn from(e: crate::app::log::LogEntry) -> Self {
+        let error = e.error.as_ref().and_then(|j| ErrorBox::from_json(&j.0));
+        Self {
+            id: e.id,
+            when: when(e.created_at),
+            ago: ago(e.created_at),
+            status_class: status_class(&e.status),
+            service_id: e.service_id.unwrap_or_default(),
+            server: e
+                .server_id
+                .map_or_else(|| DASH.to_owned(), |s| format!("#{s}")),
+            attempt: e.attempt,
+            http: e
+                .http_status
+                .map_or_else(|| DASH.to_owned(), |h| h.to_string()),
+            duration: e
+                .duration_ms
+                .map_or_else(|| DASH.to_owned(), |d| format!("{d} ms")),
+            message: match error {
+                Some(err) => format!("{}: {}", err.title, err.message),
+                None => e.message.clone().unwrap_or_default(),
+            },
+            action: e.action,
+            status: e.status,
+            triggered_by: e.triggered_by,
+        }
+    }
+}
+
+/// Log rows as table lines, with server names instead of ids.
+pub async fn lines(
+    state: &crate::state::AppState,
+    entries: Vec<crate::app::log::LogEntry>,
+) -> crate::web::error::WebResult<Vec<LogLine>> {
+    let mut ids: Vec<i64> = entries.iter().filter_map(|e| e.server_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names = crate::app::servers::names(&state.pool, &ids).await?;
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let server = e.server_id.and_then(|id| names.get(&id).cloned());
+            let mut line = LogLine::from(e);
+            if let Some(name) = server {
+                line.server = name;
+            }
+            line
+        })
+        .collect())
+}
+
+/// The reason select of the suspend form: value and label.
+pub const REASONS: &[(&str, &str)] = &[
+    ("overdue", "Overdue payment"),
+    ("abuse", "Abuse"),
+    ("other", "Other"),
+];
