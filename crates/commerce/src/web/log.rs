@@ -18,7 +18,7 @@ use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData};
 use crate::web::page::{Chrome, Id, page};
 use crate::web::session::{Admin, flash_redirect};
-use crate::web::view::{Choice, DASH, ErrorBox, LogLine, Pager, pretty, when_opt};
+use crate::web::view::{Choice, DASH, ErrorBox, LogLine, Pager, named_lines, pretty, when_opt};
 
 #[derive(Template)]
 #[template(path = "log/list.html")]
@@ -120,18 +120,7 @@ pub async fn list(
         }
         false => None,
     };
-    let rows = list
-        .items
-        .into_iter()
-        .map(|e| {
-            let server = e.server_id.and_then(|id| names.get(&id).cloned());
-            let mut line = LogLine::from(e);
-            if let Some(name) = server {
-                line.server = name;
-            }
-            line
-        })
-        .collect();
+    let rows = named_lines(list.items, &names);
     let t = ListPage {
         chrome: Chrome::new(&admin, "log"),
         rows,

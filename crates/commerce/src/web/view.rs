@@ -210,7 +210,15 @@ pub async fn lines(
     ids.sort_unstable();
     ids.dedup();
     let names = crate::app::servers::names(&state.pool, &ids).await?;
-    Ok(entries
+    Ok(named_lines(entries, &names))
+}
+
+/// Log rows as table lines, naming each server from `names` (by id).
+pub fn named_lines(
+    entries: Vec<crate::app::log::LogEntry>,
+    names: &std::collections::HashMap<i64, String>,
+) -> Vec<LogLine> {
+    entries
         .into_iter()
         .map(|e| {
             let server = e.server_id.and_then(|id| names.get(&id).cloned());
@@ -220,7 +228,7 @@ pub async fn lines(
             }
             line
         })
-        .collect())
+        .collect()
 }
 
 /// The reason select of the suspend form: value and label.

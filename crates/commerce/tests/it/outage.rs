@@ -141,13 +141,7 @@ async fn a_database_that_goes_away_answers_503_with_retry_after_on_the_api_and_t
     for path in ["/api/v1/server-groups", "/api/v1/services/1"] {
         let resp = api(path).await.expect("api");
         assert_eq!(resp.status(), 503, "GET {path} with the database gone");
-        assert_eq!(
-            resp.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-            Some("5"),
-            "GET {path}"
-        );
+        assert_eq!(retry_after(&resp), Some("5"), "GET {path}");
         let body: serde_json::Value = resp.json().await.expect("JSON error body");
         let error = body["error"].as_str().unwrap_or_default();
         assert!(
@@ -163,13 +157,7 @@ async fn a_database_that_goes_away_answers_503_with_retry_after_on_the_api_and_t
     for path in ["/admin/groups", "/admin/services/1"] {
         let resp = admin(path).await.expect("admin");
         assert_eq!(resp.status(), 503, "GET {path} with the database gone");
-        assert_eq!(
-            resp.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-            Some("5"),
-            "GET {path}"
-        );
+        assert_eq!(retry_after(&resp), Some("5"), "GET {path}");
         let page = resp.text().await.expect("page");
         assert!(
             page.contains("The database is unavailable") && page.contains("reload the page"),
@@ -191,4 +179,11 @@ async fn a_database_that_goes_away_answers_503_with_retry_after_on_the_api_and_t
         .expect("no error");
     state.pool.close().await;
     app.finish().await;
+}
+
+/// The `Retry-After` header of an answer, as text.
+fn retry_after(resp: &reqwest::Response) -> Option<&str> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
 }
