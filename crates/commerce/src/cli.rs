@@ -150,7 +150,7 @@ async fn connect_migrated(config: &Config) -> anyhow::Result<sqlx::PgPool> {
 }
 
 /// The service state for a long-running command, its database migrated.
-async fn migrated_state(config: Config) -> anyhow::Result<crate::state::AppState> {
+async fn migrated_state(config: Config) -> anyhow::Result<crate::front::AppState> {
     let state = crate::build_state(config).await?;
     crate::migrate(&state.pool)
         .await
@@ -215,7 +215,7 @@ async fn demo(mut config: Config, listen: SocketAddr) -> anyhow::Result<()> {
 
 async fn worker(config: Config) -> anyhow::Result<()> {
     let state = migrated_state(config).await?;
-    crate::runtime::work(state).await
+    crate::runtime::work(state.core).await
 }
 
 async fn admin_create(
@@ -269,13 +269,13 @@ async fn key_rotate(config: &Config, batch_size: i64) -> anyhow::Result<()> {
 }
 
 async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Result<()> {
-    use crate::api::auth::{self, Scope};
+    use crate::app::tokens::{self, Scope};
     match command {
         TokenCommand::Create { name, scope } => {
             let scope = Scope::parse(&scope).ok_or_else(|| {
                 anyhow::anyhow!("--scope must be provision or admin, not {scope:?}")
             })?;
-            let token = auth::create_scoped_token(pool, &name, scope).await?;
+            let token = tokens::create(pool, &name, scope).await?;
             println!(
                 "API token {name:?} ({} scope) created; it is shown only once:",
                 scope.as_str()
@@ -293,7 +293,7 @@ async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Re
                 "{:>5}  {:<24} {:<10} {:<24} {:<24} revoked",
                 "id", "name", "scope", "created", "last used"
             );
-            for t in auth::list_tokens(pool).await? {
+            for t in tokens::list(pool).await? {
                 println!(
                     "{:>5}  {:<24} {:<10} {:<24} {:<24} {}",
                     t.id,
@@ -306,7 +306,7 @@ async fn token_command(pool: &sqlx::PgPool, command: TokenCommand) -> anyhow::Re
             }
         }
         TokenCommand::Revoke { which } => {
-            let n = auth::revoke_token(pool, &which).await?;
+            let n = tokens::revoke(pool, &which).await?;
             if n == 0 {
                 anyhow::bail!("no live API token has the id or name {which:?}");
             }

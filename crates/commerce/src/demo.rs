@@ -9,7 +9,7 @@ use opterius_sim::{Sim, SimConfig};
 
 use crate::app::catalog::{self, GroupInput, ProductInput};
 use crate::app::servers::{self, ServerInput};
-use crate::state::AppState;
+use crate::front::AppState;
 
 /// Demo admin login, printed at startup.
 pub const ADMIN_EMAIL: &str = "admin@demo.test";
@@ -150,7 +150,8 @@ pub async fn run(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     crate::app::admins::set_password(&state.pool, ADMIN_EMAIL, &password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = crate::api::auth::create_token(&state.pool, "demo").await?;
+    let token =
+        crate::app::tokens::create(&state.pool, "demo", crate::app::tokens::Scope::Admin).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

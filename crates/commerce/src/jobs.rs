@@ -16,7 +16,7 @@ use sqlx::PgConnection;
 use crate::app::error::AppResult;
 use crate::domain::{Action, TriggeredBy};
 use crate::provisioner;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// Times apalis itself may run one task: covers orphan recovery after a worker
 /// crash and database hiccups. Panel retries are ours, with backoff.
@@ -172,9 +172,9 @@ async fn run_job(
     args: JobArgs,
     action: Action,
     task_id: TaskId,
-    state: Data<AppState>,
+    state: Data<Core>,
 ) -> Result<(), BoxDynError> {
-    let state: AppState = (*state).clone();
+    let state: Core = (*state).clone();
     let job_id = task_id.to_string();
     let run = provisioner::run(&state, action, args, &job_id);
     // A panic inside one job is recorded on its service and log, not lost.
@@ -204,7 +204,7 @@ macro_rules! handler {
         async fn $fn_name(
             args: JobArgs,
             task_id: TaskId,
-            state: Data<AppState>,
+            state: Data<Core>,
         ) -> Result<(), BoxDynError> {
             run_job(args, <$job>::ACTION, task_id, state).await
         }
@@ -221,16 +221,16 @@ handler!(handle_sync, SyncAccountJob);
 
 async fn handle_send_mail(
     job: crate::mail::SendMailJob,
-    state: Data<AppState>,
+    state: Data<Core>,
 ) -> Result<(), BoxDynError> {
-    let state: AppState = (*state).clone();
+    let state: Core = (*state).clone();
     crate::mail::run(&state, &job).await.map_err(|e| {
         tracing::error!(error = %e, "mail job failed");
         BoxDynError::from(e.to_string())
     })
 }
 
-fn storage<T>(state: &AppState, queue: &str) -> PostgresStorage<T> {
+fn storage<T>(state: &Core, queue: &str) -> PostgresStorage<T> {
     let config = PgQueueConfig::default()
         .queue(queue)
         .batch_size(state.config.worker_concurrency.clamp(10, 100))
@@ -252,7 +252,7 @@ fn worker_name(queue: &str) -> String {
 
 /// Runs the worker pool until `shutdown` resolves; in-flight jobs finish first.
 pub async fn run_workers(
-    state: AppState,
+    state: Core,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let concurrency = state.config.worker_concurrency;

@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod extract;
+pub mod front;
 pub mod jobs;
 pub mod listener;
 pub mod mail;
@@ -25,7 +26,7 @@ use sqlx::postgres::PgPoolOptions;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::state::AppState;
+use crate::front::AppState;
 
 /// The app's own migrations (apalis keeps its own schema).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::LogFormat;
+use crate::front::AppState;
 use crate::jobs;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// Whether this process's worker pool runs.
 #[derive(Clone, Default)]
@@ -80,8 +81,7 @@ pub async fn shutdown_signal() {
 
 /// Runs the worker pool until `stop` flips, restarting it when it dies (for
 /// instance after PostgreSQL was unreachable for a while).
-pub async fn supervise_workers(state: AppState, mut stop: watch::Receiver<bool>) {
-    let status = state.workers.clone();
+pub async fn supervise_workers(state: Core, status: WorkerStatus, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         status.set(RUNNING);
@@ -129,7 +129,7 @@ async fn beat(db: &mut sqlx::PgConnection, id: &str) -> Result<(), sqlx::Error> 
 
 /// The first heartbeat, written before any job runs: a lease never names a
 /// process that others could take for dead.
-pub async fn first_heartbeat(state: &AppState) -> anyhow::Result<()> {
+pub async fn first_heartbeat(state: &Core) -> anyhow::Result<()> {
     let mut conn = state.pool.acquire().await?;
     beat(&mut conn, &state.instance_id).await?;
     Ok(())
@@ -137,7 +137,7 @@ pub async fn first_heartbeat(state: &AppState) -> anyhow::Result<()> {
 
 /// Beats in `worker_heartbeats` until `stop`, on a connection of its own so a
 /// busy pool never delays a beat; the row goes when the process stops.
-pub async fn heartbeat(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn heartbeat(state: Core, mut stop: watch::Receiver<bool>) {
     use sqlx::Connection as _;
     let mut conn: Option<sqlx::PgConnection> = None;
     loop {
@@ -166,7 +166,7 @@ pub async fn heartbeat(state: AppState, mut stop: watch::Receiver<bool>) {
 }
 
 /// Deletes finished job rows on a schedule (apalis keeps them forever).
-pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn retention(state: Core, mut stop: watch::Receiver<bool>) {
     loop {
         match jobs::prune_finished(&state.pool, state.config.job_retention).await {
             Ok(n) if n > 0 => tracing::info!(deleted = n, "pruned finished job rows"),
@@ -188,7 +188,7 @@ pub async fn retention(state: AppState, mut stop: watch::Receiver<bool>) {
 
 /// Queues usage sync rounds on `USAGE_SYNC_INTERVAL_SECS` (off at zero); one
 /// process per round across the cluster.
-pub async fn usage_schedule(state: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn usage_schedule(state: Core, mut stop: watch::Receiver<bool>) {
     let interval = state.config.usage_sync_interval;
     if interval.is_zero() {
         return;
@@ -229,24 +229,11 @@ pub async fn serve_until(
     with_workers: bool,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut tasks = Vec::new();
-    if with_workers {
-        if let Err(e) = first_heartbeat(&state).await {
-            tracing::warn!(error = %e, "could not write the first heartbeat; leases fall back to their timeout");
-        }
-        tasks.push(tokio::spawn(supervise_workers(state.clone(), stop.clone())));
-        tasks.push(tokio::spawn(retention(state.clone(), stop.clone())));
-        tasks.push(tokio::spawn(heartbeat(state.clone(), stop.clone())));
-        tasks.push(tokio::spawn(crate::app::schedule::health_sweeps(
-            state.clone(),
-            stop.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::app::alerts::dispatch(
-            state.clone(),
-            stop.clone(),
-        )));
-        tasks.push(tokio::spawn(usage_schedule(state.clone(), stop.clone())));
-    }
+    let tasks = if with_workers {
+        background(&state.core, state.workers.clone(), &stop).await
+    } else {
+        Vec::new()
+    };
     let app = crate::router(state);
     crate::listener::serve(listener, app, stop).await?;
     for t in tasks {
@@ -255,24 +242,37 @@ pub async fn serve_until(
     Ok(())
 }
 
-/// Runs only the worker pool (and retention) until a shutdown signal.
-pub async fn work(state: AppState) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    if let Err(e) = first_heartbeat(&state).await {
+/// Starts the worker side of a process: the first heartbeat, then the
+/// supervised pool, retention, heartbeats, health sweeps, alert dispatch and
+/// the usage schedule, each until `stop`.
+async fn background(
+    core: &Core,
+    workers: WorkerStatus,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if let Err(e) = first_heartbeat(core).await {
         tracing::warn!(error = %e, "could not write the first heartbeat; leases fall back to their timeout");
     }
-    let workers = tokio::spawn(supervise_workers(state.clone(), stop_rx.clone()));
-    let sweeps = tokio::spawn(crate::app::schedule::health_sweeps(
-        state.clone(),
-        stop_rx.clone(),
-    ));
-    let alerts = tokio::spawn(crate::app::alerts::dispatch(state.clone(), stop_rx.clone()));
-    let beat = tokio::spawn(heartbeat(state.clone(), stop_rx.clone()));
-    let usage = tokio::spawn(usage_schedule(state.clone(), stop_rx.clone()));
-    let prune = tokio::spawn(retention(state, stop_rx));
+    vec![
+        tokio::spawn(supervise_workers(core.clone(), workers, stop.clone())),
+        tokio::spawn(retention(core.clone(), stop.clone())),
+        tokio::spawn(heartbeat(core.clone(), stop.clone())),
+        tokio::spawn(crate::app::schedule::health_sweeps(
+            core.clone(),
+            stop.clone(),
+        )),
+        tokio::spawn(crate::app::alerts::dispatch(core.clone(), stop.clone())),
+        tokio::spawn(usage_schedule(core.clone(), stop.clone())),
+    ]
+}
+
+/// Runs only the worker side (no HTTP) until a shutdown signal.
+pub async fn work(core: Core) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = background(&core, WorkerStatus::default(), &stop_rx).await;
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    for t in [workers, sweeps, alerts, beat, usage, prune] {
+    for t in tasks {
         let _ = t.await;
     }
     Ok(())

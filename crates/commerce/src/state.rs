@@ -1,25 +1,27 @@
-//! Shared state: one cheap-to-clone struct handed to handlers and jobs.
+//! The core context: what the application services, the provisioner and the
+//! job handlers share (pool, config, module registry, sealer, HTTP clients,
+//! metrics). One cheap-to-clone struct that depends on nothing above it; the
+//! HTTP front end wraps it in [`crate::front::AppState`].
 
 use std::sync::Arc;
 
 use provisioning::Registry;
 use sqlx::PgPool;
 
+use crate::app::tls::HttpClients;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct Core {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub registry: Arc<Registry>,
     pub sealer: Sealer,
     /// The HTTP clients modules are lent, one per TLS trust.
-    pub http: Arc<crate::app::tls::HttpClients>,
+    pub http: Arc<HttpClients>,
     pub metrics: Arc<Metrics>,
-    pub workers: crate::runtime::WorkerStatus,
-    pub api_tokens: Arc<crate::api::auth::TokenCache>,
     /// Set while a Test all runs in this process: one at a time.
     pub sweep_running: Arc<std::sync::atomic::AtomicBool>,
     /// This process start's id: service leases name it, its heartbeat proves
@@ -27,9 +29,9 @@ pub struct AppState {
     pub instance_id: Arc<str>,
 }
 
-impl AppState {
+impl Core {
     pub fn new(pool: PgPool, config: Config) -> anyhow::Result<Self> {
-        let http = crate::app::tls::HttpClients::new(config.client_options())?;
+        let http = HttpClients::new(config.client_options())?;
         let registry = opterius_modules::builtin(&config.panel_networks);
         Ok(Self {
             pool,
@@ -38,8 +40,6 @@ impl AppState {
             registry: Arc::new(registry),
             http: Arc::new(http),
             metrics: Arc::new(Metrics::default()),
-            workers: crate::runtime::WorkerStatus::default(),
-            api_tokens: Arc::default(),
             sweep_running: Arc::default(),
             instance_id: Arc::from(format!(
                 "{}-{}",

@@ -1,6 +1,6 @@
-//! API tokens: created by the CLI, shown once, stored as SHA-256 hashes, sent as
-//! `Authorization: Bearer <token>`. Each has a scope; every request looks the
-//! token up, so a revoked token is refused on its next request in any process.
+//! API authentication: the token sent as `Authorization: Bearer <token>` is
+//! looked up through [`crate::app::tokens`] on every request, and its scope
+//! must cover the route (see [`required_scope`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,52 +11,24 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 
 use crate::api::error::ApiError;
-use crate::crypto::{random_token, sha256_hex};
-use crate::state::AppState;
+use crate::app::tokens::{self, Scope};
+use crate::front::AppState;
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Scope {
-    /// Orders, clients, services and their lifecycle actions, the provisioning
-    /// log, reading products: what a billing system needs.
-    Provision,
-    /// Everything, including servers, groups and products.
-    Admin,
-}
-
-impl Scope {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim() {
-            "provision" => Some(Self::Provision),
-            "admin" => Some(Self::Admin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Provision => "provision",
-            Self::Admin => "admin",
-        }
-    }
-
-    /// The scope a route needs (by method and matched path).
-    pub fn required(method: &Method, path: &str) -> Self {
-        let provision = [
-            "/api/v1/orders",
-            "/api/v1/clients",
-            "/api/v1/services",
-            "/api/v1/provisioning-log",
-        ];
-        let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-        if provision.iter().any(|p| under(p))
-            || (method == Method::GET
-                && (under("/api/v1/products") || path == "/api/v1/openapi.json"))
-        {
-            Self::Provision
-        } else {
-            Self::Admin
-        }
+/// The scope a route needs (by method and matched path).
+pub fn required_scope(method: &Method, path: &str) -> Scope {
+    let provision = [
+        "/api/v1/orders",
+        "/api/v1/clients",
+        "/api/v1/services",
+        "/api/v1/provisioning-log",
+    ];
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    if provision.iter().any(|p| under(p))
+        || (method == Method::GET && (under("/api/v1/products") || path == "/api/v1/openapi.json"))
+    {
+        Scope::Provision
+    } else {
+        Scope::Admin
     }
 }
 
@@ -108,29 +80,20 @@ impl FromRequestParts<AppState> for ApiClient {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        let found: Option<(i64, String)> = sqlx::query_as(
-            "SELECT id, scope FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(sha256_hex(token))
-        .fetch_optional(&state.pool)
-        .await
-        .map_err(|e| ApiError::from(crate::app::error::AppError::from(e)))?;
-        let (token_id, scope) = found.ok_or_else(ApiError::unauthorized)?;
-        let scope = Scope::parse(&scope).unwrap_or(Scope::Provision);
+        let (token_id, scope) = tokens::authenticate(&state.pool, token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
         if state.api_tokens.due(token_id) {
             let pool = state.pool.clone();
             tokio::spawn(async move {
-                let _ = sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
-                    .bind(token_id)
-                    .execute(&pool)
-                    .await;
+                let _ = tokens::touch(&pool, token_id).await;
             });
         }
         let path = parts
             .extensions
             .get::<MatchedPath>()
             .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
-        let needed = Scope::required(&parts.method, &path);
+        let needed = required_scope(&parts.method, &path);
         if scope < needed {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -144,64 +107,4 @@ impl FromRequestParts<AppState> for ApiClient {
         }
         Ok(ApiClient { token_id, scope })
     }
-}
-
-/// Creates an admin token named `name`; the plain value is returned once.
-pub async fn create_token(pool: &sqlx::PgPool, name: &str) -> anyhow::Result<String> {
-    create_scoped_token(pool, name, Scope::Admin).await
-}
-
-/// Creates a token with `scope`; the plain value is returned once, never stored.
-pub async fn create_scoped_token(
-    pool: &sqlx::PgPool,
-    name: &str,
-    scope: Scope,
-) -> anyhow::Result<String> {
-    let token = format!("opc_{}", random_token(32));
-    sqlx::query("INSERT INTO api_tokens (name, token_hash, scope) VALUES ($1, $2, $3)")
-        .bind(name)
-        .bind(sha256_hex(&token))
-        .bind(scope.as_str())
-        .execute(pool)
-        .await?;
-    Ok(token)
-}
-
-/// One token as `commerce token list` shows it (never its value).
-#[derive(Debug, sqlx::FromRow)]
-pub struct TokenInfo {
-    pub id: i64,
-    pub name: String,
-    pub scope: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-pub async fn list_tokens(pool: &sqlx::PgPool) -> anyhow::Result<Vec<TokenInfo>> {
-    Ok(sqlx::query_as(
-        "SELECT id, name, scope, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await?)
-}
-
-/// Revokes the token with this id (or, when not a number, every live token
-/// with this name); returns how many were revoked.
-pub async fn revoke_token(pool: &sqlx::PgPool, which: &str) -> anyhow::Result<u64> {
-    let done = match which.trim().parse::<i64>() {
-        Ok(id) => {
-            sqlx::query("UPDATE api_tokens SET revoked_at = now(), updated_at = now() WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .execute(pool)
-                .await?
-        }
-        Err(_) => {
-            sqlx::query("UPDATE api_tokens SET revoked_at = now(), updated_at = now() WHERE name = $1 AND revoked_at IS NULL")
-                .bind(which.trim())
-                .execute(pool)
-                .await?
-        }
-    };
-    Ok(done.rows_affected())
 }

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
 
+use crate::front::AppState;
 use crate::metrics::LATENCY_BUCKETS;
-use crate::state::AppState;
 
 /// The process is up.
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -20,8 +20,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// The database answers, migrations are applied, and (when this process runs
 /// them) the workers are running.
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let query = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&s.pool);
+    let query = crate::app::readiness::migrations_applied(&s.pool);
     // Answer within two seconds even when the database does not.
     // The database's own error text (host names, roles, versions) goes to the
     // log, never into this unauthenticated answer.
@@ -115,24 +114,17 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             h.count
         );
     }
-    if let Ok(rows) = sqlx::query_as::<_, (String, i64)>(
-        "SELECT job_type, count(*) FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running') GROUP BY job_type",
-    )
-    .fetch_all(&s.pool)
-    .await
-    {
-        let _ = writeln!(out, "# HELP commerce_queue_depth Jobs waiting or running\n# TYPE commerce_queue_depth gauge");
+    if let Ok(rows) = crate::app::readiness::queue_depth(&s.pool).await {
+        let _ = writeln!(
+            out,
+            "# HELP commerce_queue_depth Jobs waiting or running\n# TYPE commerce_queue_depth gauge"
+        );
         for queue in crate::jobs::QUEUES {
             let n = rows.iter().find(|(q, _)| q == queue).map_or(0, |(_, n)| *n);
             let _ = writeln!(out, "commerce_queue_depth{{queue=\"{queue}\"}} {n}");
         }
     }
-    if let Ok(rows) = sqlx::query_as::<_, (String, i64)>(
-        "SELECT health_status, count(*) FROM servers GROUP BY health_status",
-    )
-    .fetch_all(&s.pool)
-    .await
-    {
+    if let Ok(rows) = crate::app::readiness::servers_by_health(&s.pool).await {
         let _ = writeln!(
             out,
             "# HELP commerce_servers Servers by last known health\n# TYPE commerce_servers gauge"

@@ -14,7 +14,7 @@ use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::state::AppState;
+use crate::front::AppState;
 
 /// Every `/api/v1` route with its documentation (one `routes!` per path).
 pub fn api_routes() -> OpenApiRouter<AppState> {

@@ -20,7 +20,7 @@ use crate::app::servers::{self, ServerInput, ServerPatch};
 use crate::app::services::{self, Requested, ServiceAction, ServiceFilter};
 use crate::domain::TriggeredBy;
 use crate::extract::Action;
-use crate::state::AppState;
+use crate::front::AppState;
 
 type Created<T> = (StatusCode, Json<T>);
 
@@ -234,8 +234,9 @@ pub async fn sweep(
     let slot = connection::start_sweep(&s).await?;
     let started = Instant::now();
     let rows = servers::all(&s.pool).await?;
-    let results: Vec<connection::SweepItem> =
-        connection::sweep(s.clone(), rows, slot).collect().await;
+    let results: Vec<connection::SweepItem> = connection::sweep(s.core.clone(), rows, slot)
+        .collect()
+        .await;
     Ok(Json(SweepResults {
         results,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -13,7 +13,7 @@ use crate::app::servers;
 use crate::app::services::{SERVICE_COLUMNS, ServiceRow, ServiceView};
 use crate::domain::{Action, LogStatus, ServiceStatus, TriggeredBy};
 use crate::provisioner::AttemptRecord;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// `POST /api/v1/services/{id}/adopt`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -29,7 +29,7 @@ fn text(ok: &Success, k: &str) -> Option<String> {
 
 /// Settles a service without an account as active on the Panel's account.
 pub async fn adopt(
-    state: &AppState,
+    state: &Core,
     id: i64,
     input: &Adopt,
     by: TriggeredBy,
@@ -159,7 +159,7 @@ pub async fn adopt(
 
 /// What the Panel holds under the service's username, for an admin to see
 /// before adopting: `(label, value)` pairs, redacted like every Panel answer.
-pub async fn preview(state: &AppState, id: i64) -> AppResult<Vec<(String, String)>> {
+pub async fn preview(state: &Core, id: i64) -> AppResult<Vec<(String, String)>> {
     let row = crate::app::services::get(&state.pool, id).await?;
     let server_id = row
         .server_id

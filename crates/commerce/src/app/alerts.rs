@@ -18,7 +18,7 @@ use sqlx::PgExecutor;
 
 use crate::app::error::AppResult;
 use crate::config::Config;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// Delivery attempts per channel before an alert is given up as failed.
 const MAX_ATTEMPTS: i32 = 5;
@@ -112,7 +112,7 @@ impl Channel {
 
 /// Claims up to 20 due alerts of `channel` for 30 s (another process skips
 /// them meanwhile), counting the attempt; each with its attempts so far.
-async fn claim(state: &AppState, channel: Channel) -> anyhow::Result<Vec<(Alert, i32)>> {
+async fn claim(state: &Core, channel: Channel) -> anyhow::Result<Vec<(Alert, i32)>> {
     let p = channel.prefix();
     let returning = COLUMNS
         .split(", ")
@@ -144,7 +144,7 @@ async fn claim(state: &AppState, channel: Channel) -> anyhow::Result<Vec<(Alert,
 /// Records one delivery attempt's outcome on `channel`: sent, or the next try
 /// after an exponential backoff, or failed after [`MAX_ATTEMPTS`].
 async fn settle(
-    state: &AppState,
+    state: &Core,
     channel: Channel,
     id: i64,
     attempts: i32,
@@ -183,7 +183,7 @@ async fn settle(
 }
 
 /// Delivers the webhook alerts that are due; returns how many were sent.
-pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::Result<usize> {
+pub async fn deliver_due(state: &Core, client: &reqwest::Client) -> anyhow::Result<usize> {
     let Some(url) = state.config.alert_webhook_url.as_deref() else {
         return Ok(0);
     };
@@ -205,7 +205,7 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::
 }
 
 /// Delivers the alert mails that are due; returns how many were sent.
-pub async fn deliver_mail_due(state: &AppState) -> anyhow::Result<usize> {
+pub async fn deliver_mail_due(state: &Core) -> anyhow::Result<usize> {
     let Some(to) = state.config.alert_email.as_deref() else {
         return Ok(0);
     };
@@ -285,7 +285,7 @@ fn without_url(e: &reqwest::Error) -> String {
 }
 
 /// The dispatcher: delivers due alerts about twice a second until `stop`.
-pub async fn dispatch(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn dispatch(state: Core, mut stop: tokio::sync::watch::Receiver<bool>) {
     if state.config.alert_webhook_url.is_none() && state.config.alert_email.is_none() {
         return;
     }

@@ -9,7 +9,7 @@ use crate::app::error::{AppError, AppResult};
 use crate::app::log::{self, LogFilter};
 use crate::app::services::{self, SERVICE_COLUMNS, ServiceFilter, ServiceRow};
 use crate::domain::TriggeredBy;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// At most this many services per request; ask again for the rest.
 pub const BULK_LIMIT: i64 = 5_000;
@@ -67,7 +67,7 @@ fn with_default_status(filter: &ServiceFilter) -> ServiceFilter {
 /// Queues a retry for each service `filter` selects. Without a status filter
 /// only failed services are retried. Returns the jobs queued.
 pub async fn retry_matching(
-    state: &AppState,
+    state: &Core,
     filter: &ServiceFilter,
     by: TriggeredBy,
 ) -> AppResult<Queued> {
@@ -98,11 +98,7 @@ pub async fn count_logged(db: &sqlx::PgPool, filter: &LogFilter) -> AppResult<i6
 
 /// Queues one retry for each service that a log row `filter` selects belongs
 /// to and that is failed now (never an active one, never twice).
-pub async fn retry_logged(
-    state: &AppState,
-    filter: &LogFilter,
-    by: TriggeredBy,
-) -> AppResult<Queued> {
+pub async fn retry_logged(state: &Core, filter: &LogFilter, by: TriggeredBy) -> AppResult<Queued> {
     let push = logged_failed_sql(filter)?;
     retry_selected(state, push, by).await
 }
@@ -110,7 +106,7 @@ pub async fn retry_logged(
 /// Queues a retry for each service `push` selects (after `FROM services`),
 /// in one transaction, skipping services another request holds right now.
 async fn retry_selected(
-    state: &AppState,
+    state: &Core,
     push: impl Fn(&mut sqlx::QueryBuilder<sqlx::Postgres>),
     by: TriggeredBy,
 ) -> AppResult<Queued> {

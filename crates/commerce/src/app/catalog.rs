@@ -9,7 +9,7 @@ use crate::app::page::{Page, PageParams};
 use crate::domain::{
     AutoSetup, FieldErrors, Placement, parse_email, parse_limit, parse_name, parse_package,
 };
-use crate::state::AppState;
+use crate::state::Core;
 
 #[derive(Debug, Clone, Serialize, FromRow, utoipa::ToSchema)]
 pub struct Group {
@@ -98,7 +98,7 @@ fn on_order() -> String {
 const PRODUCT_COLUMNS: &str = "id, name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup, created_at, updated_at";
 
 fn parse_product(
-    state: &AppState,
+    state: &Core,
     input: &ProductInput,
 ) -> AppResult<(String, String, AutoSetup, i64, i64)> {
     let mut errors = FieldErrors::default();
@@ -140,7 +140,7 @@ fn parse_product(
     ))
 }
 
-pub async fn create_product(state: &AppState, input: &ProductInput) -> AppResult<Product> {
+pub async fn create_product(state: &Core, input: &ProductInput) -> AppResult<Product> {
     let (name, package, auto, disk, bw) = parse_product(state, input)?;
     Ok(sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO products (name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup)
@@ -158,7 +158,7 @@ pub async fn create_product(state: &AppState, input: &ProductInput) -> AppResult
 }
 
 /// Replaces a product's settings; services already placed keep their accounts.
-pub async fn update_product(state: &AppState, id: i64, input: &ProductInput) -> AppResult<Product> {
+pub async fn update_product(state: &Core, id: i64, input: &ProductInput) -> AppResult<Product> {
     let (name, package, auto, disk, bw) = parse_product(state, input)?;
     sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
         "UPDATE products SET name = $2, module = $3, group_id = $4, package = $5, disk_limit_mb = $6,

@@ -11,7 +11,7 @@ use crate::app::modules;
 use crate::app::servers;
 use crate::app::services::{SERVICE_COLUMNS, ServiceRow, queue_action};
 use crate::domain::{Action, ServiceStatus, TriggeredBy};
-use crate::state::AppState;
+use crate::state::Core;
 
 /// `POST /api/v1/services/{id}/change-package`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -32,7 +32,7 @@ async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> AppResult<ServiceRow> {
 
 /// The module of the service's server, if it can do `capability`; else why not.
 async fn module_that_can(
-    state: &AppState,
+    state: &Core,
     row: &ServiceRow,
     capability: Capability,
 ) -> AppResult<String> {
@@ -63,7 +63,7 @@ async fn module_that_can(
 
 /// Queues a package change to `input.product_id` (same module); returns the job id.
 pub async fn change_package(
-    state: &AppState,
+    state: &Core,
     id: i64,
     input: &ChangePackage,
     by: TriggeredBy,
@@ -101,7 +101,7 @@ pub async fn change_package(
 }
 
 /// Queues a new generated password for the account; returns the job id.
-pub async fn change_password(state: &AppState, id: i64, by: TriggeredBy) -> AppResult<String> {
+pub async fn change_password(state: &Core, id: i64, by: TriggeredBy) -> AppResult<String> {
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
     let row = lock(&mut tx, id).await?;
     module_that_can(state, &row, Capability::ChangePassword).await?;

@@ -13,7 +13,7 @@ use crate::app::error::{AppError, AppResult};
 use crate::app::servers::{self, ServerRow};
 use crate::app::tls::ServerTls;
 use crate::domain::FieldErrors;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// What a connection test found.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -84,7 +84,7 @@ fn outcome(result: ProvisioningResult, started: Instant) -> TestOutcome {
 
 /// Runs the module's test_connection within `limit`.
 async fn probe(
-    state: &AppState,
+    state: &Core,
     module_id: &str,
     creds: &Credentials,
     tls: &ServerTls,
@@ -127,7 +127,7 @@ async fn probe(
     }
 }
 
-async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
+async fn store(state: &Core, id: i64, o: &TestOutcome) -> AppResult<()> {
     let error = o
         .error
         .as_ref()
@@ -187,7 +187,7 @@ async fn store(state: &AppState, id: i64, o: &TestOutcome) -> AppResult<()> {
     }
 }
 
-async fn test_row(state: &AppState, row: &ServerRow, limit: Duration) -> AppResult<TestOutcome> {
+async fn test_row(state: &Core, row: &ServerRow, limit: Duration) -> AppResult<TestOutcome> {
     let creds = servers::credentials(row, &state.sealer)?;
     let o = probe(state, &row.module, &creds, &row.tls(), limit).await;
     store(state, row.id, &o).await?;
@@ -195,7 +195,7 @@ async fn test_row(state: &AppState, row: &ServerRow, limit: Duration) -> AppResu
 }
 
 /// Tests a saved server and stores the result on it (the plug icon).
-pub async fn test_saved(state: &AppState, id: i64) -> AppResult<TestOutcome> {
+pub async fn test_saved(state: &Core, id: i64) -> AppResult<TestOutcome> {
     let row = servers::get(&state.pool, id).await?;
     test_row(
         state,
@@ -206,7 +206,7 @@ pub async fn test_saved(state: &AppState, id: i64) -> AppResult<TestOutcome> {
 }
 
 /// Tests values as typed on the form, unsaved. Nothing is stored.
-pub async fn test_unsaved(state: &AppState, input: &UnsavedTest) -> AppResult<TestOutcome> {
+pub async fn test_unsaved(state: &Core, input: &UnsavedTest) -> AppResult<TestOutcome> {
     let module = state
         .registry
         .get(input.module.trim())
@@ -290,7 +290,7 @@ impl Drop for SweepSlot {
 /// Takes the one Test all slot (of this process, then of the whole cluster),
 /// or says one is already running: a sweep fans out to every server, two at
 /// once double the load for nothing.
-pub async fn start_sweep(state: &AppState) -> AppResult<SweepSlot> {
+pub async fn start_sweep(state: &Core) -> AppResult<SweepSlot> {
     use std::sync::atomic::Ordering;
     let busy = || {
         AppError::conflict("a Test all is already running; wait for its results, then try again")
@@ -320,11 +320,7 @@ pub async fn start_sweep(state: &AppState) -> AppResult<SweepSlot> {
 
 /// Tests every enabled server concurrently, yielding each result as it arrives;
 /// holds `slot` until the stream ends (then releases it) or is dropped.
-pub fn sweep(
-    state: AppState,
-    rows: Vec<ServerRow>,
-    slot: SweepSlot,
-) -> impl Stream<Item = SweepItem> {
+pub fn sweep(state: Core, rows: Vec<ServerRow>, slot: SweepSlot) -> impl Stream<Item = SweepItem> {
     let limit = state.config.sweep_timeout;
     let width = state.config.sweep_concurrency;
     let release = futures::stream::once(async move {

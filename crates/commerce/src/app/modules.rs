@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::servers;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// One module as `GET /api/v1/modules` lists it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -32,7 +32,7 @@ impl From<&ModuleInfo> for ModuleView {
     }
 }
 
-pub fn list(state: &AppState) -> Vec<ModuleView> {
+pub fn list(state: &Core) -> Vec<ModuleView> {
     state
         .registry
         .all()
@@ -41,7 +41,7 @@ pub fn list(state: &AppState) -> Vec<ModuleView> {
 }
 
 /// Whether the module `id` can do `capability` (unknown modules can do nothing).
-pub fn can(state: &AppState, id: &str, capability: Capability) -> bool {
+pub fn can(state: &Core, id: &str, capability: Capability) -> bool {
     state
         .registry
         .get(id)
@@ -51,7 +51,7 @@ pub fn can(state: &AppState, id: &str, capability: Capability) -> bool {
 /// The Panel's packages on server `id`: `{items: [{name, ...}]}`, or with
 /// `error` (kind, message, hint) when the Panel could not be asked. 409 when
 /// the module cannot list packages.
-pub async fn server_packages(state: &AppState, id: i64) -> AppResult<Value> {
+pub async fn server_packages(state: &Core, id: i64) -> AppResult<Value> {
     let row = servers::get(&state.pool, id).await?;
     let module = state
         .registry
@@ -89,7 +89,7 @@ pub struct GroupPackages {
 
 /// Asks every enabled server of `module_id` in `group_id` for its packages.
 pub async fn group_packages(
-    state: &AppState,
+    state: &Core,
     module_id: &str,
     group_id: i64,
 ) -> AppResult<GroupPackages> {

@@ -12,7 +12,7 @@ use crate::app::idempotency::{self, Claim, IdempotencyKey};
 use crate::app::page::{Page, PageParams};
 use crate::app::services::{self, SERVICE_COLUMNS, ServiceRow};
 use crate::domain::{Action, AutoSetup, Domain, FieldErrors, ServiceStatus, TriggeredBy};
-use crate::state::AppState;
+use crate::state::Core;
 
 pub const PASSWORD_PURPOSE: &str = "services.password";
 
@@ -124,7 +124,7 @@ fn view(o: OrderRow, services: impl Iterator<Item = ServiceRow>) -> OrderView {
 /// Inserts the service with the first free username derived from the domain.
 async fn insert_service(
     conn: &mut PgConnection,
-    state: &AppState,
+    state: &Core,
     order_id: i64,
     client_id: i64,
     product_id: i64,
@@ -170,7 +170,7 @@ async fn insert_service(
 
 /// Places an order. Everything is written in one transaction; the create job is
 /// part of it when the product's auto-setup is "on order".
-pub async fn place(state: &AppState, input: &OrderInput, by: TriggeredBy) -> AppResult<OrderView> {
+pub async fn place(state: &Core, input: &OrderInput, by: TriggeredBy) -> AppResult<OrderView> {
     match place_once(state, input, by, None).await? {
         Placed::New(view) => Ok(view),
         Placed::Replayed(..) => Err(AppError::conflict("unexpected replay without a key")),
@@ -187,7 +187,7 @@ pub enum Placed {
 /// Places an order at most once per `Idempotency-Key`: the key, the request's
 /// fingerprint and the answer are written in the order's own transaction.
 pub async fn place_once(
-    state: &AppState,
+    state: &Core,
     input: &OrderInput,
     by: TriggeredBy,
     key: Option<&IdempotencyKey>,
@@ -276,7 +276,7 @@ pub async fn place_once(
 }
 
 /// Marks an order paid and queues creates for its on-payment products.
-pub async fn pay(state: &AppState, order_id: i64, by: TriggeredBy) -> AppResult<OrderView> {
+pub async fn pay(state: &Core, order_id: i64, by: TriggeredBy) -> AppResult<OrderView> {
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")

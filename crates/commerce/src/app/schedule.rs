@@ -7,11 +7,11 @@ use std::time::Duration;
 use futures::StreamExt as _;
 
 use crate::app::{connection, servers};
-use crate::state::AppState;
+use crate::state::Core;
 
 /// Claims this period's sweep for this process; false when another process
 /// (or this one) already ran it.
-async fn claim(state: &AppState, every: Duration) -> anyhow::Result<bool> {
+async fn claim(state: &Core, every: Duration) -> anyhow::Result<bool> {
     let claimed: Option<i32> = sqlx::query_scalar(
         "INSERT INTO schedule_runs (name, last_run_at) VALUES ('health_sweep', now())
          ON CONFLICT (name) DO UPDATE SET last_run_at = now(), updated_at = now()
@@ -26,7 +26,7 @@ async fn claim(state: &AppState, every: Duration) -> anyhow::Result<bool> {
 }
 
 /// Runs the sweep if this period's is due and unclaimed; returns whether it ran.
-pub async fn run_if_due(state: &AppState, every: Duration) -> anyhow::Result<bool> {
+pub async fn run_if_due(state: &Core, every: Duration) -> anyhow::Result<bool> {
     if !claim(state, every).await? {
         return Ok(false);
     }
@@ -49,7 +49,7 @@ pub async fn run_if_due(state: &AppState, every: Duration) -> anyhow::Result<boo
 }
 
 /// The schedule, until `stop`; off when the interval is zero.
-pub async fn health_sweeps(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn health_sweeps(state: Core, mut stop: tokio::sync::watch::Receiver<bool>) {
     let Some(every) = state.config.health_sweep_interval else {
         return;
     };

@@ -15,7 +15,7 @@ use crate::app::page::{Page, PageParams};
 use crate::app::tls::ServerTls;
 use crate::crypto::{Binding, Sealer};
 use crate::domain::{FieldErrors, parse_name};
-use crate::state::AppState;
+use crate::state::Core;
 
 pub const SECRETS_PURPOSE: &str = "servers.secrets";
 
@@ -417,7 +417,7 @@ struct Parsed {
 }
 
 fn parse_input(
-    state: &AppState,
+    state: &Core,
     input: &ServerInput,
     stored: Option<&Credentials>,
 ) -> AppResult<Parsed> {
@@ -487,7 +487,7 @@ fn seal(sealer: &Sealer, id: i64, creds: &Credentials) -> (Option<Vec<u8>>, Vec<
     )
 }
 
-pub async fn create(state: &AppState, input: &ServerInput) -> AppResult<ServerView> {
+pub async fn create(state: &Core, input: &ServerInput) -> AppResult<ServerView> {
     let p = parse_input(state, input, None)?;
     let row = write(state, None, &p).await?;
     tracing::info!(server.id = row.id, server.name = %row.name, "server created");
@@ -495,7 +495,7 @@ pub async fn create(state: &AppState, input: &ServerInput) -> AppResult<ServerVi
 }
 
 /// Inserts (`id` None) or updates a server from parsed input, secrets sealed.
-async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<ServerRow> {
+async fn write(state: &Core, id: Option<i64>, p: &Parsed) -> AppResult<ServerRow> {
     // The row id is part of what the secrets are sealed to: take it first.
     let row_id = match id {
         Some(id) => id,
@@ -537,7 +537,7 @@ async fn write(state: &AppState, id: Option<i64>, p: &Parsed) -> AppResult<Serve
 }
 
 /// Applies a PATCH: absent fields and blank secrets keep their stored values.
-pub async fn update(state: &AppState, id: i64, patch: ServerPatch) -> AppResult<ServerView> {
+pub async fn update(state: &Core, id: i64, patch: ServerPatch) -> AppResult<ServerView> {
     let current = get(&state.pool, id).await?;
     let stored = credentials(&current, &state.sealer)?;
     let current_tls = current.tls();
@@ -562,7 +562,7 @@ pub async fn update(state: &AppState, id: i64, patch: ServerPatch) -> AppResult<
 
 /// Replaces a server's settings (the edit form): blank secrets keep their value.
 pub async fn replace(
-    state: &AppState,
+    state: &Core,
     id: i64,
     input: &ServerInput,
     stored: Option<&Credentials>,

@@ -10,7 +10,7 @@ use crate::app::error::{AppError, AppResult};
 use crate::app::page::{Page, PageParams, PageQuery, empty_as_none, fetch_page};
 use crate::domain::{Action, ServiceStatus, SuspendReason, TriggeredBy};
 use crate::jobs::{self, JobArgs};
-use crate::state::AppState;
+use crate::state::Core;
 
 pub const SERVICE_COLUMNS: &str = "id, order_id, client_id, product_id, server_id, domain, username, status, \
     panel_account_id, last_error, create_outcome_unknown, created_at, updated_at, activated_at, suspended_at, terminated_at, \
@@ -556,7 +556,7 @@ pub(crate) fn allowed(row: &ServiceRow, action: Action) -> AppResult<()> {
 
 /// Queues `requested` for a service if its status allows it; returns the job id.
 pub async fn request(
-    state: &AppState,
+    state: &Core,
     id: i64,
     requested: Requested,
     by: TriggeredBy,
@@ -570,7 +570,7 @@ pub async fn request(
 
 /// [`request`] with a suspend's reason or an unsuspend's condition.
 pub async fn request_with(
-    state: &AppState,
+    state: &Core,
     id: i64,
     requested: Requested,
     details: &Details,
@@ -602,7 +602,7 @@ pub async fn request_with(
 /// Marks the service busy (for creates) and enqueues the job, in `tx`.
 pub async fn queue_action(
     tx: &mut sqlx::PgConnection,
-    state: &AppState,
+    state: &Core,
     row: &ServiceRow,
     action: Action,
     by: TriggeredBy,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::domain::{Action, TriggeredBy};
 use crate::jobs::{self, JobArgs};
-use crate::state::AppState;
+use crate::state::Core;
 
 /// The advisory lock key of the usage schedule ("usagesyn").
 const LOCK: i64 = 0x7573_6167_6573_796e;
@@ -17,7 +17,7 @@ pub const SYNC_PER_SERVER_PER_SEC: f64 = 5.0;
 
 /// Queues a round if one is due and no other process is queuing it; returns
 /// how many syncs were queued (0 when not due or another process holds it).
-pub async fn tick(state: &AppState, interval: Duration) -> anyhow::Result<usize> {
+pub async fn tick(state: &Core, interval: Duration) -> anyhow::Result<usize> {
     let mut tx = state.pool.begin().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(LOCK)

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
 use crate::app::orders::password_binding;
-use crate::state::AppState;
+use crate::state::Core;
 
 /// The queue of [`SendMailJob`].
 pub const QUEUE: &str = "commerce.send_mail";
@@ -185,7 +185,7 @@ fn render(kind: Kind, m: &Fields) -> anyhow::Result<(String, String, String)> {
 }
 
 /// Runs one send: delivers the row's message once, or schedules the next try.
-pub async fn run(state: &AppState, job: &SendMailJob) -> anyhow::Result<()> {
+pub async fn run(state: &Core, job: &SendMailJob) -> anyhow::Result<()> {
     let row: Option<Pending> = sqlx::query_as(
         "SELECT m.id, m.service_id, m.kind, m.recipient, m.status, m.attempts, c.name AS client_name,
                 s.domain, s.username, s.password_sealed, v.credentials->>'api_url' AS panel_url
@@ -262,7 +262,7 @@ pub async fn run(state: &AppState, job: &SendMailJob) -> anyhow::Result<()> {
 }
 
 /// Exponential backoff with jitter, from the provisioning retry settings.
-fn backoff(state: &AppState, attempts: i32) -> Duration {
+fn backoff(state: &Core, attempts: i32) -> Duration {
     let c = &state.config;
     let n = u32::try_from(attempts.saturating_sub(1))
         .unwrap_or(0)
@@ -273,7 +273,7 @@ fn backoff(state: &AppState, attempts: i32) -> Duration {
         .mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
-async fn deliver(state: &AppState, kind: Kind, row: &Pending, m: &Fields) -> anyhow::Result<()> {
+async fn deliver(state: &Core, kind: Kind, row: &Pending, m: &Fields) -> anyhow::Result<()> {
     let (subject, text, html) = render(kind, m)?;
     let from: Mailbox = state.config.mail_from.parse().context("MAIL_FROM")?;
     let to: Mailbox = row
@@ -292,7 +292,7 @@ async fn deliver(state: &AppState, kind: Kind, row: &Pending, m: &Fields) -> any
 
 /// Sends one built message the configured way: over `SMTP_URL`, or without it
 /// as a file in `MAIL_DIR` whose name ends with `name` (unique per message).
-pub async fn send(state: &AppState, message: Message, name: &str) -> anyhow::Result<()> {
+pub async fn send(state: &Core, message: Message, name: &str) -> anyhow::Result<()> {
     match &state.config.smtp_url {
         Some(url) => {
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
@@ -346,10 +346,7 @@ pub async fn welcome_sent_at(
 }
 
 /// Queues the welcome mail again (the service's current password); returns the key.
-pub async fn resend_welcome(
-    state: &AppState,
-    service_id: i64,
-) -> crate::app::error::AppResult<String> {
+pub async fn resend_welcome(state: &Core, service_id: i64) -> crate::app::error::AppResult<String> {
     use crate::app::error::AppError;
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
     let status: Option<String> =

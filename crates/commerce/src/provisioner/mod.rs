@@ -31,11 +31,11 @@ use crate::app::servers::{self, ServerRow};
 use crate::app::services::{SERVICE_COLUMNS, ServiceRow};
 use crate::domain::{Action, LogStatus};
 use crate::jobs::{self, JobArgs};
-use crate::state::AppState;
+use crate::state::Core;
 
 /// One run of one job.
 struct Run<'a> {
-    state: &'a AppState,
+    state: &'a Core,
     action: Action,
     args: JobArgs,
     job_id: &'a str,
@@ -52,12 +52,7 @@ struct ServerBusy(i64);
 
 /// Runs `action` for the job's service. Errors are infrastructure errors
 /// (database unreachable); every Panel outcome is recorded and returns Ok.
-pub async fn run(
-    state: &AppState,
-    action: Action,
-    args: JobArgs,
-    job_id: &str,
-) -> anyhow::Result<()> {
+pub async fn run(state: &Core, action: Action, args: JobArgs, job_id: &str) -> anyhow::Result<()> {
     let lease = state.config.panel_timeout * 2 + Duration::from_secs(10);
     // Free when its lease ran out, or when the process holding it stopped
     // beating (killed): then its call slots go too, in the same statement.
@@ -127,7 +122,7 @@ pub async fn run(
 }
 
 /// Another run holds the service: run this job again once its lease ends.
-async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> anyhow::Result<()> {
+async fn defer_while_leased(state: &Core, action: Action, args: JobArgs) -> anyhow::Result<()> {
     let remaining: Option<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM lease_until - now())::float8 FROM services WHERE id = $1",
     )
@@ -159,7 +154,7 @@ async fn defer_while_leased(state: &AppState, action: Action, args: JobArgs) -> 
 /// Every call slot of the server is taken: give the service back and run the
 /// job again after a short, jittered pause (the worker slot is free meanwhile).
 async fn defer_while_server_busy(
-    state: &AppState,
+    state: &Core,
     action: Action,
     args: JobArgs,
     server_id: i64,
@@ -523,7 +518,7 @@ impl Run<'_> {
 /// Records a job that panicked: its pending log rows fail with the panic message,
 /// the service shows it, and a create ends failed.
 pub async fn record_panic(
-    state: &AppState,
+    state: &Core,
     action: Action,
     args: JobArgs,
     job_id: &str,

@@ -7,7 +7,7 @@ use axum::response::Response;
 use crate::app::error::AppError;
 use crate::app::services::{self, Requested};
 use crate::domain::TriggeredBy;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::session::{Admin, flash_redirect};
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 
 use crate::app::alerts::{self, Alert};
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::page::{Chrome, page};
 use crate::web::session::{Admin, flash_redirect};

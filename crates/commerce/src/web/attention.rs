@@ -16,7 +16,7 @@ use crate::app::bulk::{self, RetryFilter};
 use crate::app::servers;
 use crate::app::services::{DISMISSED, ServiceFilter};
 use crate::domain::TriggeredBy;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::FormData;
 use crate::web::page::{Chrome, Id, page};

@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use crate::app::catalog::{self, Client, ClientInput};
 use crate::app::page::PageQuery;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, page_with};

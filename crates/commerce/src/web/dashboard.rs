@@ -8,7 +8,7 @@ use crate::app::dashboard;
 use crate::app::log::{self, LogFilter};
 use crate::app::page::PageParams;
 use crate::domain::ServiceStatus;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::page::{Chrome, page};
 use crate::web::session::Admin;

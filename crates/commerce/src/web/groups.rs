@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use crate::app::catalog::{self, GroupInput};
 use crate::app::servers;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, page_with};

@@ -13,7 +13,7 @@ use crate::app::log::{self, LogFilter, LogQuery};
 use crate::app::servers;
 use crate::app::services::Requested;
 use crate::domain::{Action, LogStatus, TriggeredBy};
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData};
 use crate::web::page::{Chrome, Id, page};

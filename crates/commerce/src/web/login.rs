@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::app::admins;
 use crate::crypto::random_token;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::{WebError, WebResult};
 use crate::web::form::FormData;
 use crate::web::ratelimit::LoginLimiter;

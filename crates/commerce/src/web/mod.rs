@@ -35,7 +35,7 @@ use axum::routing::{get, post};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::state::AppState;
+use crate::front::AppState;
 
 /// The admin UI's routes, `/static` and the `/` redirect.
 pub fn router() -> Router<AppState> {

@@ -12,7 +12,7 @@ use crate::app::orders::{self, OrderInput};
 use crate::app::page::{PageParams, PageQuery};
 use crate::app::services;
 use crate::domain::{FieldErrors, TriggeredBy};
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, Htmx, Id, fragment, page, page_with, vary_htmx};

@@ -10,7 +10,7 @@ use axum::response::Response;
 use crate::app::catalog::{self, ProductInput};
 use crate::app::error::AppError;
 use crate::domain::{AutoSetup, FieldErrors};
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, Id, page, page_with};

@@ -14,7 +14,7 @@ use crate::app::connection::{self, UnsavedTest};
 use crate::app::error::AppError;
 use crate::app::servers::{self, ServerInput};
 use crate::domain::FieldErrors;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData, form_errors};
 use crate::web::page::{Chrome, Id, fragment, page_with};

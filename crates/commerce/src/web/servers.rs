@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt as _};
 use crate::app::catalog;
 use crate::app::connection::{self, SweepItem};
 use crate::app::servers::{self, ServerRow};
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::page::{Chrome, Id, fragment, page};
 use crate::web::session::Admin;
@@ -206,7 +206,7 @@ pub async fn sweep(State(state): State<AppState>, admin: Admin) -> WebResult<Res
     let offline = Arc::new(AtomicUsize::new(0));
     tracing::info!(admin.id = admin.id, servers = rows.len(), "sweep started");
     let (on, off) = (online.clone(), offline.clone());
-    let results = connection::sweep(state, rows, slot).map(move |item| {
+    let results = connection::sweep(state.core, rows, slot).map(move |item| {
         if item.outcome.ok { &on } else { &off }.fetch_add(1, Ordering::Relaxed);
         let html = HealthFragment {
             h: &HealthCell::from_sweep(&item),

@@ -17,7 +17,7 @@ use crate::app::servers;
 use crate::app::services::{self, Requested, ServiceAction, ServiceFilter};
 use crate::domain::ServiceStatus;
 use crate::extract::Action;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::actions::{Queue, queue};
 use crate::web::error::{WebError, WebResult};
 use crate::web::form::FormData;

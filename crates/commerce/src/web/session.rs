@@ -9,20 +9,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::crypto::{random_token, sha256_hex};
-use crate::state::AppState;
+use crate::app::sessions::{self, SESSION_HOURS};
+use crate::front::AppState;
 use crate::web::error::WebError;
 
 pub const SESSION_COOKIE: &str = "commerce_session";
 const FLASH_COOKIE: &str = "commerce_flash";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-/// How long a login lasts at most (absolute lifetime).
-const SESSION_HOURS: i64 = 12;
-/// A session unused this long ends (idle timeout).
-pub const SESSION_IDLE_MINUTES: i64 = 30;
 
 /// A signed-in admin, with the session's CSRF token and any flash message.
 #[derive(Debug, Clone)]
@@ -94,23 +89,7 @@ pub fn set_cookie(state: &AppState, base: &str, value: &str, max_age_secs: i64) 
 
 /// Starts a session for `admin_id`; returns the cookie value (stored only hashed).
 pub async fn start(state: &AppState, admin_id: i64) -> Result<String, WebError> {
-    let value = random_token(32);
-    let expires: DateTime<Utc> = Utc::now() + chrono::Duration::hours(SESSION_HOURS);
-    sqlx::query("DELETE FROM admin_sessions WHERE expires_at < now()")
-        .execute(&state.pool)
-        .await
-        .map_err(WebError::db)?;
-    sqlx::query(
-        "INSERT INTO admin_sessions (id, admin_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(sha256_hex(&value))
-    .bind(admin_id)
-    .bind(random_token(32))
-    .bind(expires)
-    .execute(&state.pool)
-    .await
-    .map_err(WebError::db)?;
-    Ok(value)
+    Ok(sessions::start(&state.pool, admin_id).await?)
 }
 
 /// The session cookie for a new login.
@@ -121,11 +100,7 @@ pub fn session_cookie(state: &AppState, value: &str) -> HeaderValue {
 /// Ends the session and clears its cookie.
 pub async fn end(state: &AppState, headers: &HeaderMap) -> Result<HeaderValue, WebError> {
     if let Some(value) = our_cookie(state, headers, SESSION_COOKIE) {
-        sqlx::query("DELETE FROM admin_sessions WHERE id = $1")
-            .bind(sha256_hex(&value))
-            .execute(&state.pool)
-            .await
-            .map_err(WebError::db)?;
+        sessions::end(&state.pool, &value).await?;
     }
     Ok(set_cookie(state, SESSION_COOKIE, "", 0))
 }
@@ -135,35 +110,14 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Adm
     let Some(value) = our_cookie(state, headers, SESSION_COOKIE).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    let sid = sha256_hex(&value);
-    let row: Option<(i64, String, String, bool)> = sqlx::query_as(
-        "SELECT s.admin_id, u.email, s.csrf_token, s.last_seen_at < now() - interval '1 minute'
-         FROM admin_sessions s JOIN admin_users u ON u.id = s.admin_id
-         WHERE s.id = $1 AND s.expires_at > now()
-           AND s.last_seen_at > now() - make_interval(mins => $2)",
-    )
-    .bind(&sid)
-    .bind(i32::try_from(SESSION_IDLE_MINUTES).unwrap_or(30))
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(WebError::db)?;
-    let Some((id, email, csrf, stale)) = row else {
-        return Ok(None);
-    };
-    if stale {
-        // Activity keeps a session alive; written at most once a minute.
-        sqlx::query("UPDATE admin_sessions SET last_seen_at = now() WHERE id = $1")
-            .bind(&sid)
-            .execute(&state.pool)
-            .await
-            .map_err(WebError::db)?;
-    }
-    Ok(Some(Admin {
-        id,
-        email,
-        csrf,
-        flash: read_flash(state, headers),
-    }))
+    Ok(sessions::current(&state.pool, &value)
+        .await?
+        .map(|a| Admin {
+            id: a.id,
+            email: a.email,
+            csrf: a.csrf,
+            flash: read_flash(state, headers),
+        }))
 }
 
 fn unsafe_method(m: &Method) -> bool {

@@ -6,7 +6,7 @@ use axum::response::Response;
 
 use crate::app::services::{self, Details, Requested, Suspend};
 use crate::domain::SuspendReason;
-use crate::state::AppState;
+use crate::front::AppState;
 use crate::web::actions::{Queue, queue};
 use crate::web::error::WebResult;
 use crate::web::form::FormData;

@@ -203,7 +203,7 @@ impl From<crate::app::log::LogEntry> for LogLine {
 
 /// Log rows as table lines, with server names instead of ids.
 pub async fn lines(
-    state: &crate::state::AppState,
+    state: &crate::front::AppState,
     entries: Vec<crate::app::log::LogEntry>,
 ) -> crate::web::error::WebResult<Vec<LogLine>> {
     let mut ids: Vec<i64> = entries.iter().filter_map(|e| e.server_id).collect();

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use commerce::config::Config;
-use commerce::state::AppState;
+use commerce::front::AppState;
 use opterius_sim::{Sim, SimConfig};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
@@ -171,9 +171,13 @@ impl TestApp {
             true,
             stop_rx,
         ));
-        let token = commerce::api::auth::create_token(&state.pool, "tests")
-            .await
-            .expect("token");
+        let token = commerce::app::tokens::create(
+            &state.pool,
+            "tests",
+            commerce::app::tokens::Scope::Admin,
+        )
+        .await
+        .expect("token");
         Self {
             state,
             sim,
