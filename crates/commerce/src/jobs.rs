@@ -157,12 +157,11 @@ pub async fn setup(pool: &sqlx::PgPool) -> anyhow::Result<()> {
 
 /// Deletes finished job rows older than the retention period.
 pub async fn prune_finished(pool: &sqlx::PgPool, older_than: Duration) -> anyhow::Result<u64> {
-    let secs = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM apalis.jobs WHERE status IN ('Done', 'Killed') AND done_at IS NOT NULL
-           AND done_at < now() - make_interval(secs => $1::float8)",
+           AND done_at < now() - make_interval(secs => $1)",
+        older_than.as_secs_f64(),
     )
-    .bind(secs)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

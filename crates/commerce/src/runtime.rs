@@ -117,11 +117,11 @@ pub const HEARTBEAT_STALE: Duration = Duration::from_secs(6);
 
 /// Writes this process's heartbeat once.
 async fn beat(db: &mut sqlx::PgConnection, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO worker_heartbeats (worker_id) VALUES ($1)
          ON CONFLICT (worker_id) DO UPDATE SET seen_at = now(), updated_at = now()",
+        id,
     )
-    .bind(id)
     .execute(&mut *db)
     .await?;
     Ok(())
@@ -157,10 +157,10 @@ pub async fn heartbeat(state: Core, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => break,
         }
     }
-    let _ = sqlx::query(
+    let _ = sqlx::query!(
         "DELETE FROM worker_heartbeats WHERE worker_id = $1 OR seen_at < now() - interval '1 hour'",
+        &*state.instance_id,
     )
-    .bind(&*state.instance_id)
     .execute(&state.pool)
     .await;
 }

@@ -78,11 +78,6 @@ pub fn new_key() -> String {
     ulid::Ulid::generate().to_string()
 }
 
-/// The SQL that writes a service's outbox row (`$1` service id, `$2` kind,
-/// `$3` key), recipient from its client: for folding into another statement.
-pub const INSERT_OUTBOX: &str = "INSERT INTO mail_outbox (service_id, kind, recipient, key)
-     SELECT s.id, $2, c.email, $3 FROM services s JOIN clients c ON c.id = s.client_id WHERE s.id = $1";
-
 /// Pushes the send job of outbox row `key`, in the caller's transaction.
 pub async fn push(
     conn: &mut PgConnection,
@@ -109,11 +104,15 @@ pub async fn enqueue(
     kind: Kind,
 ) -> anyhow::Result<String> {
     let key = new_key();
-    sqlx::query(INSERT_OUTBOX)
-        .bind(service_id)
-        .bind(kind.as_str())
-        .bind(&key)
-        .execute(&mut *conn)
+    // The recipient is the service's client's address as it is now.
+    sqlx::query!(
+        "INSERT INTO mail_outbox (service_id, kind, recipient, key)
+         SELECT s.id, $2, c.email, $3 FROM services s JOIN clients c ON c.id = s.client_id WHERE s.id = $1",
+        service_id,
+        kind.as_str(),
+        &key,
+    )
+    .execute(&mut *conn)
         .await
         .context("writing the outbox row")?;
     push(conn, &key, None).await?;
@@ -153,7 +152,6 @@ struct Fields {
     panel_url: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct Pending {
     id: i64,
     service_id: i64,
@@ -186,14 +184,15 @@ fn render(kind: Kind, m: &Fields) -> anyhow::Result<(String, String, String)> {
 
 /// Runs one send: delivers the row's message once, or schedules the next try.
 pub async fn run(state: &Core, job: &SendMailJob) -> anyhow::Result<()> {
-    let row: Option<Pending> = sqlx::query_as(
-        "SELECT m.id, m.service_id, m.kind, m.recipient, m.status, m.attempts, c.name AS client_name,
-                s.domain, s.username, s.password_sealed, v.credentials->>'api_url' AS panel_url
-         FROM mail_outbox m JOIN services s ON s.id = m.service_id JOIN clients c ON c.id = s.client_id
-         LEFT JOIN servers v ON v.id = s.server_id
-         WHERE m.key = $1",
+    let row = sqlx::query_as!(
+        Pending,
+        r#"SELECT m.id, m.service_id, m.kind, m.recipient, m.status, m.attempts, c.name AS client_name,
+                  s.domain, s.username, s.password_sealed, v.credentials->>'api_url' AS panel_url
+           FROM mail_outbox m JOIN services s ON s.id = m.service_id JOIN clients c ON c.id = s.client_id
+           LEFT JOIN servers v ON v.id = s.server_id
+           WHERE m.key = $1"#,
+        &job.key,
     )
-    .bind(&job.key)
     .fetch_optional(&state.pool)
     .await?;
     let Some(row) = row else {
@@ -222,12 +221,12 @@ pub async fn run(state: &Core, job: &SendMailJob) -> anyhow::Result<()> {
     let attempts = row.attempts + 1;
     match sent {
         Ok(()) => {
-            sqlx::query(
-                "UPDATE mail_outbox SET status = 'sent', sent_at = now(), attempts = $2, last_error = NULL,
+            sqlx::query!(
+"UPDATE mail_outbox SET status = 'sent', sent_at = now(), attempts = $2, last_error = NULL,
                         updated_at = now() WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind(attempts)
+row.id,
+attempts,
+)
             .execute(&state.pool)
             .await?;
             tracing::info!(
@@ -241,14 +240,14 @@ pub async fn run(state: &Core, job: &SendMailJob) -> anyhow::Result<()> {
             let message = format!("{e:#}");
             let give_up = attempts >= MAX_ATTEMPTS;
             let mut tx = state.pool.begin().await?;
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE mail_outbox SET attempts = $2, last_error = $3, updated_at = now(),
                         status = CASE WHEN $4 THEN 'failed' ELSE status END WHERE id = $1",
+                row.id,
+                attempts,
+                &message,
+                give_up,
             )
-            .bind(row.id)
-            .bind(attempts)
-            .bind(&message)
-            .bind(give_up)
             .execute(&mut *tx)
             .await?;
             if !give_up {
@@ -337,10 +336,10 @@ pub async fn welcome_sent_at(
     db: impl sqlx::PgExecutor<'_>,
     service_id: i64,
 ) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT max(sent_at) FROM mail_outbox WHERE service_id = $1 AND kind = 'welcome'",
+        service_id,
     )
-    .bind(service_id)
     .fetch_one(db)
     .await?)
 }
@@ -349,11 +348,12 @@ pub async fn welcome_sent_at(
 pub async fn resend_welcome(state: &Core, service_id: i64) -> crate::app::error::AppResult<String> {
     use crate::app::error::AppError;
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM services WHERE id = $1 FOR UPDATE")
-            .bind(service_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let status: Option<String> = sqlx::query_scalar!(
+        "SELECT status FROM services WHERE id = $1 FOR UPDATE",
+        service_id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     match status.as_deref() {
         None => return Err(AppError::NotFound("service")),
         Some("active" | "suspended") => {}

@@ -54,11 +54,12 @@ impl Run<'_> {
         // Redacted on arrival, the new password included, whatever the Panel echoes.
         let redactor = Redactor::for_attempt(&creds, &[&password]);
         let (target_product, package) = if self.action == Action::ChangePackage {
-            let pending: Option<i64> =
-                sqlx::query_scalar("SELECT pending_product_id FROM services WHERE id = $1")
-                    .bind(s.id)
-                    .fetch_one(self.pool())
-                    .await?;
+            let pending: Option<i64> = sqlx::query_scalar!(
+                "SELECT pending_product_id FROM services WHERE id = $1",
+                s.id,
+            )
+            .fetch_one(self.pool())
+            .await?;
             let Some(pid) = pending else {
                 let f = Failure::of(
                     FailureKind::Internal,
@@ -108,12 +109,12 @@ impl Run<'_> {
                 self.close_attempt(&mut tx, &call, LogStatus::Success, &message)
                     .await?;
                 if let Some(pid) = target_product {
-                    sqlx::query(
-                        "UPDATE services SET product_id = $2, pending_product_id = NULL, last_error = NULL,
+                    sqlx::query!(
+"UPDATE services SET product_id = $2, pending_product_id = NULL, last_error = NULL,
                                 lease_until = NULL, updated_at = now() WHERE id = $1",
-                    )
-                    .bind(s.id)
-                    .bind(pid)
+s.id,
+pid,
+)
                     .execute(&mut *tx)
                     .await?;
                 } else {
@@ -121,12 +122,12 @@ impl Run<'_> {
                         .state
                         .sealer
                         .seal(password_binding(s.id), password.expose_secret().as_bytes());
-                    sqlx::query(
-                        "UPDATE services SET password_sealed = $2, last_error = NULL, lease_until = NULL,
+                    sqlx::query!(
+"UPDATE services SET password_sealed = $2, last_error = NULL, lease_until = NULL,
                                 updated_at = now() WHERE id = $1",
-                    )
-                    .bind(s.id)
-                    .bind(sealed)
+s.id,
+sealed,
+)
                     .execute(&mut *tx)
                     .await?;
                     // The client's mail, committed with the new password.
@@ -138,10 +139,12 @@ impl Run<'_> {
                 let delay = self.fail_attempt(&mut tx, &call, f, server.id).await?;
                 if delay.is_none() && target_product.is_some() {
                     // Given up: the change is no longer pending.
-                    sqlx::query("UPDATE services SET pending_product_id = NULL WHERE id = $1")
-                        .bind(s.id)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query!(
+                        "UPDATE services SET pending_product_id = NULL WHERE id = $1",
+                        s.id,
+                    )
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
         }

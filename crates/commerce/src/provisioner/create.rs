@@ -17,28 +17,33 @@ use crate::app::orders::password_binding;
 use crate::app::servers::{self, ServerRow};
 use crate::domain::{Action, LogStatus, ServiceStatus};
 
-/// What a create needs besides the service row, read in one query.
-#[derive(sqlx::FromRow)]
-struct CreateInputs {
-    #[sqlx(flatten)]
-    product: Product,
-    email: String,
-    client_name: String,
-    password_sealed: Vec<u8>,
-}
-
 impl Run<'_> {
     pub(super) async fn create(&mut self) -> anyhow::Result<()> {
         let s = self.service.clone();
-        let CreateInputs { product, email, client_name, password_sealed } = sqlx::query_as(
+        // What a create needs besides the service row, read in one query.
+        let row = sqlx::query!(
             "SELECT p.id, p.name, p.module, p.group_id, p.package, p.disk_limit_mb, p.bandwidth_limit_mb,
                     p.auto_setup, p.created_at, p.updated_at, c.email, c.name AS client_name, s.password_sealed
              FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id
              WHERE s.id = $1",
+            s.id,
         )
-        .bind(s.id)
         .fetch_one(self.pool())
         .await?;
+        let (email, client_name, password_sealed) =
+            (row.email, row.client_name, row.password_sealed);
+        let product = Product {
+            id: row.id,
+            name: row.name,
+            module: row.module,
+            group_id: row.group_id,
+            package: row.package,
+            disk_limit_mb: row.disk_limit_mb,
+            bandwidth_limit_mb: row.bandwidth_limit_mb,
+            auto_setup: row.auto_setup,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        };
         if matches!(s.status(), ServiceStatus::Active | ServiceStatus::Suspended)
             && s.panel_account_id.is_some()
         {
@@ -202,21 +207,23 @@ impl Run<'_> {
                 true,
             )
         };
-        let orphaned = sqlx::query(
-            "UPDATE provisioning_log SET status = 'failed', error = $2, error_kind = 'connection_dropped', message = $3,
+        let orphaned = sqlx::query!(
+"UPDATE provisioning_log SET status = 'failed', error = $2, error_kind = 'connection_dropped', message = $3,
                     finished_at = now(), updated_at = now()
              WHERE service_id = $1 AND action = 'create' AND status = 'pending'",
-        )
-        .bind(self.service.id)
-        .bind(Json(failure_json(&f)))
-        .bind(&f.message)
+self.service.id,
+Json(failure_json(&f)) as _,
+&f.message,
+)
         .execute(self.pool())
         .await?;
         if orphaned.rows_affected() > 0 {
-            sqlx::query("UPDATE services SET create_outcome_unknown = true WHERE id = $1")
-                .bind(self.service.id)
-                .execute(self.pool())
-                .await?;
+            sqlx::query!(
+                "UPDATE services SET create_outcome_unknown = true WHERE id = $1",
+                self.service.id,
+            )
+            .execute(self.pool())
+            .await?;
             self.service.create_outcome_unknown = true;
         }
         Ok(())
@@ -433,11 +440,11 @@ impl Run<'_> {
                 // Nothing can exist on the bad server: its slot goes back and
                 // the next attempt runs on the new one at once.
                 servers::release(&mut *tx, server_id).await?;
-                sqlx::query(
-                    "UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now() WHERE id = $1",
-                )
-                .bind(self.service.id)
-                .bind(Json(last_error(f, Action::Create, Some(std::time::Duration::ZERO))))
+                sqlx::query!(
+"UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now() WHERE id = $1",
+self.service.id,
+Json(last_error(f, Action::Create, Some(std::time::Duration::ZERO))) as _,
+)
                 .execute(&mut *tx)
                 .await?;
                 self.schedule_retry(&mut tx, std::time::Duration::ZERO)
@@ -454,17 +461,17 @@ impl Run<'_> {
             let delay = self.retry_delay(f);
             // A final failure keeps its server (and the slot, which a retry or
             // a terminate settles), so "retry what failed on server N" finds it.
-            sqlx::query(
-                    "UPDATE services SET last_error = $2, create_outcome_unknown = $3, lease_until = NULL,
+            sqlx::query!(
+"UPDATE services SET last_error = $2, create_outcome_unknown = $3, lease_until = NULL,
                             status = CASE WHEN $4 THEN status ELSE 'failed' END, updated_at = now()
                      WHERE id = $1",
-                )
-                .bind(self.service.id)
-                .bind(Json(last_error(f, Action::Create, delay)))
-                .bind(unknown)
-                .bind(delay.is_some())
-                .execute(&mut *tx)
-                .await?;
+self.service.id,
+Json(last_error(f, Action::Create, delay)) as _,
+unknown,
+delay.is_some(),
+)
+            .execute(&mut *tx)
+            .await?;
             match delay {
                 Some(d) => self.schedule_retry(&mut tx, d).await?,
                 None => {
@@ -538,12 +545,12 @@ impl Run<'_> {
         if self.args.attempt >= self.state.config.provision_max_attempts {
             return Ok(None);
         }
-        let (group_id, module): (i64, String) = sqlx::query_as(
+        let p = sqlx::query!(
             "SELECT p.group_id, p.module FROM services s JOIN products p ON p.id = s.product_id WHERE s.id = $1",
+            self.service.id,
         )
-        .bind(self.service.id)
         .fetch_one(self.pool())
         .await?;
-        Ok(servers::place_service(self.pool(), self.service.id, group_id, &module).await?)
+        Ok(servers::place_service(self.pool(), self.service.id, p.group_id, &p.module).await?)
     }
 }

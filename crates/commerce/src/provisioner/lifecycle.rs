@@ -93,18 +93,22 @@ impl Run<'_> {
                 };
                 self.close_attempt(&mut tx, &call, LogStatus::Success, &message)
                     .await?;
-                let sql = match self.action {
-                    Action::Suspend => {
-                        "UPDATE services SET status = 'suspended', suspended_at = now(), last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"
-                    }
-                    Action::Unsuspend => {
-                        "UPDATE services SET status = 'active', suspended_at = NULL, suspension_reason = NULL, suspension_note = NULL, last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"
-                    }
-                    _ => {
-                        "UPDATE services SET status = 'terminated', terminated_at = now(), last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1"
-                    }
-                };
-                sqlx::query(sql).bind(s.id).execute(&mut *tx).await?;
+                match self.action {
+                    Action::Suspend => sqlx::query!(
+                        "UPDATE services SET status = 'suspended', suspended_at = now(), last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1",
+                        s.id,
+                    ),
+                    Action::Unsuspend => sqlx::query!(
+                        "UPDATE services SET status = 'active', suspended_at = NULL, suspension_reason = NULL, suspension_note = NULL, last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1",
+                        s.id,
+                    ),
+                    _ => sqlx::query!(
+                        "UPDATE services SET status = 'terminated', terminated_at = now(), last_error = NULL, lease_until = NULL, updated_at = now() WHERE id = $1",
+                        s.id,
+                    ),
+                }
+                .execute(&mut *tx)
+                .await?;
                 if self.action == Action::Terminate {
                     servers::release(&mut *tx, server.id).await?;
                 }
@@ -148,8 +152,10 @@ impl Run<'_> {
             &finish,
         )
         .await?;
-        sqlx::query("UPDATE services SET status = 'terminated', terminated_at = now(), lease_until = NULL, updated_at = now() WHERE id = $1")
-            .bind(s.id)
+        sqlx::query!(
+"UPDATE services SET status = 'terminated', terminated_at = now(), lease_until = NULL, updated_at = now() WHERE id = $1",
+s.id,
+)
             .execute(&mut *tx)
             .await?;
         if let Some(server_id) = s.server_id.filter(|_| !s.create_outcome_unknown) {

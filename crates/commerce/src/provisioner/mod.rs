@@ -113,20 +113,22 @@ pub async fn run(state: &Core, action: Action, args: JobArgs, job_id: &str) -> a
         return defer_while_server_busy(state, action, args, *server_id).await;
     }
     if outcome.is_err() {
-        let _ = sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
-            .bind(args.service_id)
-            .execute(&state.pool)
-            .await;
+        let _ = sqlx::query!(
+            "UPDATE services SET lease_until = NULL WHERE id = $1",
+            args.service_id,
+        )
+        .execute(&state.pool)
+        .await;
     }
     outcome
 }
 
 /// Another run holds the service: run this job again once its lease ends.
 async fn defer_while_leased(state: &Core, action: Action, args: JobArgs) -> anyhow::Result<()> {
-    let remaining: Option<f64> = sqlx::query_scalar(
+    let remaining: Option<f64> = sqlx::query_scalar!(
         "SELECT extract(epoch FROM lease_until - now())::float8 FROM services WHERE id = $1",
+        args.service_id,
     )
-    .bind(args.service_id)
     .fetch_optional(&state.pool)
     .await?
     .flatten();
@@ -161,10 +163,12 @@ async fn defer_while_server_busy(
 ) -> anyhow::Result<()> {
     let delay = Duration::from_millis(rand::rng().random_range(150..=450));
     let mut tx = state.pool.begin().await?;
-    sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
-        .bind(args.service_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE services SET lease_until = NULL WHERE id = $1",
+        args.service_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     jobs::enqueue(&mut tx, action, args, Some(delay)).await?;
     tx.commit().await?;
     tracing::debug!(
@@ -330,17 +334,21 @@ impl Run<'_> {
         )
         .await?;
         if let Some((new_status, last)) = service_update {
-            sqlx::query("UPDATE services SET status = $2, last_error = $3, updated_at = now() WHERE id = $1")
-                .bind(self.service.id)
-                .bind(new_status)
-                .bind(Json(last))
+            sqlx::query!(
+"UPDATE services SET status = $2, last_error = $3, updated_at = now() WHERE id = $1",
+self.service.id,
+new_status,
+Json(last) as _,
+)
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE services SET lease_until = NULL WHERE id = $1")
-            .bind(self.service.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE services SET lease_until = NULL WHERE id = $1",
+            self.service.id,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -403,11 +411,11 @@ impl Run<'_> {
         self.close_attempt(tx, call, LogStatus::Failed, &f.message)
             .await?;
         let delay = self.retry_delay(f);
-        sqlx::query(
-            "UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now() WHERE id = $1",
-        )
-        .bind(self.service.id)
-        .bind(Json(last_error(f, self.action, delay)))
+        sqlx::query!(
+"UPDATE services SET last_error = $2, lease_until = NULL, updated_at = now() WHERE id = $1",
+self.service.id,
+Json(last_error(f, self.action, delay)) as _,
+)
         .execute(&mut *tx)
         .await?;
         match delay {
@@ -532,14 +540,14 @@ pub async fn record_panic(
     );
     let err = failure_json(&f);
     let mut tx = state.pool.begin().await?;
-    let finished = sqlx::query(
-        "UPDATE provisioning_log SET status = 'failed', error = $2, error_kind = 'internal', message = $3,
+    let finished = sqlx::query!(
+"UPDATE provisioning_log SET status = 'failed', error = $2, error_kind = 'internal', message = $3,
                 finished_at = now(), updated_at = now()
          WHERE job_id = $1 AND status = 'pending'",
-    )
-    .bind(job_id)
-    .bind(Json(&err))
-    .bind(&f.message)
+job_id,
+Json(&err) as _,
+&f.message,
+)
     .execute(&mut *tx)
     .await?;
     if finished.rows_affected() == 0 {
@@ -563,14 +571,14 @@ pub async fn record_panic(
         };
         log::record(&mut tx, &entry, &finish).await?;
     }
-    sqlx::query(
-        "UPDATE services SET last_error = $2, lease_until = NULL,
+    sqlx::query!(
+"UPDATE services SET last_error = $2, lease_until = NULL,
                 status = CASE WHEN $3 AND status = 'provisioning' THEN 'failed' ELSE status END, updated_at = now()
          WHERE id = $1",
-    )
-    .bind(args.service_id)
-    .bind(Json(last_error(&f, action, None)))
-    .bind(action == Action::Create)
+args.service_id,
+Json(last_error(&f, action, None)) as _,
+action == Action::Create,
+)
     .execute(&mut *tx)
     .await?;
     // Nothing retries a panicked job: a final failure, told once.

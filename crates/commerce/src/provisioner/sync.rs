@@ -78,14 +78,14 @@ impl Run<'_> {
                 if let Some(d) = &drift {
                     tracing::warn!(service.id = s.id, "drift: {d}");
                 }
-                sqlx::query(
-                    "UPDATE services SET usage = $2, panel_status = $3, drift = $4, synced_at = now(), lease_until = NULL,
+                sqlx::query!(
+"UPDATE services SET usage = $2, panel_status = $3, drift = $4, synced_at = now(), lease_until = NULL,
                             updated_at = now() WHERE id = $1",
-                )
-                .bind(s.id)
-                .bind(Json(usage))
-                .bind(panel_status)
-                .bind(drift)
+s.id,
+Json(usage) as _,
+panel_status,
+drift,
+)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -103,20 +103,20 @@ impl Run<'_> {
                         "drift: the account is missing on the Panel"
                     );
                 }
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE services SET lease_until = NULL,
                             drift = CASE WHEN $2 THEN $3 ELSE drift END,
                             panel_status = CASE WHEN $2 THEN 'missing' ELSE panel_status END,
                             synced_at = CASE WHEN $2 THEN now() ELSE synced_at END,
                             updated_at = CASE WHEN $2 THEN now() ELSE updated_at END
                      WHERE id = $1",
+                    s.id,
+                    missing,
+                    format!(
+                        "the account {} is missing on the Panel; it is {} here",
+                        s.username, s.status
+                    ),
                 )
-                .bind(s.id)
-                .bind(missing)
-                .bind(format!(
-                    "the account {} is missing on the Panel; it is {} here",
-                    s.username, s.status
-                ))
                 .execute(&mut *tx)
                 .await?;
             }
