@@ -1,5 +1,6 @@
-//! The provisioning jobs (create, suspend, unsuspend, terminate, change package, change password, sync), their queues, enqueueing inside the caller's
-//! transaction, and the apalis worker pool that runs them.
+//! The provisioning jobs, declared once in [`HOSTING_JOBS`] (action, queue,
+//! metrics label), enqueueing inside the caller's transaction, and the apalis
+//! worker pool that runs them.
 //!
 //! A job payload is ids only. Our own retries are new delayed tasks written in
 //! the same transaction as the attempt's log row (apalis re-fetches a failed task
@@ -31,74 +32,73 @@ pub struct JobArgs {
     pub triggered_by: TriggeredBy,
 }
 
-macro_rules! hosting_job {
-    ($(#[$m:meta])* $name:ident, $action:expr, $queue:literal) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct $name(pub JobArgs);
+/// One hosting action that runs as a job: its queue, and the label its
+/// counters carry in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobKind {
+    pub action: Action,
+    pub queue: &'static str,
+    pub label: &'static str,
+}
 
-        impl $name {
-            pub const QUEUE: &'static str = $queue;
-            pub const ACTION: Action = $action;
-        }
+/// Declares every hosting job in one place: the job type, its action, its
+/// queue (`commerce.<label>`) and its metrics label. [`HOSTING_JOBS`] is
+/// what the worker pool, [`queue_of`], [`queues`], the metrics and the queue
+/// depth read, so a new action is one more line here.
+macro_rules! hosting_jobs {
+    ($($(#[$m:meta])* $name:ident: $action:ident => $label:literal;)+) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+            pub struct $name(pub JobArgs);
+
+            impl $name {
+                pub const QUEUE: &'static str = concat!("commerce.", $label);
+                pub const ACTION: Action = Action::$action;
+            }
+        )+
+
+        /// Every hosting job, in the order the pool starts its workers.
+        pub const HOSTING_JOBS: &[JobKind] = &[
+            $(JobKind { action: Action::$action, queue: $name::QUEUE, label: $label },)+
+        ];
     };
 }
 
-hosting_job!(
+hosting_jobs! {
     /// Creates the hosting account of a service on a Panel server.
-    CreateHostingAccountJob, Action::Create, "commerce.create_hosting_account"
-);
-hosting_job!(
+    CreateHostingAccountJob: Create => "create_hosting_account";
     /// Suspends an account: site down, files kept.
-    SuspendHostingAccountJob, Action::Suspend, "commerce.suspend_hosting_account"
-);
-hosting_job!(
+    SuspendHostingAccountJob: Suspend => "suspend_hosting_account";
     /// Unsuspends an account.
-    UnsuspendHostingAccountJob, Action::Unsuspend, "commerce.unsuspend_hosting_account"
-);
-hosting_job!(
+    UnsuspendHostingAccountJob: Unsuspend => "unsuspend_hosting_account";
     /// Deletes an account from the Panel: irreversible.
-    TerminateHostingAccountJob, Action::Terminate, "commerce.terminate_hosting_account"
-);
-
-hosting_job!(
+    TerminateHostingAccountJob: Terminate => "terminate_hosting_account";
     /// Moves an account to another product's package on the Panel.
-    ChangePackageJob, Action::ChangePackage, "commerce.change_package"
-);
-hosting_job!(
+    ChangePackageJob: ChangePackage => "change_package";
     /// Sets a newly generated password on the Panel account.
-    ChangePasswordJob, Action::ChangePassword, "commerce.change_password"
-);
-
-hosting_job!(
+    ChangePasswordJob: ChangePassword => "change_password";
     /// Reads the account's usage and status from the Panel.
-    SyncAccountJob, Action::Info, "commerce.sync_account"
-);
+    SyncAccountJob: Info => "sync_account";
+}
+
+/// The job of an action (`None`: the action never runs as a job).
+pub fn job_of(action: Action) -> Option<&'static JobKind> {
+    HOSTING_JOBS.iter().find(|j| j.action == action)
+}
 
 /// The queue of an action's job.
 pub fn queue_of(action: Action) -> Option<&'static str> {
-    match action {
-        Action::Create => Some(CreateHostingAccountJob::QUEUE),
-        Action::Suspend => Some(SuspendHostingAccountJob::QUEUE),
-        Action::Unsuspend => Some(UnsuspendHostingAccountJob::QUEUE),
-        Action::Terminate => Some(TerminateHostingAccountJob::QUEUE),
-        Action::ChangePackage => Some(ChangePackageJob::QUEUE),
-        Action::ChangePassword => Some(ChangePasswordJob::QUEUE),
-        Action::Info => Some(SyncAccountJob::QUEUE),
-        Action::TestConnection => None,
-    }
+    job_of(action).map(|j| j.queue)
 }
 
-pub const QUEUES: [&str; 8] = [
-    CreateHostingAccountJob::QUEUE,
-    SuspendHostingAccountJob::QUEUE,
-    UnsuspendHostingAccountJob::QUEUE,
-    TerminateHostingAccountJob::QUEUE,
-    ChangePackageJob::QUEUE,
-    ChangePasswordJob::QUEUE,
-    SyncAccountJob::QUEUE,
-    crate::mail::QUEUE,
-];
+/// Every queue this service's workers read: the hosting jobs', then mail's.
+pub fn queues() -> impl Iterator<Item = &'static str> {
+    HOSTING_JOBS
+        .iter()
+        .map(|j| j.queue)
+        .chain([crate::mail::QUEUE])
+}
 
 /// Enqueues the job for `action` within the caller's transaction: it exists
 /// exactly when the transaction commits. Returns the job id.
@@ -198,25 +198,15 @@ async fn run_job(
     }
 }
 
-macro_rules! handler {
-    ($fn_name:ident, $job:ty) => {
-        async fn $fn_name(
-            args: JobArgs,
-            task_id: TaskId,
-            state: Data<Core>,
-        ) -> Result<(), BoxDynError> {
-            run_job(args, <$job>::ACTION, task_id, state).await
-        }
-    };
+/// Every hosting job's handler: the worker of each queue carries its action.
+async fn handle_hosting(
+    args: JobArgs,
+    task_id: TaskId,
+    state: Data<Core>,
+    action: Data<Action>,
+) -> Result<(), BoxDynError> {
+    run_job(args, *action, task_id, state).await
 }
-
-handler!(handle_create, CreateHostingAccountJob);
-handler!(handle_suspend, SuspendHostingAccountJob);
-handler!(handle_unsuspend, UnsuspendHostingAccountJob);
-handler!(handle_terminate, TerminateHostingAccountJob);
-handler!(handle_change_package, ChangePackageJob);
-handler!(handle_change_password, ChangePasswordJob);
-handler!(handle_sync, SyncAccountJob);
 
 async fn handle_send_mail(
     job: crate::mail::SendMailJob,
@@ -255,39 +245,40 @@ pub async fn run_workers(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let concurrency = state.config.worker_concurrency;
-    macro_rules! worker {
-        ($job:ty, $handler:ident) => {
-            worker!(JobArgs, <$job>::QUEUE, $handler)
-        };
-        ($args:ty, $queue:expr, $handler:ident) => {{
-            let state = state.clone();
-            move |_restarts: usize| {
-                WorkerBuilder::new(worker_name($queue))
-                    .backend(
-                        storage::<$args>(&state, $queue)
-                            .with_pubsub()
-                            .poll_with_interval(Duration::from_secs(1)),
-                    )
-                    .data(state.clone())
-                    .concurrency(concurrency)
-                    .catch_panic()
-                    .build($handler)
-            }
-        }};
+    let mut monitor = Monitor::new();
+    for job in HOSTING_JOBS {
+        let (state, action, queue) = (state.clone(), job.action, job.queue);
+        monitor = monitor.register(move |_restarts: usize| {
+            WorkerBuilder::new(worker_name(queue))
+                .backend(
+                    storage::<JobArgs>(&state, queue)
+                        .with_pubsub()
+                        .poll_with_interval(Duration::from_secs(1)),
+                )
+                .data(state.clone())
+                .data(action)
+                .concurrency(concurrency)
+                .catch_panic()
+                .build(handle_hosting)
+        });
     }
-    Monitor::new()
-        .register(worker!(CreateHostingAccountJob, handle_create))
-        .register(worker!(SuspendHostingAccountJob, handle_suspend))
-        .register(worker!(UnsuspendHostingAccountJob, handle_unsuspend))
-        .register(worker!(TerminateHostingAccountJob, handle_terminate))
-        .register(worker!(ChangePackageJob, handle_change_package))
-        .register(worker!(ChangePasswordJob, handle_change_password))
-        .register(worker!(SyncAccountJob, handle_sync))
-        .register(worker!(
-            crate::mail::SendMailJob,
-            crate::mail::QUEUE,
-            handle_send_mail
-        ))
+    let mail = {
+        let state = state.clone();
+        move |_restarts: usize| {
+            WorkerBuilder::new(worker_name(crate::mail::QUEUE))
+                .backend(
+                    storage::<crate::mail::SendMailJob>(&state, crate::mail::QUEUE)
+                        .with_pubsub()
+                        .poll_with_interval(Duration::from_secs(1)),
+                )
+                .data(state.clone())
+                .concurrency(concurrency)
+                .catch_panic()
+                .build(handle_send_mail)
+        }
+    };
+    monitor
+        .register(mail)
         // A worker that dies (PostgreSQL unreachable for a while) is rebuilt by
         // its factory, under a new unique name, so its orphans are recovered.
         .should_restart(|ctx, err| {

@@ -39,7 +39,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// seven listeners would leave a pool of 10 three connections for everything).
 pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     use anyhow::Context as _;
-    let listeners = u32::try_from(jobs::QUEUES.len()).unwrap_or(u32::MAX);
+    let listeners = u32::try_from(jobs::queues().count()).unwrap_or(u32::MAX);
     PgPoolOptions::new()
         .max_connections(config.database_max_connections.saturating_add(listeners))
         .acquire_timeout(Duration::from_secs(10))

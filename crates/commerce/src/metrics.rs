@@ -13,29 +13,32 @@ pub struct Counters {
     pub retried: AtomicU64,
 }
 
-#[derive(Default)]
 pub struct Metrics {
-    pub create: Counters,
-    pub suspend: Counters,
-    pub unsuspend: Counters,
-    pub terminate: Counters,
+    /// One set per hosting job, in [`crate::jobs::HOSTING_JOBS`] order.
+    jobs: Vec<Counters>,
     /// Call latency by (module, action).
     pub latency: std::sync::Mutex<std::collections::HashMap<(String, &'static str), Histogram>>,
 }
 
-impl Metrics {
-    pub fn for_action(&self, action: Action) -> Option<&Counters> {
-        match action {
-            Action::Create => Some(&self.create),
-            Action::Suspend => Some(&self.suspend),
-            Action::Unsuspend => Some(&self.unsuspend),
-            Action::Terminate => Some(&self.terminate),
-            // Rare admin actions: their runs are in the log, not in counters.
-            Action::Info
-            | Action::TestConnection
-            | Action::ChangePackage
-            | Action::ChangePassword => None,
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            jobs: crate::jobs::HOSTING_JOBS
+                .iter()
+                .map(|_| Counters::default())
+                .collect(),
+            latency: Default::default(),
         }
+    }
+}
+
+impl Metrics {
+    /// The counters of an action's job (`None`: it never runs as a job).
+    pub fn for_action(&self, action: Action) -> Option<&Counters> {
+        let i = crate::jobs::HOSTING_JOBS
+            .iter()
+            .position(|j| j.action == action)?;
+        self.jobs.get(i)
     }
 
     pub fn bump(&self, action: Action, pick: impl Fn(&Counters) -> &AtomicU64) {

@@ -67,12 +67,10 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             out,
             "# HELP commerce_jobs_{name}_total {help}\n# TYPE commerce_jobs_{name}_total counter"
         );
-        for (job, c) in [
-            ("create_hosting_account", &m.create),
-            ("suspend_hosting_account", &m.suspend),
-            ("unsuspend_hosting_account", &m.unsuspend),
-            ("terminate_hosting_account", &m.terminate),
-        ] {
+        for (job, c) in crate::jobs::HOSTING_JOBS
+            .iter()
+            .filter_map(|j| Some((j.label, m.for_action(j.action)?)))
+        {
             let v = match name {
                 "enqueued" => &c.enqueued,
                 "succeeded" => &c.succeeded,
@@ -119,7 +117,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             out,
             "# HELP commerce_queue_depth Jobs waiting or running\n# TYPE commerce_queue_depth gauge"
         );
-        for queue in crate::jobs::QUEUES {
+        for queue in crate::jobs::queues() {
             let n = rows.iter().find(|(q, _)| q == queue).map_or(0, |(_, n)| *n);
             let _ = writeln!(out, "commerce_queue_depth{{queue=\"{queue}\"}} {n}");
         }
