@@ -3,7 +3,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 ENV SQLX_OFFLINE=true
-RUN cargo build --release --locked -p commerce -p opterius-sim
+RUN cargo build --release --locked -p commerce --features demo -p opterius-sim
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*

@@ -34,6 +34,7 @@ pub enum Command {
     /// Run only the worker pool (scale out with several).
     Worker,
     /// Run a demo: in-process Panel simulator, demo catalog, admin login printed.
+    #[cfg(feature = "demo")]
     Demo {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -120,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => migrate(&config).await,
         Command::Serve { listen, no_worker } => serve(config, listen, no_worker).await,
+        #[cfg(feature = "demo")]
         Command::Demo { listen } => demo(config, listen).await,
         Command::Worker => worker(config).await,
         Command::Admin {
@@ -202,6 +204,7 @@ async fn serve(
     crate::runtime::serve(state, listener, !no_worker).await
 }
 
+#[cfg(feature = "demo")]
 async fn demo(mut config: Config, listen: SocketAddr) -> anyhow::Result<()> {
     config.listen = listen;
     if config.panel_networks.allowed().is_empty() {

@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
 pub mod extract;
