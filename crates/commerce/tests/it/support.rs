@@ -118,6 +118,8 @@ pub struct TestApp {
     stop: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     responses: Mutex<Vec<String>>,
+    /// Set by [`TestApp::finish`]; otherwise the drop runs the secret scan.
+    finished: bool,
 }
 
 impl TestApp {
@@ -187,6 +189,7 @@ impl TestApp {
             stop,
             server: Some(server),
             responses: Mutex::new(Vec::new()),
+            finished: false,
         }
     }
 
@@ -345,53 +348,33 @@ impl TestApp {
         items
     }
 
+    /// Keeps `body` as if the service had answered it (for testing the scan).
+    pub fn remember_response(&self, body: String) {
+        self.responses.lock().expect("lock").push(body);
+    }
+
     /// Every generated account password, opened from the database.
     pub async fn passwords(&self) -> Vec<String> {
-        let sealed: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, password_sealed FROM services ORDER BY id")
-                .fetch_all(&self.state.pool)
-                .await
-                .expect("passwords");
-        sealed
-            .iter()
-            .map(|(id, s)| {
-                let at = commerce::app::orders::password_binding(*id);
-                String::from_utf8(self.state.sealer.open(at, s).expect("open")).expect("utf8")
-            })
-            .collect()
+        passwords(&self.state.pool, &self.state.sealer).await
+    }
+
+    /// The secrets no response and no log row may carry: the generated
+    /// passwords, the simulated Panels' tokens and Agent keys.
+    fn known_secrets(&self, mut passwords: Vec<String>) -> Vec<String> {
+        passwords.extend((0..4).map(|n| self.sim.token(n)));
+        passwords.extend((0..4).map(|n| self.sim.api_key(n)));
+        passwords.push(opterius_sim::SimConfig::default().token);
+        passwords.retain(|s| s.len() >= 8);
+        passwords
     }
 
     /// Asserts no response so far carried a server token or a generated password,
     /// then stops the service.
     pub async fn finish(mut self) {
-        let mut secrets = self.passwords().await;
-        secrets.extend((0..4).map(|n| self.sim.token(n)));
-        secrets.extend((0..4).map(|n| self.sim.api_key(n)));
-        secrets.push(opterius_sim::SimConfig::default().token);
-        secrets.retain(|s| s.len() >= 8);
+        let secrets = self.known_secrets(self.passwords().await);
         let responses = self.responses.lock().expect("lock").clone();
-        for body in &responses {
-            for secret in &secrets {
-                assert!(
-                    !body.contains(secret.as_str()),
-                    "a response leaked a secret: {body}"
-                );
-            }
-        }
-        let log_rows: Vec<String> = sqlx::query_scalar(
-            "SELECT coalesce(request::text, '') || coalesce(response::text, '') || coalesce(error::text, '') FROM provisioning_log",
-        )
-        .fetch_all(&self.state.pool)
-        .await
-        .expect("log");
-        for row in &log_rows {
-            for secret in &secrets {
-                assert!(
-                    !row.contains(secret.as_str()),
-                    "the provisioning log holds a secret: {row}"
-                );
-            }
-        }
+        assert_no_secret_left(&self.state.pool, &secrets, &responses).await;
+        self.finished = true;
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
             let joined = tokio::time::timeout(Duration::from_secs(20), server)
@@ -402,6 +385,82 @@ impl TestApp {
                 .expect("the service stopped with an error");
         }
         self.state.pool.close().await;
+    }
+}
+
+/// A test that ends without [`TestApp::finish`] still gets the secret scan:
+/// on its own thread and runtime (the test's may be single-threaded and is
+/// blocked here), over a fresh connection to the test's database.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.finished || std::thread::panicking() {
+            return;
+        }
+        let _ = self.stop.send(true);
+        let url = self.state.config.database_url.clone();
+        let sealer = self.state.sealer.clone();
+        let responses = self.responses.lock().map(|r| r.clone()).unwrap_or_default();
+        let secrets = self.known_secrets(Vec::new());
+        let scan = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let pool = sqlx::PgPool::connect(&url)
+                    .await
+                    .expect("connect for the secret scan");
+                let mut secrets = secrets;
+                secrets.extend(passwords(&pool, &sealer).await);
+                assert_no_secret_left(&pool, &secrets, &responses).await;
+                pool.close().await;
+            });
+        });
+        if let Err(panic) = scan.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Every generated account password, opened from the database.
+async fn passwords(pool: &sqlx::PgPool, sealer: &commerce::crypto::Sealer) -> Vec<String> {
+    let sealed: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT id, password_sealed FROM services ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .expect("passwords");
+    sealed
+        .iter()
+        .map(|(id, s)| {
+            let at = commerce::app::orders::password_binding(*id);
+            String::from_utf8(sealer.open(at, s).expect("open")).expect("utf8")
+        })
+        .collect()
+}
+
+/// Asserts that no response body and no provisioning log row holds a secret.
+async fn assert_no_secret_left(pool: &sqlx::PgPool, secrets: &[String], responses: &[String]) {
+    for body in responses {
+        for secret in secrets {
+            assert!(
+                !body.contains(secret.as_str()),
+                "a response leaked a secret: {body}"
+            );
+        }
+    }
+    let log_rows: Vec<String> = sqlx::query_scalar(
+        "SELECT coalesce(request::text, '') || coalesce(response::text, '') || coalesce(error::text, '') FROM provisioning_log",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("log");
+    for row in &log_rows {
+        for secret in secrets {
+            assert!(
+                !row.contains(secret.as_str()),
+                "the provisioning log holds a secret: {row}"
+            );
+        }
     }
 }
 
