@@ -28,5 +28,12 @@ apalis=$(cargo metadata --locked --format-version 1 |
     python3 -c 'import json, sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "apalis-postgres").rsplit("/", 1)[0])')
 sqlx migrate run --database-url "$url" --source migrations --ignore-missing
 sqlx migrate run --database-url "$url" --source "$apalis/migrations" --ignore-missing
+# Whether apalis-postgres is recompiled too (its queries land in .sqlx/ then)
+# depends on what the build cache holds, so .sqlx/ keeps them: the check only
+# warns about a file it did not regenerate, and fails on one that is missing.
+keep=$(mktemp -d)
+[[ -z $mode ]] && grep -l 'apalis\.' .sqlx/*.json 2>/dev/null | xargs -r cp -t "$keep"
 DATABASE_URL=$url cargo sqlx prepare --workspace $mode -- --all-targets --locked
+[[ -z $mode ]] && cp -n "$keep"/*.json .sqlx/ 2>/dev/null || true
+rm -rf "$keep"
 psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"

@@ -28,13 +28,13 @@ pub async fn create(db: impl PgExecutor<'_>, email: &str, password: &str) -> App
     })
     .await
     .map_err(|e| anyhow::anyhow!("hashing task: {e}"))??;
-    let id: i64 = sqlx::query_scalar(
+    let id = sqlx::query_scalar!(
         "INSERT INTO admin_users (email, password_hash) VALUES ($1, $2)
          ON CONFLICT ((lower(email))) DO UPDATE SET password_hash = EXCLUDED.password_hash, updated_at = now()
          RETURNING id",
+        email,
+        hash
     )
-    .bind(email)
-    .bind(hash)
     .fetch_one(db)
     .await
     .map_err(AppError::from)?;
@@ -44,8 +44,7 @@ pub async fn create(db: impl PgExecutor<'_>, email: &str, password: &str) -> App
 /// Sets (or resets) an admin's password and ends every session they had.
 pub async fn set_password(pool: &sqlx::PgPool, email: &str, password: &str) -> AppResult<i64> {
     let id = create(pool, email, password).await?;
-    sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM admin_sessions WHERE admin_id = $1", id)
         .execute(pool)
         .await?;
     Ok(id)
@@ -59,11 +58,13 @@ pub async fn verify(
     password: &str,
     gate: &tokio::sync::Semaphore,
 ) -> AppResult<Option<i64>> {
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM admin_users WHERE lower(email) = lower($1)")
-            .bind(email.trim())
-            .fetch_optional(db)
-            .await?;
+    let row = sqlx::query!(
+        "SELECT id, password_hash FROM admin_users WHERE lower(email) = lower($1)",
+        email.trim()
+    )
+    .fetch_optional(db)
+    .await?
+    .map(|r| (r.id, r.password_hash));
     let _permit = gate
         .acquire()
         .await

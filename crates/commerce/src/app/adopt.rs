@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::app::error::{AppError, AppResult};
 use crate::app::log::{self, NewEntry};
 use crate::app::servers;
-use crate::app::services::{SERVICE_COLUMNS, ServiceRow, ServiceView};
+use crate::app::services::{self, ServiceView};
 use crate::domain::{Action, LogStatus, ServiceStatus, TriggeredBy};
 use crate::provisioner::AttemptRecord;
 use crate::state::Core;
@@ -35,13 +35,9 @@ pub async fn adopt(
     by: TriggeredBy,
 ) -> AppResult<ServiceView> {
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
-    let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()) FOR UPDATE"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| AppError::conflict(format!("service {id} does not exist or is busy")))?;
+    let row = services::lock_idle(&mut tx, id)
+        .await?
+        .ok_or_else(|| AppError::conflict(format!("service {id} does not exist or is busy")))?;
     if !matches!(row.status(), ServiceStatus::Failed | ServiceStatus::Pending)
         || row.panel_account_id.is_some()
     {
@@ -142,12 +138,12 @@ pub async fn adopt(
             )
         })?
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE services SET status = 'active', panel_account_id = $2, activated_at = now(), last_error = NULL,
                 create_outcome_unknown = false, updated_at = now() WHERE id = $1",
+        row.id,
+        &account_id
     )
-    .bind(row.id)
-    .bind(&account_id)
     .execute(&mut *tx)
     .await?;
     // The account is active now: the client gets its login, as after a create.

@@ -54,29 +54,26 @@ pub struct Alert {
     pub mail_last_error: Option<String>,
 }
 
-const COLUMNS: &str = "id, event, service_id, server_id, kind, message, hint, status, attempts, last_error, \
-    created_at, sent_at, mail_status, mail_attempts, mail_last_error";
-
 /// Records an alert (in the caller's transaction, if any); the dispatcher
 /// delivers it on every channel `config` names.
 pub async fn raise(db: impl PgExecutor<'_>, config: &Config, a: &NewAlert<'_>) -> AppResult<()> {
     let r = Redactor::default();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO alerts (event, service_id, server_id, kind, message, hint, status, mail_status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        a.event,
+        a.service_id,
+        a.server_id,
+        a.kind,
+        r.text(a.message),
+        a.hint.map(|h| r.text(h)),
+        if config.alert_webhook_url.is_some() {
+            "pending"
+        } else {
+            "recorded"
+        },
+        config.alert_email.as_ref().map(|_| "pending")
     )
-    .bind(a.event)
-    .bind(a.service_id)
-    .bind(a.server_id)
-    .bind(a.kind)
-    .bind(r.text(a.message))
-    .bind(a.hint.map(|h| r.text(h)))
-    .bind(if config.alert_webhook_url.is_some() {
-        "pending"
-    } else {
-        "recorded"
-    })
-    .bind(config.alert_email.as_ref().map(|_| "pending"))
     .execute(db)
     .await?;
     Ok(())
@@ -84,10 +81,12 @@ pub async fn raise(db: impl PgExecutor<'_>, config: &Config, a: &NewAlert<'_>) -
 
 /// The most recent alerts, newest first.
 pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> AppResult<Vec<Alert>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM alerts ORDER BY id DESC LIMIT $1"
-    )))
-    .bind(limit)
+    Ok(sqlx::query_as!(
+        Alert,
+        "SELECT id, event, service_id, server_id, kind, message, hint, status, attempts, last_error, created_at, sent_at, mail_status, mail_attempts, mail_last_error
+         FROM alerts ORDER BY id DESC LIMIT $1",
+        limit
+    )
     .fetch_all(db)
     .await?)
 }
@@ -100,35 +99,34 @@ enum Channel {
     Mail,
 }
 
-impl Channel {
-    /// The prefix of the channel's delivery columns.
-    fn prefix(self) -> &'static str {
-        match self {
-            Self::Webhook => "",
-            Self::Mail => "mail_",
-        }
-    }
-}
-
 /// Claims up to 20 due alerts of `channel` for 30 s (another process skips
 /// them meanwhile), counting the attempt; each with its attempts so far.
 async fn claim(state: &Core, channel: Channel) -> anyhow::Result<Vec<(Alert, i32)>> {
-    let p = channel.prefix();
-    let returning = COLUMNS
-        .split(", ")
-        .map(|c| format!("a.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let due: Vec<Alert> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE alerts a SET {p}attempts = a.{p}attempts + 1, {p}next_attempt_at = now() + interval '30 seconds',
-                updated_at = now()
-         FROM (SELECT id FROM alerts WHERE {p}status = 'pending' AND {p}next_attempt_at <= now()
-               ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED) d
-         WHERE a.id = d.id
-         RETURNING {returning}"
-    )))
-    .fetch_all(&state.pool)
-    .await?;
+    // One statement per channel: the mail's delivery columns are `mail_status`...
+    let due = match channel {
+        Channel::Webhook => sqlx::query_as!(
+            Alert,
+            "UPDATE alerts a SET attempts = a.attempts + 1, next_attempt_at = now() + interval '30 seconds',
+                    updated_at = now()
+             FROM (SELECT id FROM alerts WHERE status = 'pending' AND next_attempt_at <= now()
+                   ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED) d
+             WHERE a.id = d.id
+             RETURNING a.id, a.event, a.service_id, a.server_id, a.kind, a.message, a.hint, a.status, a.attempts, a.last_error, a.created_at, a.sent_at, a.mail_status, a.mail_attempts, a.mail_last_error"
+        )
+        .fetch_all(&state.pool)
+        .await?,
+        Channel::Mail => sqlx::query_as!(
+            Alert,
+            "UPDATE alerts a SET mail_attempts = a.mail_attempts + 1, mail_next_attempt_at = now() + interval '30 seconds',
+                    updated_at = now()
+             FROM (SELECT id FROM alerts WHERE mail_status = 'pending' AND mail_next_attempt_at <= now()
+                   ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED) d
+             WHERE a.id = d.id
+             RETURNING a.id, a.event, a.service_id, a.server_id, a.kind, a.message, a.hint, a.status, a.attempts, a.last_error, a.created_at, a.sent_at, a.mail_status, a.mail_attempts, a.mail_last_error"
+        )
+        .fetch_all(&state.pool)
+        .await?,
+    };
     Ok(due
         .into_iter()
         .map(|a| {
@@ -150,33 +148,56 @@ async fn settle(
     attempts: i32,
     outcome: Result<(), String>,
 ) -> anyhow::Result<()> {
-    let p = channel.prefix();
     match outcome {
         Ok(()) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE alerts SET {p}status = 'sent', {p}sent_at = now(), {p}last_error = NULL, updated_at = now()
-                 WHERE id = $1"
-            )))
-            .bind(id)
-            .execute(&state.pool)
-            .await?;
+            match channel {
+                Channel::Webhook => sqlx::query!(
+                    "UPDATE alerts SET status = 'sent', sent_at = now(), last_error = NULL, updated_at = now()
+                     WHERE id = $1",
+                    id
+                )
+                .execute(&state.pool)
+                .await?,
+                Channel::Mail => sqlx::query!(
+                    "UPDATE alerts SET mail_status = 'sent', mail_sent_at = now(), mail_last_error = NULL, updated_at = now()
+                     WHERE id = $1",
+                    id
+                )
+                .execute(&state.pool)
+                .await?,
+            };
         }
         Err(why) => {
             let backoff = Duration::from_millis(500u64 << attempts.clamp(0, 10));
             tracing::warn!(alert.id = id, channel = ?channel, attempts, error = %why, "alert not delivered");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE alerts SET {p}last_error = $2, updated_at = now(),
-                        {p}status = CASE WHEN $3 >= $4 THEN 'failed' ELSE 'pending' END,
-                        {p}next_attempt_at = now() + make_interval(secs => $5)
-                 WHERE id = $1"
-            )))
-            .bind(id)
-            .bind(why)
-            .bind(attempts)
-            .bind(MAX_ATTEMPTS)
-            .bind(backoff.as_secs_f64())
-            .execute(&state.pool)
-            .await?;
+            match channel {
+                Channel::Webhook => sqlx::query!(
+                    "UPDATE alerts SET last_error = $2, updated_at = now(),
+                            status = CASE WHEN $3::int4 >= $4::int4 THEN 'failed' ELSE 'pending' END,
+                            next_attempt_at = now() + make_interval(secs => $5)
+                     WHERE id = $1",
+                    id,
+                    why,
+                    attempts,
+                    MAX_ATTEMPTS,
+                    backoff.as_secs_f64()
+                )
+                .execute(&state.pool)
+                .await?,
+                Channel::Mail => sqlx::query!(
+                    "UPDATE alerts SET mail_last_error = $2, updated_at = now(),
+                            mail_status = CASE WHEN $3::int4 >= $4::int4 THEN 'failed' ELSE 'pending' END,
+                            mail_next_attempt_at = now() + make_interval(secs => $5)
+                     WHERE id = $1",
+                    id,
+                    why,
+                    attempts,
+                    MAX_ATTEMPTS,
+                    backoff.as_secs_f64()
+                )
+                .execute(&state.pool)
+                .await?,
+            };
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
+use sqlx::types::Json;
 
 use crate::app::error::{AppError, AppResult};
 
@@ -24,22 +25,21 @@ pub async fn dismiss(
     admin_id: i64,
     admin_email: &str,
 ) -> AppResult<()> {
-    let done: Option<i64> = sqlx::query_scalar(
+    let done = sqlx::query_scalar!(
         "INSERT INTO attention_dismissals (service_id, admin_id, admin_email, last_error)
          SELECT id, $2, $3, last_error FROM services
          WHERE id = $1 AND status = 'failed' AND last_error IS NOT NULL
          RETURNING id",
+        id,
+        admin_id,
+        admin_email
     )
-    .bind(id)
-    .bind(admin_id)
-    .bind(admin_email)
     .fetch_optional(db)
     .await?;
     if done.is_some() {
         return Ok(());
     }
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM services WHERE id = $1")
-        .bind(id)
+    let status = sqlx::query_scalar!("SELECT status FROM services WHERE id = $1", id)
         .fetch_optional(db)
         .await?;
     match status {
@@ -56,22 +56,49 @@ pub async fn dismissed(
     db: impl PgExecutor<'_> + Copy,
     limit: i64,
 ) -> AppResult<(Vec<Dismissed>, i64)> {
-    let rows: Vec<Dismissed> = sqlx::query_as(
-        "SELECT * FROM (
+    let rows = sqlx::query_as!(
+        Dismissed,
+        r#"SELECT service_id as "service_id!", domain as "domain!", admin_email as "admin_email!", created_at as "created_at!" FROM (
              SELECT DISTINCT ON (s.id) s.id AS service_id, s.domain, d.admin_email, d.created_at
              FROM services s JOIN attention_dismissals d ON d.service_id = s.id AND d.last_error = s.last_error
              WHERE s.status = 'failed'
              ORDER BY s.id, d.id DESC) latest
-         ORDER BY created_at DESC LIMIT $1",
+         ORDER BY created_at DESC LIMIT $1"#,
+        limit
     )
-    .bind(limit)
     .fetch_all(db)
     .await?;
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FROM services WHERE status = 'failed' AND {}",
-        crate::app::services::DISMISSED
-    )))
+    // The condition is `services::DISMISSED`, written out for the macro.
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) as "n!" FROM services WHERE status = 'failed' AND EXISTS (SELECT 1 FROM attention_dismissals d
+             WHERE d.service_id = services.id AND d.last_error = services.last_error)"#
+    )
     .fetch_one(db)
     .await?;
     Ok((rows, total))
+}
+
+/// A failed service as Needs attention groups it.
+pub struct FailedService {
+    pub id: i64,
+    pub server_id: Option<i64>,
+    pub domain: String,
+    pub last_error: Option<Json<serde_json::Value>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The failed services nobody dismissed (at most 5,000), by server, then
+/// failure kind, newest first.
+pub async fn failed(db: impl PgExecutor<'_>) -> AppResult<Vec<FailedService>> {
+    // `NOT services::DISMISSED`, written out for the macro.
+    Ok(sqlx::query_as!(
+        FailedService,
+        r#"SELECT id, server_id, domain, last_error as "last_error: Json<serde_json::Value>", updated_at
+           FROM services
+           WHERE status = 'failed' AND NOT EXISTS (SELECT 1 FROM attention_dismissals d
+                 WHERE d.service_id = services.id AND d.last_error = services.last_error)
+           ORDER BY server_id NULLS FIRST, last_error->>'kind', id DESC LIMIT 5000"#
+    )
+    .fetch_all(db)
+    .await?)
 }

@@ -43,18 +43,20 @@ pub async fn create_group(db: impl PgExecutor<'_>, input: &GroupInput) -> AppRes
             .ok_or_else(|| "placement must be least_full or fill".to_owned()),
     );
     errors.into_result()?;
-    Ok(sqlx::query_as::<_, Group>(
+    Ok(sqlx::query_as!(
+        Group,
         "INSERT INTO server_groups (name, placement) VALUES ($1, $2) RETURNING id, name, placement, created_at, updated_at",
+        name,
+        placement.map(Placement::as_str)
     )
-    .bind(name)
-    .bind(placement.map(Placement::as_str))
     .fetch_one(db)
     .await?)
 }
 
 pub async fn list_groups(db: impl PgExecutor<'_>) -> AppResult<Vec<Group>> {
-    Ok(sqlx::query_as::<_, Group>(
-        "SELECT id, name, placement, created_at, updated_at FROM server_groups ORDER BY name",
+    Ok(sqlx::query_as!(
+        Group,
+        "SELECT id, name, placement, created_at, updated_at FROM server_groups ORDER BY name"
     )
     .fetch_all(db)
     .await?)
@@ -94,8 +96,6 @@ pub struct ProductInput {
 fn on_order() -> String {
     "on_order".into()
 }
-
-const PRODUCT_COLUMNS: &str = "id, name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup, created_at, updated_at";
 
 fn parse_product(
     state: &Core,
@@ -142,17 +142,19 @@ fn parse_product(
 
 pub async fn create_product(state: &Core, input: &ProductInput) -> AppResult<Product> {
     let (name, package, auto, disk, bw) = parse_product(state, input)?;
-    Ok(sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as!(
+        Product,
         "INSERT INTO products (name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {PRODUCT_COLUMNS}"
-    )))
-    .bind(name)
-    .bind(&input.module)
-    .bind(input.group_id)
-    .bind(package)
-    .bind(disk)
-    .bind(bw)
-    .bind(auto.as_str())
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING id, name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup, created_at, updated_at",
+        name,
+        &input.module,
+        input.group_id,
+        package,
+        disk,
+        bw,
+        auto.as_str()
+    )
     .fetch_one(&state.pool)
     .await?)
 }
@@ -160,38 +162,42 @@ pub async fn create_product(state: &Core, input: &ProductInput) -> AppResult<Pro
 /// Replaces a product's settings; services already placed keep their accounts.
 pub async fn update_product(state: &Core, id: i64, input: &ProductInput) -> AppResult<Product> {
     let (name, package, auto, disk, bw) = parse_product(state, input)?;
-    sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as!(
+        Product,
         "UPDATE products SET name = $2, module = $3, group_id = $4, package = $5, disk_limit_mb = $6,
                 bandwidth_limit_mb = $7, auto_setup = $8, updated_at = now()
-         WHERE id = $1 RETURNING {PRODUCT_COLUMNS}"
-    )))
-    .bind(id)
-    .bind(name)
-    .bind(&input.module)
-    .bind(input.group_id)
-    .bind(package)
-    .bind(disk)
-    .bind(bw)
-    .bind(auto.as_str())
+         WHERE id = $1
+         RETURNING id, name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup, created_at, updated_at",
+        id,
+        name,
+        &input.module,
+        input.group_id,
+        package,
+        disk,
+        bw,
+        auto.as_str()
+    )
     .fetch_optional(&state.pool)
     .await?
     .ok_or(AppError::NotFound("product"))
 }
 
 pub async fn get_product(db: impl PgExecutor<'_>, id: i64) -> AppResult<Product> {
-    sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
-    )))
-    .bind(id)
+    sqlx::query_as!(
+        Product,
+        "SELECT id, name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup, created_at, updated_at FROM products WHERE id = $1",
+        id
+    )
     .fetch_optional(db)
     .await?
     .ok_or(AppError::NotFound("product"))
 }
 
 pub async fn list_products(db: impl PgExecutor<'_>) -> AppResult<Vec<Product>> {
-    Ok(sqlx::query_as::<_, Product>(sqlx::AssertSqlSafe(format!(
-        "SELECT {PRODUCT_COLUMNS} FROM products ORDER BY name"
-    )))
+    Ok(sqlx::query_as!(
+        Product,
+        "SELECT id, name, module, group_id, package, disk_limit_mb, bandwidth_limit_mb, auto_setup, created_at, updated_at FROM products ORDER BY name"
+    )
     .fetch_all(db)
     .await?)
 }
@@ -225,36 +231,36 @@ impl ClientInput {
     }
 }
 
-const CLIENT_COLUMNS: &str = "id, email, name, created_at, updated_at";
-
 pub async fn create_client(db: impl PgExecutor<'_>, input: &ClientInput) -> AppResult<Client> {
     let (email, name) = input.parse("")?;
-    Ok(sqlx::query_as::<_, Client>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO clients (email, name) VALUES ($1, $2) RETURNING {CLIENT_COLUMNS}"
-    )))
-    .bind(email)
-    .bind(name)
+    Ok(sqlx::query_as!(
+        Client,
+        "INSERT INTO clients (email, name) VALUES ($1, $2) RETURNING id, email, name, created_at, updated_at",
+        email,
+        name
+    )
     .fetch_one(db)
     .await?)
 }
 
 /// The client with this email, created if new (orders for returning clients).
 pub async fn upsert_client(db: impl PgExecutor<'_>, email: &str, name: &str) -> AppResult<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO clients (email, name) VALUES ($1, $2)
          ON CONFLICT ((lower(email))) DO UPDATE SET updated_at = now() RETURNING id",
+        email,
+        name
     )
-    .bind(email)
-    .bind(name)
     .fetch_one(db)
     .await?)
 }
 
 pub async fn get_client(db: impl PgExecutor<'_>, id: i64) -> AppResult<Client> {
-    sqlx::query_as::<_, Client>(sqlx::AssertSqlSafe(format!(
-        "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"
-    )))
-    .bind(id)
+    sqlx::query_as!(
+        Client,
+        "SELECT id, email, name, created_at, updated_at FROM clients WHERE id = $1",
+        id
+    )
     .fetch_optional(db)
     .await?
     .ok_or(AppError::NotFound("client"))
@@ -264,14 +270,15 @@ pub async fn list_clients(
     db: impl PgExecutor<'_> + Copy,
     page: PageParams,
 ) -> AppResult<Page<Client>> {
-    let rows = sqlx::query_as::<_, Client>(sqlx::AssertSqlSafe(format!(
-        "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id DESC LIMIT $1 OFFSET $2"
-    )))
-    .bind(page.limit())
-    .bind(page.offset())
+    let rows = sqlx::query_as!(
+        Client,
+        "SELECT id, email, name, created_at, updated_at FROM clients ORDER BY id DESC LIMIT $1 OFFSET $2",
+        page.limit(),
+        page.offset()
+    )
     .fetch_all(db)
     .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM clients")
+    let total = sqlx::query_scalar!(r#"SELECT count(*) as "n!" FROM clients"#)
         .fetch_one(db)
         .await?;
     Ok(page.with(rows).total(total))

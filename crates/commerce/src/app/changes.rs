@@ -9,7 +9,7 @@ use crate::app::catalog;
 use crate::app::error::{AppError, AppResult};
 use crate::app::modules;
 use crate::app::servers;
-use crate::app::services::{SERVICE_COLUMNS, ServiceRow, queue_action};
+use crate::app::services::{ServiceRow, lock, queue_action};
 use crate::domain::{Action, ServiceStatus, TriggeredBy};
 use crate::state::Core;
 
@@ -18,16 +18,6 @@ use crate::state::Core;
 #[serde(deny_unknown_fields)]
 pub struct ChangePackage {
     pub product_id: i64,
-}
-
-async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> AppResult<ServiceRow> {
-    sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(AppError::NotFound("service"))
 }
 
 /// The module of the service's server, if it can do `capability`; else why not.
@@ -90,11 +80,13 @@ pub async fn change_package(
         ));
     }
     // updated_at moves when the Panel confirms (the admin page watches for it).
-    sqlx::query("UPDATE services SET pending_product_id = $2 WHERE id = $1")
-        .bind(row.id)
-        .bind(product.id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE services SET pending_product_id = $2 WHERE id = $1",
+        row.id,
+        product.id
+    )
+    .execute(&mut *tx)
+    .await?;
     let job = queue_action(&mut tx, state, &row, Action::ChangePackage, by).await?;
     tx.commit().await.map_err(AppError::from)?;
     Ok(job)

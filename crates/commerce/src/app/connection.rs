@@ -265,9 +265,8 @@ impl SweepSlot {
 
 async fn unlock(mut conn: sqlx::PgConnection) {
     use sqlx::Connection as _;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(SWEEP_LOCK)
-        .execute(&mut conn)
+    let _ = sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", SWEEP_LOCK)
+        .fetch_one(&mut conn)
         .await;
     // Closing the session releases the lock even if the unlock failed.
     let _ = conn.close().await;
@@ -305,8 +304,7 @@ pub async fn start_sweep(state: &Core) -> AppResult<SweepSlot> {
     };
     // A connection of its own, out of the pool: the session holds the lock.
     let mut conn = state.pool.acquire().await?.detach();
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(SWEEP_LOCK)
+    let got = sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) as "got!""#, SWEEP_LOCK)
         .fetch_one(&mut conn)
         .await?;
     if !got {

@@ -52,30 +52,32 @@ pub async fn claim(
     key: &IdempotencyKey,
     fingerprint: &str,
 ) -> AppResult<Claim> {
-    let fresh: Option<i32> = sqlx::query_scalar(
+    let fresh = sqlx::query_scalar!(
         "INSERT INTO idempotency_keys (token_id, key, fingerprint) VALUES ($1, $2, $3)
          ON CONFLICT (token_id, key) DO UPDATE
              SET fingerprint = EXCLUDED.fingerprint, status = NULL, response = NULL,
                  created_at = now(), updated_at = now()
              WHERE idempotency_keys.created_at < now() - make_interval(hours => $4)
          RETURNING 1",
+        key.token_id,
+        &key.key,
+        fingerprint,
+        KEY_TTL_HOURS
     )
-    .bind(key.token_id)
-    .bind(&key.key)
-    .bind(fingerprint)
-    .bind(KEY_TTL_HOURS)
     .fetch_optional(&mut *tx)
     .await?;
     if fresh.is_some() {
         return Ok(Claim::Fresh);
     }
-    let (seen, status, response): (String, Option<i16>, Option<Json<Value>>) = sqlx::query_as(
-        "SELECT fingerprint, status, response FROM idempotency_keys WHERE token_id = $1 AND key = $2",
+    let row = sqlx::query!(
+        r#"SELECT fingerprint, status, response as "response: Json<Value>"
+           FROM idempotency_keys WHERE token_id = $1 AND key = $2"#,
+        key.token_id,
+        &key.key
     )
-    .bind(key.token_id)
-    .bind(&key.key)
     .fetch_one(&mut *tx)
     .await?;
+    let (seen, status, response) = (row.fingerprint, row.status, row.response);
     if seen != fingerprint {
         return Err(AppError::field(
             "Idempotency-Key",
@@ -99,14 +101,14 @@ pub async fn save(
     status: u16,
     body: &Value,
 ) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE idempotency_keys SET status = $3, response = $4, updated_at = now()
          WHERE token_id = $1 AND key = $2",
+        key.token_id,
+        &key.key,
+        i16::try_from(status).unwrap_or(200),
+        body
     )
-    .bind(key.token_id)
-    .bind(&key.key)
-    .bind(i16::try_from(status).unwrap_or(200))
-    .bind(Json(body))
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -114,10 +116,10 @@ pub async fn save(
 
 /// Deletes keys older than twice their lifetime; returns how many.
 pub async fn prune(db: impl sqlx::PgExecutor<'_>) -> AppResult<u64> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+        KEY_TTL_HOURS * 2
     )
-    .bind(KEY_TTL_HOURS * 2)
     .execute(db)
     .await?;
     Ok(done.rows_affected())

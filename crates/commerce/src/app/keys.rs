@@ -35,14 +35,19 @@ pub async fn rotate(
     let more = |b: u32| max_batches.is_none_or(|m| b < m);
     let mut after = 0i64;
     while more(batches) {
-        let rows: Vec<ServerSecrets> = sqlx::query_as(
-            "SELECT id, credentials, secrets FROM servers
-             WHERE secrets IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+        let rows: Vec<ServerSecrets> = sqlx::query!(
+            r#"SELECT id, credentials as "credentials: Json<std::collections::BTreeMap<String, String>>",
+                      secrets as "secrets!"
+               FROM servers
+               WHERE secrets IS NOT NULL AND id > $1 ORDER BY id LIMIT $2"#,
+            after,
+            batch
         )
-        .bind(after)
-        .bind(batch)
         .fetch_all(pool)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.credentials, r.secrets))
+        .collect();
         let Some(last) = rows.last() else { break };
         after = last.0;
         batches += 1;
@@ -51,26 +56,30 @@ pub async fn rotate(
             let at = secrets_binding(*id, &fields.0);
             let plain = sealer.open(at, sealed)?;
             // Compare-and-swap: an edit saved meanwhile is not overwritten.
-            let updated =
-                sqlx::query("UPDATE servers SET secrets = $2 WHERE id = $1 AND secrets = $3")
-                    .bind(id)
-                    .bind(sealer.seal(at, &plain))
-                    .bind(sealed)
-                    .execute(&mut *tx)
-                    .await?;
+            let updated = sqlx::query!(
+                "UPDATE servers SET secrets = $2 WHERE id = $1 AND secrets = $3",
+                id,
+                sealer.seal(at, &plain),
+                sealed
+            )
+            .execute(&mut *tx)
+            .await?;
             done.servers += updated.rows_affected();
         }
         tx.commit().await?;
     }
     let mut after = 0i64;
     while more(batches) {
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query!(
             "SELECT id, password_sealed FROM services WHERE id > $1 ORDER BY id LIMIT $2",
+            after,
+            batch
         )
-        .bind(after)
-        .bind(batch)
         .fetch_all(pool)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.password_sealed))
+        .collect();
         let Some(last) = rows.last() else { break };
         after = last.0;
         batches += 1;
@@ -78,12 +87,12 @@ pub async fn rotate(
         for (id, sealed) in rows.iter().filter(|r| sealer.needs_reseal(&r.1)) {
             let at = password_binding(*id);
             let plain = sealer.open(at, sealed)?;
-            let updated = sqlx::query(
+            let updated = sqlx::query!(
                 "UPDATE services SET password_sealed = $2 WHERE id = $1 AND password_sealed = $3",
+                id,
+                sealer.seal(at, &plain),
+                sealed
             )
-            .bind(id)
-            .bind(sealer.seal(at, &plain))
-            .bind(sealed)
             .execute(&mut *tx)
             .await?;
             done.services += updated.rows_affected();

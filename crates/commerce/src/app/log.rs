@@ -60,17 +60,17 @@ pub struct NewEntry<'a> {
 }
 
 pub async fn start(db: impl PgExecutor<'_>, e: &NewEntry<'_>) -> AppResult<i64> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO provisioning_log (service_id, server_id, module, action, attempt, triggered_by, job_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        e.service_id,
+        e.server_id,
+        e.module,
+        e.action.as_str(),
+        i32::try_from(e.attempt).unwrap_or(i32::MAX),
+        e.triggered_by.as_str(),
+        e.job_id
     )
-    .bind(e.service_id)
-    .bind(e.server_id)
-    .bind(e.module)
-    .bind(e.action.as_str())
-    .bind(i32::try_from(e.attempt).unwrap_or(i32::MAX))
-    .bind(e.triggered_by.as_str())
-    .bind(e.job_id)
     .fetch_one(db)
     .await?)
 }
@@ -89,20 +89,20 @@ pub struct Finish<'a> {
 /// Finishes a pending row; false when it was already finished (a duplicate run).
 pub async fn finish(db: impl PgExecutor<'_>, id: i64, f: &Finish<'_>) -> AppResult<bool> {
     let error_kind = f.error.and_then(|e| e.get("kind")).and_then(|k| k.as_str());
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE provisioning_log SET status = $2, http_status = $3, request = $4, response = $5, error = $6,
                 error_kind = $7, message = $8, duration_ms = $9, finished_at = now(), updated_at = now()
          WHERE id = $1 AND status = 'pending'",
+        id,
+        f.status.as_str(),
+        f.http_status.map(i32::from),
+        f.request,
+        f.response,
+        f.error,
+        error_kind,
+        f.message,
+        i32::try_from(f.duration_ms).unwrap_or(i32::MAX)
     )
-    .bind(id)
-    .bind(f.status.as_str())
-    .bind(f.http_status.map(i32::from))
-    .bind(f.request.map(Json))
-    .bind(f.response.map(Json))
-    .bind(f.error.map(Json))
-    .bind(error_kind)
-    .bind(f.message)
-    .bind(i32::try_from(f.duration_ms).unwrap_or(i32::MAX))
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -118,7 +118,7 @@ pub async fn finish_activating(
     panel_account_id: Option<&str>,
     mail_key: &str,
 ) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "WITH done AS (
              UPDATE provisioning_log SET status = $2, http_status = $3, request = $4, response = $5, error = $6,
                     error_kind = $7, message = $8, duration_ms = $9, finished_at = now(), updated_at = now()
@@ -130,19 +130,19 @@ pub async fn finish_activating(
          UPDATE services SET status = 'active', panel_account_id = $11, activated_at = now(), last_error = NULL,
                 create_outcome_unknown = false, lease_until = NULL, updated_at = now()
          WHERE id = $10",
+        id,
+        f.status.as_str(),
+        f.http_status.map(i32::from),
+        f.request,
+        f.response,
+        f.error,
+        f.error.and_then(|e| e.get("kind")).and_then(|k| k.as_str()),
+        f.message,
+        i32::try_from(f.duration_ms).unwrap_or(i32::MAX),
+        service_id,
+        panel_account_id,
+        mail_key
     )
-    .bind(id)
-    .bind(f.status.as_str())
-    .bind(f.http_status.map(i32::from))
-    .bind(f.request.map(Json))
-    .bind(f.response.map(Json))
-    .bind(f.error.map(Json))
-    .bind(f.error.and_then(|e| e.get("kind")).and_then(|k| k.as_str()))
-    .bind(f.message)
-    .bind(i32::try_from(f.duration_ms).unwrap_or(i32::MAX))
-    .bind(service_id)
-    .bind(panel_account_id)
-    .bind(mail_key)
     .execute(db)
     .await?;
     Ok(())
@@ -339,11 +339,35 @@ pub(crate) fn filter_sql(
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<LogDetail> {
-    sqlx::query_as::<_, LogDetail>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, request, response FROM provisioning_log WHERE id = $1"
-    )))
-    .bind(id)
+    let r = sqlx::query!(
+        r#"SELECT id, service_id, server_id, module, action, status, attempt, http_status, duration_ms,
+                  error as "error: Json<serde_json::Value>", message, triggered_by, job_id, created_at, finished_at,
+                  request as "request: Json<serde_json::Value>", response as "response: Json<serde_json::Value>"
+           FROM provisioning_log WHERE id = $1"#,
+        id
+    )
     .fetch_optional(db)
     .await?
-    .ok_or(AppError::NotFound("log entry"))
+    .ok_or(AppError::NotFound("log entry"))?;
+    Ok(LogDetail {
+        entry: LogEntry {
+            id: r.id,
+            service_id: r.service_id,
+            server_id: r.server_id,
+            module: r.module,
+            action: r.action,
+            status: r.status,
+            attempt: r.attempt,
+            http_status: r.http_status,
+            duration_ms: r.duration_ms,
+            error: r.error,
+            message: r.message,
+            triggered_by: r.triggered_by,
+            job_id: r.job_id,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        },
+        request: r.request,
+        response: r.response,
+    })
 }

@@ -10,7 +10,7 @@ use crate::app::catalog::{self, ClientInput};
 use crate::app::error::{AppError, AppResult};
 use crate::app::idempotency::{self, Claim, IdempotencyKey};
 use crate::app::page::{Page, PageParams};
-use crate::app::services::{self, SERVICE_COLUMNS, ServiceRow};
+use crate::app::services::{self, ServiceRow};
 use crate::domain::{Action, AutoSetup, Domain, FieldErrors, ServiceStatus, TriggeredBy};
 use crate::state::Core;
 
@@ -58,39 +58,31 @@ struct OrderRow {
 }
 
 pub async fn get(db: impl PgExecutor<'_> + Copy, id: i64) -> AppResult<OrderView> {
-    let o = sqlx::query_as::<_, OrderRow>(
+    let o = sqlx::query_as!(
+        OrderRow,
         "SELECT id, status, client_id, created_at, paid_at FROM orders WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(db)
     .await?
     .ok_or(AppError::NotFound("order"))?;
-    let rows = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SERVICE_COLUMNS} FROM services WHERE order_id = $1 ORDER BY id"
-    )))
-    .bind(id)
-    .fetch_all(db)
-    .await?;
+    let rows = services::of_order(db, id).await?;
     Ok(view(o, rows.into_iter()))
 }
 
 pub async fn list(db: impl PgExecutor<'_> + Copy, page: PageParams) -> AppResult<Page<OrderView>> {
-    let orders = sqlx::query_as::<_, OrderRow>(
+    let orders = sqlx::query_as!(
+        OrderRow,
         "SELECT id, status, client_id, created_at, paid_at FROM orders ORDER BY id DESC LIMIT $1 OFFSET $2",
+        page.limit(),
+        page.offset()
     )
-    .bind(page.limit())
-    .bind(page.offset())
     .fetch_all(db)
     .await?;
     let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
     // One query for the services of the whole page, not one per order.
-    let services = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SERVICE_COLUMNS} FROM services WHERE order_id = ANY($1) ORDER BY id"
-    )))
-    .bind(&ids)
-    .fetch_all(db)
-    .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+    let services = services::of_orders(db, &ids).await?;
+    let total = sqlx::query_scalar!(r#"SELECT count(*) as "n!" FROM orders"#)
         .fetch_one(db)
         .await?;
     let items = orders
@@ -134,29 +126,26 @@ async fn insert_service(
     let base = provisioning::username_base(domain.as_str());
     let password = secrecy::SecretString::from(provisioning::generate_password(20));
     // The row id is part of what the password is sealed to: take it first.
-    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('services', 'id'))")
-        .fetch_one(&mut *conn)
-        .await?;
+    let id =
+        sqlx::query_scalar!(r#"SELECT nextval(pg_get_serial_sequence('services', 'id')) as "id!""#)
+            .fetch_one(&mut *conn)
+            .await?;
     let sealed = state
         .sealer
         .seal(password_binding(id), password.expose_secret().as_bytes());
     for n in 0..100_000u32 {
         let username = provisioning::username_candidate(&base, n);
-        let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed, status, id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT ON CONSTRAINT services_username_key DO NOTHING
-             RETURNING {SERVICE_COLUMNS}"
-        )))
-        .bind(order_id)
-        .bind(client_id)
-        .bind(product_id)
-        .bind(domain.as_str())
-        .bind(&username)
-        .bind(&sealed)
-        .bind(status.as_str())
-        .bind(id)
-        .fetch_optional(&mut *conn)
+        let row = services::insert(
+            &mut *conn,
+            id,
+            order_id,
+            client_id,
+            product_id,
+            domain.as_str(),
+            &username,
+            &sealed,
+            status,
+        )
         .await?;
         if let Some(row) = row {
             return Ok(row);
@@ -244,10 +233,11 @@ pub async fn place_once(
     let product = catalog::get_product(&mut *tx, input.product_id)
         .await
         .map_err(|_| AppError::field("product_id", "no product has this id"))?;
-    let order = sqlx::query_as::<_, OrderRow>(
+    let order = sqlx::query_as!(
+        OrderRow,
         "INSERT INTO orders (client_id) VALUES ($1) RETURNING id, status, client_id, created_at, paid_at",
+        client_id
     )
-    .bind(client_id)
     .fetch_one(&mut *tx)
     .await?;
     let on_order = AutoSetup::parse(&product.auto_setup) == Some(AutoSetup::OnOrder);
@@ -278,11 +268,12 @@ pub async fn place_once(
 /// Marks an order paid and queues creates for its on-payment products.
 pub async fn pay(state: &Core, order_id: i64, by: TriggeredBy) -> AppResult<OrderView> {
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
-            .bind(order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM orders WHERE id = $1 FOR UPDATE",
+        order_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     match status.as_deref() {
         None => return Err(AppError::NotFound("order")),
         Some("pending") => {}
@@ -292,20 +283,13 @@ pub async fn pay(state: &Core, order_id: i64, by: TriggeredBy) -> AppResult<Orde
             )));
         }
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE orders SET status = 'paid', paid_at = now(), updated_at = now() WHERE id = $1",
+        order_id
     )
-    .bind(order_id)
     .execute(&mut *tx)
     .await?;
-    let waiting = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM services s JOIN products p ON p.id = s.product_id
-         WHERE s.order_id = $1 AND s.status = 'pending' AND p.auto_setup = 'on_payment' FOR UPDATE OF s",
-        SERVICE_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
-    )))
-    .bind(order_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let waiting = services::lock_waiting_for_payment(&mut tx, order_id).await?;
     for service in &waiting {
         services::queue_action(&mut tx, state, service, Action::Create, by).await?;
     }

@@ -12,14 +12,14 @@ use crate::state::Core;
 /// Claims this period's sweep for this process; false when another process
 /// (or this one) already ran it.
 async fn claim(state: &Core, every: Duration) -> anyhow::Result<bool> {
-    let claimed: Option<i32> = sqlx::query_scalar(
+    let claimed = sqlx::query_scalar!(
         "INSERT INTO schedule_runs (name, last_run_at) VALUES ('health_sweep', now())
          ON CONFLICT (name) DO UPDATE SET last_run_at = now(), updated_at = now()
          WHERE schedule_runs.last_run_at <= now() - make_interval(secs => $1)
          RETURNING 1",
+        // A little slack, so timer jitter never skips a period.
+        every.as_secs_f64() * 0.9
     )
-    // A little slack, so timer jitter never skips a period.
-    .bind(every.as_secs_f64() * 0.9)
     .fetch_optional(&state.pool)
     .await?;
     Ok(claimed.is_some())

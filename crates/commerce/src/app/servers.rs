@@ -228,41 +228,52 @@ impl std::fmt::Debug for ServerPatch {
     }
 }
 
-const COLUMNS: &str = "id, name, module, group_id, credentials, secrets, secrets_set, max_accounts, account_count, \
-    max_concurrent, enabled, health_status, last_checked_at, latency_ms, last_error, panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at";
-
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServerRow> {
-    sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM servers WHERE id = $1"
-    )))
-    .bind(id)
+    sqlx::query_as!(
+        ServerRow,
+        r#"SELECT id, name, module, group_id, credentials as "credentials: Json<BTreeMap<String, String>>", secrets, secrets_set, max_accounts, account_count,
+                max_concurrent, enabled, health_status, last_checked_at, latency_ms, last_error as "last_error: Json<serde_json::Value>",
+                panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at
+           FROM servers WHERE id = $1"#,
+        id
+    )
     .fetch_optional(db)
     .await?
     .ok_or(AppError::NotFound("server"))
 }
 
 pub async fn list(db: impl PgExecutor<'_>, page: PageParams) -> AppResult<Page<ServerView>> {
-    let rows = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM servers ORDER BY name, id LIMIT $1 OFFSET $2"
-    )))
-    .bind(page.limit())
-    .bind(page.offset())
+    let rows = sqlx::query_as!(
+        ServerRow,
+        r#"SELECT id, name, module, group_id, credentials as "credentials: Json<BTreeMap<String, String>>", secrets, secrets_set, max_accounts, account_count,
+                max_concurrent, enabled, health_status, last_checked_at, latency_ms, last_error as "last_error: Json<serde_json::Value>",
+                panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at
+           FROM servers ORDER BY name, id LIMIT $1 OFFSET $2"#,
+        page.limit(),
+        page.offset()
+    )
     .fetch_all(db)
     .await?;
     Ok(page.with(rows.into_iter().map(ServerView::from).collect()))
 }
 
 pub async fn count(db: impl PgExecutor<'_>) -> AppResult<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM servers")
-        .fetch_one(db)
-        .await?)
+    Ok(
+        sqlx::query_scalar!(r#"SELECT count(*) as "n!" FROM servers"#)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 /// All servers, for the list page and the sweep.
 pub async fn all(db: impl PgExecutor<'_>) -> AppResult<Vec<ServerRow>> {
-    Ok(sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM servers ORDER BY name, id"
-    )))
+    Ok(sqlx::query_as!(
+        ServerRow,
+        r#"SELECT id, name, module, group_id, credentials as "credentials: Json<BTreeMap<String, String>>", secrets, secrets_set, max_accounts, account_count,
+                max_concurrent, enabled, health_status, last_checked_at, latency_ms, last_error as "last_error: Json<serde_json::Value>",
+                panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at
+           FROM servers ORDER BY name, id"#
+    )
     .fetch_all(db)
     .await?)
 }
@@ -270,9 +281,12 @@ pub async fn all(db: impl PgExecutor<'_>) -> AppResult<Vec<ServerRow>> {
 /// Every server's id and name, by name: what filters and selects list.
 pub async fn name_list(db: impl PgExecutor<'_>) -> AppResult<Vec<(i64, String)>> {
     Ok(
-        sqlx::query_as("SELECT id, name FROM servers ORDER BY name, id")
+        sqlx::query!("SELECT id, name FROM servers ORDER BY name, id")
             .fetch_all(db)
-            .await?,
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.name))
+            .collect(),
     )
 }
 
@@ -285,12 +299,10 @@ pub async fn names(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, name FROM servers WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(db)
-            .await?;
-    Ok(rows.into_iter().collect())
+    let rows = sqlx::query!("SELECT id, name FROM servers WHERE id = ANY($1)", ids)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
 }
 
 /// The stored credentials of a server, secrets opened.
@@ -500,40 +512,62 @@ async fn write(state: &Core, id: Option<i64>, p: &Parsed) -> AppResult<ServerRow
     let row_id = match id {
         Some(id) => id,
         None => {
-            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('servers', 'id'))")
-                .fetch_one(&state.pool)
-                .await?
+            sqlx::query_scalar!(
+                r#"SELECT nextval(pg_get_serial_sequence('servers', 'id')) as "id!""#
+            )
+            .fetch_one(&state.pool)
+            .await?
         }
     };
     let (sealed, names) = seal(&state.sealer, row_id, &p.creds);
-    let sql = match id {
-        None => format!(
-            "INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, tls_mode, tls_sha256, id, max_concurrent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
-        ),
-        Some(_) => format!(
-            "UPDATE servers SET name = $1, module = $2, group_id = $3, credentials = $4, secrets = $5, secrets_set = $6,
-                    max_accounts = $7, enabled = $8, tls_mode = $9, tls_sha256 = $10, max_concurrent = $12, updated_at = now()
-             WHERE id = $11 RETURNING {COLUMNS}"
-        ),
-    };
-    let query = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(sql))
-        .bind(&p.name)
-        .bind(&p.module)
-        .bind(p.group_id)
-        .bind(Json(&p.creds.fields))
-        .bind(sealed)
-        .bind(&names)
-        .bind(p.max_accounts)
-        .bind(p.enabled)
-        .bind(&p.tls.mode)
-        .bind(&p.tls.sha256);
-    query
-        .bind(row_id)
-        .bind(p.max_concurrent)
+    let row = match id {
+        None => sqlx::query_as!(
+            ServerRow,
+            r#"INSERT INTO servers (name, module, group_id, credentials, secrets, secrets_set, max_accounts, enabled, tls_mode, tls_sha256, id, max_concurrent)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+               RETURNING id, name, module, group_id, credentials as "credentials: Json<BTreeMap<String, String>>", secrets, secrets_set, max_accounts, account_count,
+                max_concurrent, enabled, health_status, last_checked_at, latency_ms, last_error as "last_error: Json<serde_json::Value>",
+                panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at"#,
+        &p.name,
+        &p.module,
+        p.group_id,
+        Json(&p.creds.fields) as _,
+        sealed,
+        &names,
+        p.max_accounts,
+        p.enabled,
+        &p.tls.mode,
+        p.tls.sha256.as_deref(),
+        row_id,
+        p.max_concurrent
+        )
         .fetch_optional(&state.pool)
-        .await?
-        .ok_or(AppError::NotFound("server"))
+        .await?,
+        Some(_) => sqlx::query_as!(
+            ServerRow,
+            r#"UPDATE servers SET name = $1, module = $2, group_id = $3, credentials = $4, secrets = $5, secrets_set = $6,
+                      max_accounts = $7, enabled = $8, tls_mode = $9, tls_sha256 = $10, max_concurrent = $12, updated_at = now()
+               WHERE id = $11
+               RETURNING id, name, module, group_id, credentials as "credentials: Json<BTreeMap<String, String>>", secrets, secrets_set, max_accounts, account_count,
+                max_concurrent, enabled, health_status, last_checked_at, latency_ms, last_error as "last_error: Json<serde_json::Value>",
+                panel_name, panel_version, health_since, health_reason, tls_mode, tls_sha256, created_at, updated_at"#,
+        &p.name,
+        &p.module,
+        p.group_id,
+        Json(&p.creds.fields) as _,
+        sealed,
+        &names,
+        p.max_accounts,
+        p.enabled,
+        &p.tls.mode,
+        p.tls.sha256.as_deref(),
+        row_id,
+        p.max_concurrent
+        )
+        .fetch_optional(&state.pool)
+        .await?,
+    };
+    row.ok_or(AppError::NotFound("server"))
 }
 
 /// Applies a PATCH: absent fields and blank secrets keep their stored values.
@@ -582,8 +616,7 @@ pub async fn replace(
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> AppResult<()> {
-    let done = sqlx::query("DELETE FROM servers WHERE id = $1")
-        .bind(id)
+    let done = sqlx::query!("DELETE FROM servers WHERE id = $1", id)
         .execute(db)
         .await?;
     if done.rows_affected() == 0 {
@@ -604,8 +637,8 @@ pub async fn record_health(
     panel: Option<(Option<String>, Option<String>)>,
 ) -> AppResult<Option<(String, String)>> {
     let (name, version) = panel.unwrap_or_default();
-    let before: Option<(String, String)> = sqlx::query_as(
-        "WITH old AS (SELECT id, name, health_status FROM servers WHERE id = $1 FOR UPDATE),
+    let before = sqlx::query!(
+        r#"WITH old AS (SELECT id, name, health_status FROM servers WHERE id = $1 FOR UPDATE),
          upd AS (
              UPDATE servers s SET health_status = $2, last_checked_at = now(), latency_ms = $3, last_error = $4,
                     panel_name = COALESCE($5, s.panel_name), panel_version = COALESCE($6, s.panel_version),
@@ -617,17 +650,17 @@ pub async fn record_health(
          hist AS (
              INSERT INTO server_health_history (server_id, status, latency_ms, error_kind, changed)
              SELECT old.id, $2, $3, $4->>'kind', old.health_status <> $2 FROM old)
-         SELECT name, health_status FROM old",
+         SELECT name as "name!", health_status as "health_status!" FROM old"#,
+        id,
+        if online { "online" } else { "offline" },
+        latency_ms,
+        error,
+        name,
+        version
     )
-    .bind(id)
-    .bind(if online { "online" } else { "offline" })
-    .bind(latency_ms)
-    .bind(error.map(Json))
-    .bind(name)
-    .bind(version)
     .fetch_optional(db)
     .await?;
-    Ok(before)
+    Ok(before.map(|r| (r.name, r.health_status)))
 }
 
 /// One point of a server's health history.
@@ -646,26 +679,27 @@ pub async fn health_history(
     id: i64,
     n: i64,
 ) -> AppResult<Vec<HealthPoint>> {
-    Ok(sqlx::query_as(
-        "SELECT status, latency_ms, error_kind, changed, created_at FROM (
+    Ok(sqlx::query_as!(
+        HealthPoint,
+        r#"SELECT status as "status!", latency_ms, error_kind, changed as "changed!", created_at as "created_at!" FROM (
              SELECT id, status, latency_ms, error_kind, changed, created_at FROM server_health_history
-             WHERE server_id = $1 ORDER BY id DESC LIMIT $2) last ORDER BY id",
+             WHERE server_id = $1 ORDER BY id DESC LIMIT $2) last ORDER BY id"#,
+        id,
+        n
     )
-    .bind(id)
-    .bind(n)
     .fetch_all(db)
     .await?)
 }
 
 /// Keeps the last `keep` history rows of every server.
 pub async fn prune_health_history(db: impl PgExecutor<'_>, keep: i64) -> AppResult<u64> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM server_health_history h USING (
              SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY server_id ORDER BY id DESC) n
                              FROM server_health_history) r WHERE r.n > $1) old
          WHERE h.id = old.id",
+        keep
     )
-    .bind(keep)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
@@ -680,17 +714,17 @@ pub async fn take_out_of_placement(
     error: &serde_json::Value,
     reason: &str,
 ) -> AppResult<bool> {
-    let changed: Option<bool> = sqlx::query_scalar(
-        "UPDATE servers s SET health_status = 'offline', last_checked_at = now(), last_error = $2,
+    let changed = sqlx::query_scalar!(
+        r#"UPDATE servers s SET health_status = 'offline', last_checked_at = now(), last_error = $2,
                 health_since = CASE WHEN old.health_status = 'offline' THEN COALESCE(s.health_since, now()) ELSE now() END,
                 health_reason = CASE WHEN old.health_status = 'offline' THEN COALESCE(s.health_reason, $3) ELSE $3 END
          FROM (SELECT id, health_status FROM servers WHERE id = $1 FOR UPDATE) old
          WHERE s.id = old.id
-         RETURNING old.health_status <> 'offline'",
+         RETURNING old.health_status <> 'offline' as "changed!""#,
+        id,
+        error,
+        reason
     )
-    .bind(id)
-    .bind(Json(error))
-    .bind(reason)
     .fetch_optional(db)
     .await?;
     Ok(changed.unwrap_or(false))
@@ -703,12 +737,12 @@ pub async fn record_change(
     status: &str,
     error_kind: Option<&str>,
 ) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO server_health_history (server_id, status, error_kind, changed) VALUES ($1, $2, $3, true)",
+        id,
+        status,
+        error_kind
     )
-    .bind(id)
-    .bind(status)
-    .bind(error_kind)
     .execute(db)
     .await?;
     Ok(())
@@ -735,31 +769,31 @@ pub async fn place_service(
     group_id: i64,
     module: &str,
 ) -> AppResult<Option<i64>> {
-    let candidates: Vec<i64> = sqlx::query_scalar(
+    let candidates = sqlx::query_scalar!(
         "SELECT s.id FROM servers s JOIN server_groups g ON g.id = s.group_id
          WHERE s.group_id = $1 AND s.module = $2 AND s.enabled AND s.health_status <> 'offline'
            AND (s.max_accounts = 0 OR s.account_count < s.max_accounts)
          ORDER BY CASE WHEN g.placement = 'fill' THEN s.id::float8
                        ELSE s.account_count::float8 / GREATEST(s.max_accounts, 1) END,
                   s.account_count, s.id",
+        group_id,
+        module
     )
-    .bind(group_id)
-    .bind(module)
     .fetch_all(db)
     .await?;
     for server_id in candidates {
-        let taken: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
-            "WITH slot AS (
+        let taken = sqlx::query_scalar!(
+            r#"WITH slot AS (
                  UPDATE servers SET account_count = account_count + 1, updated_at = now()
                  WHERE id = $2 AND enabled AND health_status <> 'offline'
                    AND (max_accounts = 0 OR account_count < max_accounts)
                  RETURNING id)
              UPDATE services SET server_id = slot.id, status = 'provisioning', updated_at = now()
              FROM slot WHERE services.id = $1
-             RETURNING slot.id",
+             RETURNING slot.id as "id!""#,
+            service_id,
+            server_id
         )
-        .bind(service_id)
-        .bind(server_id)
         .fetch_optional(db)
         .await;
         let taken = match taken {
@@ -792,7 +826,7 @@ pub async fn take_call_slot(
     service_id: i64,
     lease: std::time::Duration,
 ) -> AppResult<bool> {
-    let taken: Option<i32> = sqlx::query_scalar(
+    let taken = sqlx::query_scalar!(
         "UPDATE server_call_slots c SET service_id = $2, lease_until = now() + make_interval(secs => $3), updated_at = now()
          FROM (SELECT server_id, slot FROM server_call_slots
                WHERE server_id = $1 AND (lease_until IS NULL OR lease_until < now())
@@ -800,10 +834,10 @@ pub async fn take_call_slot(
                ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) free
          WHERE c.server_id = free.server_id AND c.slot = free.slot
          RETURNING c.slot",
+        server_id,
+        service_id,
+        lease.as_secs_f64()
     )
-    .bind(server_id)
-    .bind(service_id)
-    .bind(lease.as_secs_f64())
     .fetch_optional(db)
     .await?;
     Ok(taken.is_some())
@@ -811,11 +845,11 @@ pub async fn take_call_slot(
 
 /// Gives back every call slot `service_id` holds (its run ended).
 pub async fn release_call_slots(db: impl PgExecutor<'_>, service_id: i64) -> AppResult<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE server_call_slots SET service_id = NULL, lease_until = NULL, updated_at = now()
          WHERE service_id = $1",
+        service_id
     )
-    .bind(service_id)
     .execute(db)
     .await?;
     Ok(())
@@ -823,9 +857,11 @@ pub async fn release_call_slots(db: impl PgExecutor<'_>, service_id: i64) -> App
 
 /// Gives an account slot back (terminated, or never created).
 pub async fn release(db: impl PgExecutor<'_>, server_id: i64) -> AppResult<()> {
-    sqlx::query("UPDATE servers SET account_count = GREATEST(account_count - 1, 0), updated_at = now() WHERE id = $1")
-        .bind(server_id)
-        .execute(db)
+    sqlx::query!(
+        "UPDATE servers SET account_count = GREATEST(account_count - 1, 0), updated_at = now() WHERE id = $1",
+        server_id
+    )
+    .execute(db)
         .await?;
     Ok(())
 }

@@ -118,13 +118,142 @@ impl From<ServiceRow> for ServiceView {
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServiceRow> {
-    sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1"
-    )))
-    .bind(id)
+    sqlx::query_as!(
+        ServiceRow,
+        r#"SELECT id, order_id, client_id, product_id, server_id, domain, username, status as "status: ServiceStatus",
+                panel_account_id, last_error as "last_error: Json<serde_json::Value>", create_outcome_unknown,
+                created_at, updated_at, activated_at, suspended_at, terminated_at, usage as "usage: Json<serde_json::Value>",
+                panel_status, synced_at, suspension_reason, suspension_note, drift
+           FROM services WHERE id = $1"#,
+        id
+    )
     .fetch_optional(db)
     .await?
     .ok_or(AppError::NotFound("service"))
+}
+
+/// The service, its row locked for the rest of the transaction.
+pub(crate) async fn lock(tx: &mut sqlx::PgConnection, id: i64) -> AppResult<ServiceRow> {
+    sqlx::query_as!(
+        ServiceRow,
+        r#"SELECT id, order_id, client_id, product_id, server_id, domain, username, status as "status: ServiceStatus",
+                panel_account_id, last_error as "last_error: Json<serde_json::Value>", create_outcome_unknown,
+                created_at, updated_at, activated_at, suspended_at, terminated_at, usage as "usage: Json<serde_json::Value>",
+                panel_status, synced_at, suspension_reason, suspension_note, drift
+           FROM services WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound("service"))
+}
+
+/// The service locked, unless a worker holds its lease (None then, or when
+/// it does not exist).
+pub(crate) async fn lock_idle(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+) -> AppResult<Option<ServiceRow>> {
+    Ok(sqlx::query_as!(
+        ServiceRow,
+        r#"SELECT id, order_id, client_id, product_id, server_id, domain, username, status as "status: ServiceStatus",
+                panel_account_id, last_error as "last_error: Json<serde_json::Value>", create_outcome_unknown,
+                created_at, updated_at, activated_at, suspended_at, terminated_at, usage as "usage: Json<serde_json::Value>",
+                panel_status, synced_at, suspension_reason, suspension_note, drift
+           FROM services WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()) FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+/// The services of the orders `order_ids`, oldest first.
+pub(crate) async fn of_orders(
+    db: impl PgExecutor<'_>,
+    order_ids: &[i64],
+) -> AppResult<Vec<ServiceRow>> {
+    Ok(sqlx::query_as!(
+        ServiceRow,
+        r#"SELECT id, order_id, client_id, product_id, server_id, domain, username, status as "status: ServiceStatus",
+                panel_account_id, last_error as "last_error: Json<serde_json::Value>", create_outcome_unknown,
+                created_at, updated_at, activated_at, suspended_at, terminated_at, usage as "usage: Json<serde_json::Value>",
+                panel_status, synced_at, suspension_reason, suspension_note, drift
+           FROM services WHERE order_id = ANY($1) ORDER BY id"#,
+        order_ids
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The services of an order, oldest first.
+pub(crate) async fn of_order(db: impl PgExecutor<'_>, order_id: i64) -> AppResult<Vec<ServiceRow>> {
+    Ok(sqlx::query_as!(
+        ServiceRow,
+        r#"SELECT id, order_id, client_id, product_id, server_id, domain, username, status as "status: ServiceStatus",
+                panel_account_id, last_error as "last_error: Json<serde_json::Value>", create_outcome_unknown,
+                created_at, updated_at, activated_at, suspended_at, terminated_at, usage as "usage: Json<serde_json::Value>",
+                panel_status, synced_at, suspension_reason, suspension_note, drift
+           FROM services WHERE order_id = $1 ORDER BY id"#,
+        order_id
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// The pending services of an order whose product is set up on payment,
+/// locked.
+pub(crate) async fn lock_waiting_for_payment(
+    tx: &mut sqlx::PgConnection,
+    order_id: i64,
+) -> AppResult<Vec<ServiceRow>> {
+    Ok(sqlx::query_as!(
+        ServiceRow,
+        r#"SELECT s.id, s.order_id, s.client_id, s.product_id, s.server_id, s.domain, s.username, s.status as "status: ServiceStatus",
+                s.panel_account_id, s.last_error as "last_error: Json<serde_json::Value>", s.create_outcome_unknown,
+                s.created_at, s.updated_at, s.activated_at, s.suspended_at, s.terminated_at, s.usage as "usage: Json<serde_json::Value>",
+                s.panel_status, s.synced_at, s.suspension_reason, s.suspension_note, s.drift
+           FROM services s JOIN products p ON p.id = s.product_id
+           WHERE s.order_id = $1 AND s.status = 'pending' AND p.auto_setup = 'on_payment' FOR UPDATE OF s"#,
+        order_id
+    )
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
+/// A new service row (its id taken beforehand); None when `username` is
+/// taken already.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert(
+    tx: &mut sqlx::PgConnection,
+    id: i64,
+    order_id: i64,
+    client_id: i64,
+    product_id: i64,
+    domain: &str,
+    username: &str,
+    password_sealed: &[u8],
+    status: ServiceStatus,
+) -> AppResult<Option<ServiceRow>> {
+    Ok(sqlx::query_as!(
+        ServiceRow,
+        r#"INSERT INTO services (order_id, client_id, product_id, domain, username, password_sealed, status, id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT ON CONSTRAINT services_username_key DO NOTHING
+           RETURNING id, order_id, client_id, product_id, server_id, domain, username, status as "status: ServiceStatus",
+                panel_account_id, last_error as "last_error: Json<serde_json::Value>", create_outcome_unknown,
+                created_at, updated_at, activated_at, suspended_at, terminated_at, usage as "usage: Json<serde_json::Value>",
+                panel_status, synced_at, suspension_reason, suspension_note, drift"#,
+        order_id,
+        client_id,
+        product_id,
+        domain,
+        username,
+        password_sealed,
+        status.as_str(),
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?)
 }
 
 /// A service with the names its pages show: the read model of the polled
@@ -142,21 +271,66 @@ pub struct ServiceDetail {
     pub server_module: Option<String>,
 }
 
-const DETAIL_SELECT: &str = "SELECT s.*, p.name AS product_name, p.package AS product_package, \
-    p.auto_setup AS product_auto_setup, c.name AS client_name, c.email AS client_email, \
-    sv.name AS server_name, sv.module AS server_module \
-    FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id \
-    LEFT JOIN servers sv ON sv.id = s.server_id";
+/// Builds a [`ServiceDetail`] from a row of a detail query (the macros
+/// cannot fill a flattened struct).
+macro_rules! detail_of {
+    ($r:expr) => {{
+        let r = $r;
+        ServiceDetail {
+            service: ServiceRow {
+                id: r.id,
+                order_id: r.order_id,
+                client_id: r.client_id,
+                product_id: r.product_id,
+                server_id: r.server_id,
+                domain: r.domain,
+                username: r.username,
+                status: r.status,
+                panel_account_id: r.panel_account_id,
+                last_error: r.last_error,
+                create_outcome_unknown: r.create_outcome_unknown,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                activated_at: r.activated_at,
+                suspended_at: r.suspended_at,
+                terminated_at: r.terminated_at,
+                usage: r.usage,
+                panel_status: r.panel_status,
+                synced_at: r.synced_at,
+                suspension_reason: r.suspension_reason,
+                suspension_note: r.suspension_note,
+                drift: r.drift,
+            },
+            product_name: r.product_name,
+            product_package: r.product_package,
+            product_auto_setup: r.product_auto_setup,
+            client_name: r.client_name,
+            client_email: r.client_email,
+            server_name: r.server_name,
+            server_module: r.server_module,
+        }
+    }};
+}
 
 /// One service with its product, client and server names.
 pub async fn detail(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServiceDetail> {
-    sqlx::query_as::<_, ServiceDetail>(sqlx::AssertSqlSafe(format!(
-        "{DETAIL_SELECT} WHERE s.id = $1"
-    )))
-    .bind(id)
+    let r = sqlx::query!(
+        r#"SELECT s.id, s.order_id, s.client_id, s.product_id, s.server_id, s.domain, s.username, s.status as "status: ServiceStatus",
+                s.panel_account_id, s.last_error as "last_error: Json<serde_json::Value>", s.create_outcome_unknown,
+                s.created_at, s.updated_at, s.activated_at, s.suspended_at, s.terminated_at, s.usage as "usage: Json<serde_json::Value>",
+                s.panel_status, s.synced_at, s.suspension_reason, s.suspension_note, s.drift,
+                p.name AS product_name, p.package AS product_package, p.auto_setup AS product_auto_setup,
+                c.name AS client_name, c.email AS client_email,
+                sv.name AS "server_name?", sv.module AS "server_module?"
+           FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id
+           LEFT JOIN servers sv ON sv.id = s.server_id
+           WHERE s.id = $1"#,
+        id
+    )
     .fetch_optional(db)
     .await?
-    .ok_or(AppError::NotFound("service"))
+    .ok_or(AppError::NotFound("service"))?;
+    Ok(detail_of!(r))
 }
 
 /// Every service of an order, oldest first, with their names.
@@ -164,14 +338,24 @@ pub async fn details_of_order(
     db: impl PgExecutor<'_>,
     order_id: i64,
 ) -> AppResult<Vec<ServiceDetail>> {
-    Ok(
-        sqlx::query_as::<_, ServiceDetail>(sqlx::AssertSqlSafe(format!(
-            "{DETAIL_SELECT} WHERE s.order_id = $1 ORDER BY s.id"
-        )))
-        .bind(order_id)
-        .fetch_all(db)
-        .await?,
+    Ok(sqlx::query!(
+        r#"SELECT s.id, s.order_id, s.client_id, s.product_id, s.server_id, s.domain, s.username, s.status as "status: ServiceStatus",
+                s.panel_account_id, s.last_error as "last_error: Json<serde_json::Value>", s.create_outcome_unknown,
+                s.created_at, s.updated_at, s.activated_at, s.suspended_at, s.terminated_at, s.usage as "usage: Json<serde_json::Value>",
+                s.panel_status, s.synced_at, s.suspension_reason, s.suspension_note, s.drift,
+                p.name AS product_name, p.package AS product_package, p.auto_setup AS product_auto_setup,
+                c.name AS client_name, c.email AS client_email,
+                sv.name AS "server_name?", sv.module AS "server_module?"
+           FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id
+           LEFT JOIN servers sv ON sv.id = s.server_id
+           WHERE s.order_id = $1 ORDER BY s.id"#,
+        order_id
     )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|r| detail_of!(r))
+    .collect())
 }
 
 /// Filters of the services list.
@@ -461,12 +645,12 @@ async fn apply_details(
                     format!("at most {MAX_NOTE} characters"),
                 ));
             }
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE services SET suspension_reason = $2, suspension_note = $3 WHERE id = $1",
+                row.id,
+                s.reason.unwrap_or(SuspendReason::Other).as_str(),
+                note
             )
-            .bind(row.id)
-            .bind(s.reason.unwrap_or(SuspendReason::Other).as_str())
-            .bind(note)
             .execute(&mut *tx)
             .await?;
             Ok(())
@@ -497,11 +681,11 @@ pub(crate) async fn retry_action(db: impl PgExecutor<'_>, row: &ServiceRow) -> A
     {
         return Ok(Action::Create);
     }
-    let last: Option<String> = sqlx::query_scalar(
+    let last = sqlx::query_scalar!(
         "SELECT action FROM provisioning_log WHERE service_id = $1 AND status = 'failed'
            AND action IN ('create', 'suspend', 'unsuspend', 'terminate') ORDER BY id DESC LIMIT 1",
+        row.id
     )
-    .bind(row.id)
     .fetch_optional(db)
     .await?;
     match last.as_deref().and_then(Action::parse) {
@@ -577,13 +761,7 @@ pub async fn request_with(
     by: TriggeredBy,
 ) -> AppResult<String> {
     let mut tx = state.pool.begin().await.map_err(AppError::from)?;
-    let row = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SERVICE_COLUMNS} FROM services WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(AppError::NotFound("service"))?;
+    let row = lock(&mut tx, id).await?;
     let action = match requested {
         Requested::Create => Action::Create,
         Requested::Suspend => Action::Suspend,
@@ -609,10 +787,10 @@ pub async fn queue_action(
 ) -> AppResult<String> {
     // A service inserted for an on-order product is already marked busy.
     if action == Action::Create && row.status() != ServiceStatus::Provisioning {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE services SET status = 'provisioning', updated_at = now() WHERE id = $1",
+            row.id
         )
-        .bind(row.id)
         .execute(&mut *tx)
         .await?;
     }
@@ -630,6 +808,47 @@ pub async fn queue_action(
     state.metrics.bump(action, |c| &c.enqueued);
     tracing::info!(service.id = row.id, job.id = %job_id, action = %action, triggered_by = %by, "provisioning queued");
     Ok(job_id)
+}
+
+/// Leases the service for a run of `action` until `lease` ends, naming this
+/// process (`instance`). Free when its lease ran out, or when the process
+/// holding it stopped beating for `stale` (killed): then its call slots go
+/// too, in the same statement. A holder without a heartbeat row (never beat,
+/// or stopped gracefully) keeps its lease until it runs out. None: another
+/// run holds it (or the service is gone).
+pub(crate) async fn lease(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    lease: std::time::Duration,
+    instance: &str,
+    stale: std::time::Duration,
+) -> AppResult<Option<ServiceRow>> {
+    Ok(sqlx::query_as!(
+        ServiceRow,
+        r#"WITH taken AS (
+               UPDATE services SET lease_until = now() + make_interval(secs => $2), leased_by = $3
+               WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()
+                     OR EXISTS (SELECT 1 FROM worker_heartbeats w WHERE w.worker_id = services.leased_by
+                                AND w.seen_at < now() - make_interval(secs => $4)))
+               RETURNING *),
+           freed AS (
+               UPDATE server_call_slots SET service_id = NULL, lease_until = NULL, updated_at = now()
+               WHERE service_id = $1 AND EXISTS (SELECT 1 FROM taken))
+           SELECT id AS "id!", order_id AS "order_id!", client_id AS "client_id!", product_id AS "product_id!",
+                  server_id, domain AS "domain!", username AS "username!", status as "status!: ServiceStatus",
+                  panel_account_id, last_error as "last_error: Json<serde_json::Value>",
+                  create_outcome_unknown AS "create_outcome_unknown!",
+                  created_at AS "created_at!", updated_at AS "updated_at!", activated_at, suspended_at, terminated_at,
+                  usage as "usage: Json<serde_json::Value>",
+                  panel_status, synced_at, suspension_reason, suspension_note, drift
+           FROM taken"#,
+        id,
+        lease.as_secs_f64(),
+        instance,
+        stale.as_secs_f64(),
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 #[cfg(test)]

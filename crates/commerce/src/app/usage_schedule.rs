@@ -19,40 +19,42 @@ pub const SYNC_PER_SERVER_PER_SEC: f64 = 5.0;
 /// how many syncs were queued (0 when not due or another process holds it).
 pub async fn tick(state: &Core, interval: Duration) -> anyhow::Result<usize> {
     let mut tx = state.pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(LOCK)
+    let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) as "locked!""#, LOCK)
         .fetch_one(&mut *tx)
         .await?;
     if !locked {
         return Ok(0);
     }
-    let due: bool = sqlx::query_scalar(
-        "SELECT COALESCE((SELECT next_run_at <= now() FROM schedules WHERE name = $1), true)",
+    let due = sqlx::query_scalar!(
+        r#"SELECT COALESCE((SELECT next_run_at <= now() FROM schedules WHERE name = $1), true) as "due!""#,
+        NAME
     )
-    .bind(NAME)
     .fetch_one(&mut *tx)
     .await?;
     if !due {
         return Ok(0);
     }
     let secs = interval.as_secs_f64();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO schedules (name, next_run_at) VALUES ($1, now() + make_interval(secs => $2))
          ON CONFLICT (name) DO UPDATE SET next_run_at = EXCLUDED.next_run_at, updated_at = now()",
+        NAME,
+        secs
     )
-    .bind(NAME)
-    .bind(secs)
     .execute(&mut *tx)
     .await?;
     // Each server's accounts in order, with their rank and the server's count.
-    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT id, row_number() OVER w - 1, count(*) OVER (PARTITION BY server_id)
+    let rows: Vec<(i64, i64, i64)> = sqlx::query!(
+        r#"SELECT id, row_number() OVER w - 1 as "rank!", count(*) OVER (PARTITION BY server_id) as "count!"
          FROM services
          WHERE status IN ('active', 'suspended') AND panel_account_id IS NOT NULL AND server_id IS NOT NULL
-         WINDOW w AS (PARTITION BY server_id ORDER BY id)",
+         WINDOW w AS (PARTITION BY server_id ORDER BY id)"#
     )
     .fetch_all(&mut *tx)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.rank, r.count))
+    .collect();
     let batch = rows
         .iter()
         .map(|(id, rank, count)| {

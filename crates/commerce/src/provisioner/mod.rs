@@ -28,7 +28,7 @@ use tracing::Instrument as _;
 use crate::app::alerts;
 use crate::app::log::{self, Finish, NewEntry};
 use crate::app::servers::{self, ServerRow};
-use crate::app::services::{SERVICE_COLUMNS, ServiceRow};
+use crate::app::services::{self, ServiceRow};
 use crate::domain::{Action, LogStatus};
 use crate::jobs::{self, JobArgs};
 use crate::state::Core;
@@ -58,23 +58,13 @@ pub async fn run(state: &Core, action: Action, args: JobArgs, job_id: &str) -> a
     // beating (killed): then its call slots go too, in the same statement.
     // A holder without a heartbeat row (never beat, or stopped gracefully)
     // keeps its lease until it runs out.
-    let leased = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
-        "WITH taken AS (
-             UPDATE services SET lease_until = now() + make_interval(secs => $2), leased_by = $3
-             WHERE id = $1 AND (lease_until IS NULL OR lease_until < now()
-                   OR EXISTS (SELECT 1 FROM worker_heartbeats w WHERE w.worker_id = services.leased_by
-                              AND w.seen_at < now() - make_interval(secs => $4)))
-             RETURNING {SERVICE_COLUMNS}),
-         freed AS (
-             UPDATE server_call_slots SET service_id = NULL, lease_until = NULL, updated_at = now()
-             WHERE service_id = $1 AND EXISTS (SELECT 1 FROM taken))
-         SELECT * FROM taken"
-    )))
-    .bind(args.service_id)
-    .bind(lease.as_secs_f64())
-    .bind(&*state.instance_id)
-    .bind(crate::runtime::HEARTBEAT_STALE.as_secs_f64())
-    .fetch_optional(&state.pool)
+    let leased = services::lease(
+        &state.pool,
+        args.service_id,
+        lease,
+        &state.instance_id,
+        crate::runtime::HEARTBEAT_STALE,
+    )
     .await
     .with_context(|| format!("leasing service {} for its {action} job", args.service_id))?;
     let Some(service) = leased else {

@@ -8,13 +8,11 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 
 use crate::app::attention::{self, Dismissed};
 use crate::app::bulk::{self, RetryFilter};
 use crate::app::servers;
-use crate::app::services::{DISMISSED, ServiceFilter};
+use crate::app::services::ServiceFilter;
 use crate::domain::TriggeredBy;
 use crate::front::AppState;
 use crate::web::error::WebResult;
@@ -73,30 +71,12 @@ impl From<Dismissed> for DismissedLine {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct FailedRow {
-    id: i64,
-    server_id: Option<i64>,
-    domain: String,
-    last_error: Option<Json<serde_json::Value>>,
-    updated_at: DateTime<Utc>,
-}
-
 /// GET /admin/attention
 pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebResult<Response> {
-    let rows: Vec<FailedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, server_id, domain, last_error, updated_at FROM services
-         WHERE status = 'failed' AND NOT {DISMISSED}
-         ORDER BY server_id NULLS FIRST, last_error->>'kind', id DESC LIMIT 5000"
-    )))
-    .fetch_all(&state.pool)
-    .await
-    .map_err(crate::app::error::AppError::from)?;
-    let names: HashMap<i64, String> = servers::all(&state.pool)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
+    let rows = attention::failed(&state.pool).await?;
+    let mut ids: Vec<i64> = rows.iter().filter_map(|r| r.server_id).collect();
+    ids.dedup();
+    let names: HashMap<i64, String> = servers::names(&state.pool, &ids).await?;
     let mut groups: Vec<Group> = Vec::new();
     for r in rows {
         let e = r.last_error.map(|j| j.0).unwrap_or_default();
