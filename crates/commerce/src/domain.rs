@@ -246,6 +246,43 @@ string_enum!(
     Health { Online => "online", Offline => "offline", Unknown => "unknown" }
 );
 
+/// A failure as the provisioner stores it in a service's `last_error`:
+/// `{kind, message, hint, retryable, action, at, next_retry_at}`, read back as
+/// one typed value instead of by key. A field that is missing, null or of
+/// another type reads as empty, so an old or hand-edited row still shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredFailure {
+    pub kind: String,
+    pub message: String,
+    pub hint: String,
+    pub next_retry_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl StoredFailure {
+    pub fn of(v: &serde_json::Value) -> Self {
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            kind: text("kind"),
+            message: text("message"),
+            hint: text("hint"),
+            next_retry_at: v
+                .get("next_retry_at")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| s.parse().ok()),
+        }
+    }
+
+    /// Nothing to show: neither a kind nor a message.
+    pub fn is_empty(&self) -> bool {
+        self.kind.is_empty() && self.message.is_empty()
+    }
+}
+
 /// How a provisioning failure reads on the wire (`error`, `last_error`):
 /// `{kind, message, hint, retryable}`. Its schema for the OpenAPI document is
 /// built from [`provisioning::FailureKind::ALL`], so a new kind is documented
@@ -339,5 +376,24 @@ mod tests {
         }
         assert_eq!(Placement::parse("fill"), Some(Placement::Fill));
         assert_eq!(AutoSetup::parse("whenever"), None);
+    }
+
+    #[test]
+    fn a_stored_failure_reads_typed_and_tolerates_missing_or_odd_fields() {
+        let f = StoredFailure::of(&serde_json::json!({
+            "kind": "timeout", "message": "no answer", "hint": "check the Panel",
+            "retryable": true, "next_retry_at": "2026-12-01T10:00:00Z"
+        }));
+        assert_eq!(f.kind, "timeout");
+        assert_eq!(f.message, "no answer");
+        assert_eq!(f.hint, "check the Panel");
+        assert_eq!(
+            f.next_retry_at.map(|t| t.to_rfc3339()),
+            Some("2026-12-01T10:00:00+00:00".into())
+        );
+        let odd = StoredFailure::of(&serde_json::json!({"kind": null, "message": 7, "hint": "h"}));
+        assert!(odd.is_empty());
+        assert_eq!(odd.hint, "h");
+        assert!(StoredFailure::of(&serde_json::json!("not an object")).is_empty());
     }
 }

@@ -13,7 +13,7 @@ use crate::app::attention::{self, Dismissed};
 use crate::app::bulk::{self, RetryFilter};
 use crate::app::servers;
 use crate::app::services::ServiceFilter;
-use crate::domain::TriggeredBy;
+use crate::domain::{StoredFailure, TriggeredBy};
 use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::FormData;
@@ -79,14 +79,11 @@ pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebRes
     let names: HashMap<i64, String> = servers::names(&state.pool, &ids).await?;
     let mut groups: Vec<Group> = Vec::new();
     for r in rows {
-        let e = r.last_error.map(|j| j.0).unwrap_or_default();
-        let text = |k: &str| {
-            e.get(k)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let kind = text("kind");
+        let e = r
+            .last_error
+            .map(|j| StoredFailure::of(&j.0))
+            .unwrap_or_default();
+        let kind = e.kind;
         let same = groups
             .last()
             .is_some_and(|g| g.server_id == r.server_id && g.kind == kind);
@@ -112,7 +109,7 @@ pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebRes
                     .find(|k| k.as_str() == kind)
                     .map_or_else(|| kind.clone(), |k| k.title().to_owned()),
                 kind,
-                hint: text("hint"),
+                hint: e.hint,
                 count: 0,
                 items: Vec::new(),
                 query: serde_urlencoded::to_string(&query).unwrap_or_default(),
@@ -124,7 +121,7 @@ pub async fn page_handler(State(state): State<AppState>, admin: Admin) -> WebRes
                 g.items.push(Item {
                     id: r.id,
                     domain: r.domain,
-                    message: text("message"),
+                    message: e.message,
                     updated: ago(r.updated_at),
                 });
             }

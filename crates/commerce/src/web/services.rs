@@ -287,7 +287,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
     let needs_attention = s
         .last_error
         .as_ref()
-        .is_some_and(|e| e.0.get("kind").and_then(|k| k.as_str()) == Some("needs_attention"));
+        .is_some_and(|e| crate::domain::StoredFailure::of(&e.0).kind == "needs_attention");
     if needs_attention && s.server_id.is_some() && s.panel_account_id.is_none() {
         actions.push(button("adopt", "Adopt the Panel's account", "secondary"));
     }

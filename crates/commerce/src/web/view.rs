@@ -49,21 +49,15 @@ pub struct ErrorBox {
 impl ErrorBox {
     /// From the JSON the app stores (`{kind, message, hint, retryable, ...}`).
     pub fn from_json(v: &Value) -> Option<Self> {
-        let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
-        if text("message").is_empty() && text("kind").is_empty() {
+        let f = crate::domain::StoredFailure::of(v);
+        if f.is_empty() {
             return None;
         }
-        let next_retry = v
-            .get("next_retry_at")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
-            .map(when)
-            .unwrap_or_default();
         Some(Self {
-            title: kind_title(text("kind")),
-            message: text("message").to_owned(),
-            hint: text("hint").to_owned(),
-            next_retry,
+            title: kind_title(&f.kind),
+            message: f.message,
+            hint: f.hint,
+            next_retry: f.next_retry_at.map(when).unwrap_or_default(),
         })
     }
 
