@@ -245,36 +245,39 @@ pub async fn run_workers(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let concurrency = state.config.worker_concurrency;
+    // One queue's worker: its storage with LISTEN and a 1 s poll, the core
+    // (and any more data) for the handler, the process's concurrency.
+    macro_rules! worker {
+        ($state:expr, $args:ty, $queue:expr, $handler:expr $(, $data:expr)*) => {
+            WorkerBuilder::new(worker_name($queue))
+                .backend(
+                    storage::<$args>(&$state, $queue)
+                        .with_pubsub()
+                        .poll_with_interval(Duration::from_secs(1)),
+                )
+                .data($state.clone())
+                $(.data($data))*
+                .concurrency(concurrency)
+                .catch_panic()
+                .build($handler)
+        };
+    }
     let mut monitor = Monitor::new();
     for job in HOSTING_JOBS {
         let (state, action, queue) = (state.clone(), job.action, job.queue);
         monitor = monitor.register(move |_restarts: usize| {
-            WorkerBuilder::new(worker_name(queue))
-                .backend(
-                    storage::<JobArgs>(&state, queue)
-                        .with_pubsub()
-                        .poll_with_interval(Duration::from_secs(1)),
-                )
-                .data(state.clone())
-                .data(action)
-                .concurrency(concurrency)
-                .catch_panic()
-                .build(handle_hosting)
+            worker!(state, JobArgs, queue, handle_hosting, action)
         });
     }
     let mail = {
         let state = state.clone();
         move |_restarts: usize| {
-            WorkerBuilder::new(worker_name(crate::mail::QUEUE))
-                .backend(
-                    storage::<crate::mail::SendMailJob>(&state, crate::mail::QUEUE)
-                        .with_pubsub()
-                        .poll_with_interval(Duration::from_secs(1)),
-                )
-                .data(state.clone())
-                .concurrency(concurrency)
-                .catch_panic()
-                .build(handle_send_mail)
+            worker!(
+                state,
+                crate::mail::SendMailJob,
+                crate::mail::QUEUE,
+                handle_send_mail
+            )
         }
     };
     monitor
