@@ -193,6 +193,35 @@ pub async fn get_product(db: impl PgExecutor<'_>, id: i64) -> AppResult<Product>
     .ok_or(AppError::NotFound("product"))
 }
 
+/// The servers and the products by name (id, name), for the menus and the
+/// name columns of a list, in one statement.
+pub async fn menus(db: impl PgExecutor<'_>) -> AppResult<Menus> {
+    let mut menus = Menus::default();
+    let rows = sqlx::query!(
+        r#"SELECT true AS "server!", id AS "id!", name AS "name!" FROM servers
+           UNION ALL SELECT false, id, name FROM products
+           ORDER BY 1 DESC, 3, 2"#
+    )
+    .fetch_all(db)
+    .await?;
+    for r in rows {
+        let list = if r.server {
+            &mut menus.servers
+        } else {
+            &mut menus.products
+        };
+        list.push((r.id, r.name));
+    }
+    Ok(menus)
+}
+
+/// What [`menus`] reads.
+#[derive(Debug, Default)]
+pub struct Menus {
+    pub servers: Vec<(i64, String)>,
+    pub products: Vec<(i64, String)>,
+}
+
 pub async fn list_products(db: impl PgExecutor<'_>) -> AppResult<Vec<Product>> {
     Ok(sqlx::query_as!(
         Product,

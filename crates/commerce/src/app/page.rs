@@ -73,12 +73,14 @@ pub struct Page<T> {
 /// thousand an admin filters rather than pages.
 pub const COUNT_CAP: i64 = 1_000;
 
-/// One page of `table` (newest first) as `T`, with its capped total. `select`
-/// is the `SELECT ... FROM table` head; `filters` pushes ` WHERE ...` with only
-/// the filters present, for both the page and its count.
+/// One page of `table` (newest first) as `T`, with its capped total, in one
+/// statement: the count is an uncorrelated scalar subquery (run once) beside the
+/// rows (`columns` are the row's, unqualified; `filters` pushes ` WHERE ...`
+/// with only the filters present, for both). A page past the end has no row
+/// to carry the count, so only then is it asked for on its own.
 pub async fn fetch_page<T>(
     db: impl sqlx::PgExecutor<'_> + Copy,
-    select: String,
+    columns: &str,
     table: &str,
     filters: impl Fn(&mut sqlx::QueryBuilder<sqlx::Postgres>),
     page: PageParams,
@@ -86,15 +88,47 @@ pub async fn fetch_page<T>(
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    let mut list = sqlx::QueryBuilder::new(select);
+    let mut list = sqlx::QueryBuilder::new(format!(
+        "SELECT {columns}, (SELECT count(*) FROM (SELECT 1 FROM {table}"
+    ));
+    filters(&mut list);
+    list.push(format_args!(
+        " LIMIT {}) matched) AS page_matched FROM {table}",
+        COUNT_CAP + 1
+    ));
     filters(&mut list);
     list.push(" ORDER BY id DESC LIMIT ")
         .push_bind(page.limit())
         .push(" OFFSET ")
         .push_bind(page.offset());
-    let rows = list.build_query_as::<T>().fetch_all(db).await?;
-    let matched = capped_count(db, table, filters).await?;
-    Ok(page.with(rows).counted(matched))
+    let rows: Vec<Counted<T>> = list.build_query_as().fetch_all(db).await?;
+    let matched = match rows.first() {
+        Some(first) => first.matched,
+        None if page.offset() == 0 => 0,
+        None => capped_count(db, table, filters).await?,
+    };
+    Ok(page
+        .with(rows.into_iter().map(|r| r.row).collect())
+        .counted(matched))
+}
+
+/// A page's row with the capped count of all matching rows beside it.
+struct Counted<T> {
+    row: T,
+    matched: i64,
+}
+
+impl<'r, T> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Counted<T>
+where
+    T: sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row as _;
+        Ok(Self {
+            row: T::from_row(row)?,
+            matched: row.try_get("page_matched")?,
+        })
+    }
 }
 
 /// Counts the rows of `table` that `filters` selects (it pushes ` WHERE ...`),

@@ -269,6 +269,8 @@ pub struct ServiceDetail {
     pub client_email: String,
     pub server_name: Option<String>,
     pub server_module: Option<String>,
+    /// When the last welcome mail went out (none yet: `None`).
+    pub welcome_sent_at: Option<DateTime<Utc>>,
 }
 
 /// Builds a [`ServiceDetail`] from a row of a detail query (the macros
@@ -308,6 +310,7 @@ macro_rules! detail_of {
             client_email: r.client_email,
             server_name: r.server_name,
             server_module: r.server_module,
+            welcome_sent_at: r.welcome_sent_at,
         }
     }};
 }
@@ -321,7 +324,8 @@ pub async fn detail(db: impl PgExecutor<'_>, id: i64) -> AppResult<ServiceDetail
                 s.panel_status, s.synced_at, s.suspension_reason, s.suspension_note, s.drift,
                 p.name AS product_name, p.package AS product_package, p.auto_setup AS product_auto_setup,
                 c.name AS client_name, c.email AS client_email,
-                sv.name AS "server_name?", sv.module AS "server_module?"
+                sv.name AS "server_name?", sv.module AS "server_module?",
+                (SELECT max(m.sent_at) FROM mail_outbox m WHERE m.service_id = s.id AND m.kind = 'welcome') AS welcome_sent_at
            FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id
            LEFT JOIN servers sv ON sv.id = s.server_id
            WHERE s.id = $1"#,
@@ -345,7 +349,8 @@ pub async fn details_of_order(
                 s.panel_status, s.synced_at, s.suspension_reason, s.suspension_note, s.drift,
                 p.name AS product_name, p.package AS product_package, p.auto_setup AS product_auto_setup,
                 c.name AS client_name, c.email AS client_email,
-                sv.name AS "server_name?", sv.module AS "server_module?"
+                sv.name AS "server_name?", sv.module AS "server_module?",
+                (SELECT max(m.sent_at) FROM mail_outbox m WHERE m.service_id = s.id AND m.kind = 'welcome') AS welcome_sent_at
            FROM services s JOIN products p ON p.id = s.product_id JOIN clients c ON c.id = s.client_id
            LEFT JOIN servers sv ON sv.id = s.server_id
            WHERE s.order_id = $1 ORDER BY s.id"#,
@@ -404,14 +409,7 @@ pub async fn list(
     page: PageParams,
 ) -> AppResult<Page<ServiceView>> {
     let filters = filter_sql(filter)?;
-    let rows = fetch_page::<ServiceRow>(
-        db,
-        format!("SELECT {SERVICE_COLUMNS} FROM services"),
-        "services",
-        filters,
-        page,
-    )
-    .await?;
+    let rows = fetch_page::<ServiceRow>(db, SERVICE_COLUMNS, "services", filters, page).await?;
     Ok(rows.map(ServiceView::from))
 }
 

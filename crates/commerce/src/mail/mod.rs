@@ -331,19 +331,6 @@ async fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> anyhow::
     .await?
 }
 
-/// When the service's last welcome mail went out, if it did.
-pub async fn welcome_sent_at(
-    db: impl sqlx::PgExecutor<'_>,
-    service_id: i64,
-) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    Ok(sqlx::query_scalar!(
-        "SELECT max(sent_at) FROM mail_outbox WHERE service_id = $1 AND kind = 'welcome'",
-        service_id,
-    )
-    .fetch_one(db)
-    .await?)
-}
-
 /// Queues the welcome mail again (the service's current password); returns the key.
 pub async fn resend_welcome(state: &Core, service_id: i64) -> crate::app::error::AppResult<String> {
     use crate::app::error::AppError;

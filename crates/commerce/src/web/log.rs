@@ -184,13 +184,7 @@ pub async fn show(State(state): State<AppState>, admin: Admin, Id(id): Id) -> We
             .unwrap_or_default(),
         can_retry: d.entry.status == "failed" && d.entry.service_id.is_some(),
         error,
-        line: {
-            let mut line = LogLine::from(d.entry);
-            if let Some(name) = server {
-                line.server = name;
-            }
-            line
-        },
+        line: LogLine::named(d.entry, server),
     };
     page(&state, &admin, &t)
 }

@@ -11,9 +11,7 @@ use serde::Deserialize;
 
 use crate::app::catalog;
 use crate::app::error::AppError;
-use crate::app::log::{self, LogFilter};
-use crate::app::page::PageParams;
-use crate::app::servers;
+use crate::app::log;
 use crate::app::services::{self, Requested, ServiceAction, ServiceFilter};
 use crate::domain::ServiceStatus;
 use crate::extract::Action;
@@ -78,13 +76,12 @@ pub async fn list(
 ) -> WebResult<Response> {
     let Query(f) = q.map_err(|e| WebError::BadRequest(e.body_text()))?;
     let list = services::list(&state.pool, &f, f.page()).await?;
-    let server_rows = servers::name_list(&state.pool).await?;
-    let product_rows = catalog::list_products(&state.pool).await?;
+    let catalog::Menus {
+        servers: server_rows,
+        products: product_rows,
+    } = catalog::menus(&state.pool).await?;
     let server_names: HashMap<i64, String> = server_rows.iter().cloned().collect();
-    let product_names: HashMap<i64, String> = product_rows
-        .iter()
-        .map(|p| (p.id, p.name.clone()))
-        .collect();
+    let product_names: HashMap<i64, String> = product_rows.iter().cloned().collect();
     let params = [
         ("status", f.status.clone().unwrap_or_default()),
         (
@@ -176,7 +173,7 @@ pub async fn list(
             .collect(),
         products: product_rows
             .into_iter()
-            .map(|p| choice(p.id.to_string(), p.name, pid.as_deref()))
+            .map(|(id, name)| choice(id.to_string(), name, pid.as_deref()))
             .collect(),
         kinds: provisioning::FailureKind::ALL
             .iter()
@@ -251,22 +248,17 @@ pub struct Watch {
 /// Polls stop after this many seconds even if nothing changed.
 const MAX_POLLS: u32 = 120;
 
-async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebResult<Panel> {
+/// The live panel of service `id`, and the service row it was built from.
+async fn panel_view(
+    state: &AppState,
+    admin: &Admin,
+    id: i64,
+    w: &Watch,
+) -> WebResult<(Panel, services::ServiceRow)> {
     let d = services::detail(&state.pool, id).await?;
     let s = &d.service;
     let server = d.server_name.clone().unwrap_or_else(|| DASH.to_owned());
-    let recent = log::list(
-        &state.pool,
-        &LogFilter {
-            service_id: Some(id),
-            ..Default::default()
-        },
-        PageParams {
-            page: 1,
-            per_page: 10,
-        },
-    )
-    .await?;
+    let recent = log::recent_of_service(&state.pool, id, 10).await?;
     let status = s.status();
     let changed = w
         .watch
@@ -315,7 +307,7 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         Vec::new()
     };
     let package_choices_empty = package_choices.is_empty();
-    Ok(Panel {
+    let panel = Panel {
         id,
         csrf: admin.csrf.clone(),
         polling,
@@ -349,10 +341,12 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         actions,
         can_change_password,
         package_choices,
-        log: crate::web::view::lines(state, recent.items).await?,
-        welcome_sent: crate::mail::welcome_sent_at(&state.pool, id)
-            .await
-            .map_err(AppError::from)?
+        log: recent
+            .into_iter()
+            .map(|(entry, server)| LogLine::named(entry, server))
+            .collect(),
+        welcome_sent: d
+            .welcome_sent_at
             .map(|t| when_opt(Some(t)))
             .unwrap_or_default(),
         can_resend_welcome: live,
@@ -399,7 +393,8 @@ async fn panel_view(state: &AppState, admin: &Admin, id: i64, w: &Watch) -> WebR
         },
         suspension_note: s.suspension_note.clone().unwrap_or_default(),
         abuse: s.suspension_reason.as_deref() == Some("abuse"),
-    })
+    };
+    Ok((panel, d.service))
 }
 
 #[derive(Template)]
@@ -422,11 +417,10 @@ pub async fn show(
     Id(id): Id,
     Query(w): Query<Watch>,
 ) -> WebResult<Response> {
-    let panel = panel_view(&state, &admin, id, &w).await?;
+    let (panel, s) = panel_view(&state, &admin, id, &w).await?;
     if htmx.0 {
         return fragment(&panel).map(vary_htmx);
     }
-    let s = services::get(&state.pool, id).await?;
     let t = ShowPage {
         chrome: Chrome::new(&admin, "services"),
         id,

@@ -195,6 +195,17 @@ impl From<crate::app::log::LogEntry> for LogLine {
     }
 }
 
+impl LogLine {
+    /// The line of `e`, naming its server `server` (unknown: `#id`).
+    pub fn named(e: crate::app::log::LogEntry, server: Option<String>) -> Self {
+        let mut line = Self::from(e);
+        if let Some(name) = server {
+            line.server = name;
+        }
+        line
+    }
+}
+
 /// Log rows as table lines, with server names instead of ids.
 pub async fn lines(
     state: &crate::front::AppState,
@@ -216,11 +227,7 @@ pub fn named_lines(
         .into_iter()
         .map(|e| {
             let server = e.server_id.and_then(|id| names.get(&id).cloned());
-            let mut line = LogLine::from(e);
-            if let Some(name) = server {
-                line.server = name;
-            }
-            line
+            LogLine::named(e, server)
         })
         .collect()
 }

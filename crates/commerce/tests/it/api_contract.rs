@@ -305,3 +305,45 @@ async fn a_service_status_this_build_does_not_know_fails_the_read_instead_of_rea
         .expect("restore");
     app.finish().await;
 }
+
+/// The count rides on the page's own statement; a page past the end (no row to
+/// carry it) and a filter that matches nothing still report the right total.
+#[tokio::test]
+async fn a_list_reports_its_total_on_every_page_even_past_the_end() {
+    let app = TestApp::spawn().await;
+    let (_, server, product) = app.catalog("Starter", "on_order").await;
+    for n in 0..3 {
+        let order = app.order(product, &format!("page{n}.example.com")).await;
+        let id = order["services"][0]["id"].as_i64().expect("service id");
+        app.settle(id, &["active"]).await;
+    }
+    for (query, items, total) in [
+        ("per_page=2", 2, 3),
+        ("per_page=2&page=2", 1, 3),
+        ("per_page=2&page=9", 0, 3),
+        ("status=suspended", 0, 0),
+    ] {
+        let page = app.get(&format!("/api/v1/services?{query}")).await;
+        assert_eq!(
+            page["items"].as_array().map(Vec::len),
+            Some(items),
+            "{query}: {page}"
+        );
+        assert_eq!(page["total"], total, "{query}: {page}");
+    }
+    // Each create wrote one row on the server.
+    let log = |q: &str| format!("/api/v1/provisioning-log?server_id={server}&action=create&{q}");
+    let first = app.get(&log("per_page=2")).await;
+    assert_eq!(
+        (first["items"].as_array().map(Vec::len), &first["total"]),
+        (Some(2), &json!(3)),
+        "{first}"
+    );
+    let past = app.get(&log("per_page=2&page=3")).await;
+    assert_eq!(
+        (past["items"].as_array().map(Vec::len), &past["total"]),
+        (Some(0), &json!(3)),
+        "{past}"
+    );
+    app.finish().await;
+}
