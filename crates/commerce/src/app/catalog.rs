@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgExecutor};
 
 use crate::app::error::{AppError, AppResult};
-use crate::app::page::{Page, PageParams};
+use crate::app::page::{Page, PageParams, fetch_page};
 use crate::domain::{
     AutoSetup, FieldErrors, Placement, parse_email, parse_limit, parse_name, parse_package,
 };
@@ -299,16 +299,27 @@ pub async fn list_clients(
     db: impl PgExecutor<'_> + Copy,
     page: PageParams,
 ) -> AppResult<Page<Client>> {
+    Ok(fetch_page(
+        db,
+        "id, email, name, created_at, updated_at",
+        "clients",
+        |_: &mut sqlx::QueryBuilder<sqlx::Postgres>| {},
+        page,
+    )
+    .await?)
+}
+
+/// The clients `ids` names, by id: one indexed read for a page of orders.
+pub async fn clients_by_id(
+    db: impl PgExecutor<'_>,
+    ids: &[i64],
+) -> AppResult<std::collections::HashMap<i64, Client>> {
     let rows = sqlx::query_as!(
         Client,
-        "SELECT id, email, name, created_at, updated_at FROM clients ORDER BY id DESC LIMIT $1 OFFSET $2",
-        page.limit(),
-        page.offset()
+        "SELECT id, email, name, created_at, updated_at FROM clients WHERE id = ANY($1)",
+        ids
     )
     .fetch_all(db)
     .await?;
-    let total = sqlx::query_scalar!(r#"SELECT count(*) as "n!" FROM clients"#)
-        .fetch_one(db)
-        .await?;
-    Ok(page.with(rows).total(total))
+    Ok(rows.into_iter().map(|c| (c.id, c)).collect())
 }

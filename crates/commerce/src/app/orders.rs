@@ -9,7 +9,7 @@ use sqlx::{FromRow, PgConnection, PgExecutor};
 use crate::app::catalog::{self, ClientInput};
 use crate::app::error::{AppError, AppResult};
 use crate::app::idempotency::{self, Claim, IdempotencyKey};
-use crate::app::page::{Page, PageParams};
+use crate::app::page::{Page, PageParams, fetch_page};
 use crate::app::services::{self, ServiceRow};
 use crate::domain::{Action, AutoSetup, Domain, FieldErrors, ServiceStatus, TriggeredBy};
 use crate::state::Core;
@@ -71,28 +71,21 @@ pub async fn get(db: impl PgExecutor<'_> + Copy, id: i64) -> AppResult<OrderView
 }
 
 pub async fn list(db: impl PgExecutor<'_> + Copy, page: PageParams) -> AppResult<Page<OrderView>> {
-    let orders = sqlx::query_as!(
-        OrderRow,
-        "SELECT id, status, client_id, created_at, paid_at FROM orders ORDER BY id DESC LIMIT $1 OFFSET $2",
-        page.limit(),
-        page.offset()
+    let orders: Page<OrderRow> = fetch_page(
+        db,
+        "id, status, client_id, created_at, paid_at",
+        "orders",
+        |_: &mut sqlx::QueryBuilder<sqlx::Postgres>| {},
+        page,
     )
-    .fetch_all(db)
     .await?;
-    let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
+    let ids: Vec<i64> = orders.items.iter().map(|o| o.id).collect();
     // One query for the services of the whole page, not one per order.
     let services = services::of_orders(db, &ids).await?;
-    let total = sqlx::query_scalar!(r#"SELECT count(*) as "n!" FROM orders"#)
-        .fetch_one(db)
-        .await?;
-    let items = orders
-        .into_iter()
-        .map(|o| {
-            let id = o.id;
-            view(o, services.iter().filter(|s| s.order_id == id).cloned())
-        })
-        .collect();
-    Ok(page.with(items).total(total))
+    Ok(orders.map(|o| {
+        let id = o.id;
+        view(o, services.iter().filter(|s| s.order_id == id).cloned())
+    }))
 }
 
 fn view(o: OrderRow, services: impl Iterator<Item = ServiceRow>) -> OrderView {

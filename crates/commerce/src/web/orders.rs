@@ -44,12 +44,18 @@ pub async fn list(
 ) -> WebResult<Response> {
     let list = orders::list(&state.pool, q.params()).await?;
     let pager = Pager::new("/admin/orders", &[], &list);
+    let mut ids: Vec<i64> = list.items.iter().map(|o| o.client_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let clients = catalog::clients_by_id(&state.pool, &ids).await?;
     let mut rows = Vec::new();
     for o in list.items {
-        let client = catalog::get_client(&state.pool, o.client_id).await?;
         rows.push(Row {
             id: o.id,
-            client: format!("{} <{}>", client.name, client.email),
+            client: clients
+                .get(&o.client_id)
+                .map(|c| format!("{} <{}>", c.name, c.email))
+                .unwrap_or_default(),
             status_class: status_class(&o.status),
             status: o.status,
             domains: o

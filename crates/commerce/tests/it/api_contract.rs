@@ -317,13 +317,17 @@ async fn a_list_reports_its_total_on_every_page_even_past_the_end() {
         let id = order["services"][0]["id"].as_i64().expect("service id");
         app.settle(id, &["active"]).await;
     }
+    // Three services, three orders, three clients.
     for (query, items, total) in [
-        ("per_page=2", 2, 3),
-        ("per_page=2&page=2", 1, 3),
-        ("per_page=2&page=9", 0, 3),
-        ("status=suspended", 0, 0),
+        ("services?per_page=2", 2, 3),
+        ("services?per_page=2&page=2", 1, 3),
+        ("services?per_page=2&page=9", 0, 3),
+        ("services?status=suspended", 0, 0),
+        ("orders?per_page=2", 2, 3),
+        ("orders?per_page=2&page=9", 0, 3),
+        ("clients?per_page=2&page=2", 1, 3),
     ] {
-        let page = app.get(&format!("/api/v1/services?{query}")).await;
+        let page = app.get(&format!("/api/v1/{query}")).await;
         assert_eq!(
             page["items"].as_array().map(Vec::len),
             Some(items),
