@@ -151,6 +151,11 @@ async fn measure(
             }),
         ));
         endpoints.push((
+            "GET /admin/orders (page 1)",
+            false,
+            Box::new(|_| "/admin/orders".into()),
+        ));
+        endpoints.push((
             "GET /admin/services/{id}",
             true,
             Box::new(move |rng| {
