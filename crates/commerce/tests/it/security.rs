@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use opterius_sim::{Faults, SimConfig, Target};
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{Catalog, CatalogIds, TestApp};
 
 /// Every log line written while it is alive (the test's runtime is
 /// single-threaded, so the server and the workers log through it too).
@@ -133,7 +133,10 @@ async fn all_columns(app: &TestApp) -> Vec<String> {
 async fn a_panel_echoing_the_create_body_leaks_the_password_nowhere() {
     let (lines, _guard) = Lines::capture();
     let app = TestApp::spawn().await;
-    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
     // 200 without an id, a 422 whose message quotes the body, a 500 body.
     let mut services = Vec::new();
     for (n, status) in [200u16, 422, 500].into_iter().enumerate() {
@@ -145,10 +148,12 @@ async fn a_panel_echoing_the_create_body_leaks_the_password_nowhere() {
                 ..Default::default()
             },
         );
-        let order = app.order(product, &format!("echo{n}.example.com")).await;
-        let sid = order["services"][0]["id"].as_i64().expect("service id");
+        let sid = app
+            .order(product, &format!("echo{n}.example.com"))
+            .await
+            .service_id();
         let s = app.settle(sid, &["failed", "needs_attention"]).await;
-        assert!(s["last_error"].is_object(), "{s}");
+        assert!(s.last_error.is_some(), "{s:?}");
         services.push(sid);
     }
     let passwords = app.passwords().await;
@@ -170,7 +175,7 @@ async fn a_panel_echoing_the_create_body_leaks_the_password_nowhere() {
                 .to_string(),
         );
         for entry in app.log_for(*sid).await {
-            let id = entry["id"].as_i64().expect("log id");
+            let id = entry.id;
             seen.push(
                 app.get(&format!("/api/v1/provisioning-log/{id}"))
                     .await
@@ -227,7 +232,11 @@ async fn sim_requests(app: &TestApp) -> usize {
 #[tokio::test]
 async fn a_changed_api_url_needs_the_token_again_and_sends_nothing() {
     let app = TestApp::spawn().await;
-    let (group, server, _) = app.catalog("Starter", "manual").await;
+    let CatalogIds {
+        group_id: group,
+        server_id: server,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
     let _ = group;
     let before = sim_requests(&app).await;
     let other_host = app.sim.server_url(0).replace("127.0.0.1", "localhost");
@@ -295,7 +304,11 @@ async fn a_changed_api_url_needs_the_token_again_and_sends_nothing() {
 #[tokio::test]
 async fn a_redirecting_panel_gets_no_second_request_and_fails_invalid_response() {
     let app = TestApp::spawn().await;
-    let (_, server, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        server_id: server,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
     for status in [302u16, 307] {
         app.sim.reset();
         app.sim.set_faults(
@@ -337,10 +350,12 @@ async fn a_redirecting_panel_gets_no_second_request_and_fails_invalid_response()
             ..Default::default()
         },
     );
-    let order = app.order(product, "redirected.example.com").await;
-    let sid = order["services"][0]["id"].as_i64().expect("id");
+    let sid = app
+        .order(product, "redirected.example.com")
+        .await
+        .service_id();
     let s = app.settle(sid, &["failed"]).await;
-    assert_eq!(s["last_error"]["kind"], "invalid_response", "{s}");
+    assert_eq!(s.error_kind(), "invalid_response", "{s:?}");
     let seen = app.sim.requests();
     assert!(seen.iter().all(|r| r.target == "panel-0"), "{seen:?}");
     assert_eq!(
@@ -451,7 +466,12 @@ async fn panel_addresses_in_metadata_or_loopback_space_are_refused_before_connec
 async fn sealed_secrets_stay_on_their_row_and_key_rotation_reseals_everything_resumably() {
     use commerce::crypto::{AppKey, Sealer};
     let app = TestApp::spawn().await;
-    let (group, first, product) = app.catalog("Starter", "manual").await;
+    let CatalogIds {
+        group_id: group,
+        server_id: first,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
     let second = app.add_server("panel-1", group, 1, 0).await;
     for n in 0..3 {
         app.order(product, &format!("rot{n}.example.com")).await;
@@ -537,7 +557,10 @@ async fn order_with_key(app: &TestApp, key: &str, body: &Value) -> (u16, Value) 
 #[tokio::test]
 async fn the_same_idempotency_key_twice_makes_one_order() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
     let body = json!({"client": {"email": "retry@example.com", "name": "R"}, "product_id": product, "domain": "retry.example.com"});
     let (first_status, first) = order_with_key(&app, "order-7f3a", &body).await;
     assert_eq!(first_status, 201, "{first}");
@@ -610,7 +633,12 @@ fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn provision_tokens_cannot_reach_servers_and_a_revoked_token_is_refused_at_once() {
     let app = TestApp::spawn().await;
-    let (group, server, product) = app.catalog("Starter", "manual").await;
+    let CatalogIds {
+        group_id: group,
+        server_id: server,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
     let created = cli(
         &app,
         &[
@@ -704,7 +732,11 @@ async fn provision_tokens_cannot_reach_servers_and_a_revoked_token_is_refused_at
 #[tokio::test]
 async fn hostile_paging_slow_clients_and_repeat_sweeps_are_answered_without_harm() {
     let app = TestApp::spawn().await;
-    let (_, server, product) = app.catalog("Starter", "manual").await;
+    let CatalogIds {
+        server_id: server,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
     for path in [
         "/api/v1/services?page=9223372036854775807&per_page=9223372036854775807",
         "/api/v1/provisioning-log?page=9223372036854775807",
@@ -790,6 +822,7 @@ async fn hostile_paging_slow_clients_and_repeat_sweeps_are_answered_without_harm
     );
     let first = app.call("POST", "/api/v1/servers/sweep", Some(json!({})));
     let second = async {
+        // Lands while the first, slow sweep runs: the overlap is under test.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         app.call("POST", "/api/v1/servers/sweep", Some(json!({})))
             .await
@@ -804,8 +837,7 @@ async fn hostile_paging_slow_clients_and_repeat_sweeps_are_answered_without_harm
 
     // API terminate needs {"confirm": "<domain>"}; Retry never re-runs one.
     let _ = server;
-    let order = app.order(product, "keepme.example.com").await;
-    let sid = order["services"][0]["id"].as_i64().expect("id");
+    let sid = app.order(product, "keepme.example.com").await.service_id();
     let (status, body) = app
         .call("POST", &format!("/api/v1/services/{sid}/create"), None)
         .await;
@@ -840,7 +872,7 @@ async fn hostile_paging_slow_clients_and_repeat_sweeps_are_answered_without_harm
     assert_eq!(status, 202);
     app.wait_for_log(sid, |log| {
         log.iter()
-            .filter(|e| e["action"] == "terminate" && e["status"] == "failed")
+            .filter(|e| e.outcome() == ("terminate", "failed"))
             .count()
             >= 5
     })
@@ -1165,7 +1197,7 @@ async fn a_name_that_rebinds_to_metadata_is_refused_at_the_next_connect() {
 #[tokio::test]
 async fn test_all_is_one_at_a_time_across_processes() {
     let app = TestApp::spawn().await;
-    app.catalog("Starter", "manual").await;
+    Catalog::on(&app).auto_setup("manual").build().await;
     // Another process on the same database (its own state, flag and pool).
     let other = commerce::build_state(crate::support::config(&app.state.config.database_url, &[]))
         .await
@@ -1197,6 +1229,8 @@ async fn test_all_is_one_at_a_time_across_processes() {
             std::time::Instant::now() < deadline,
             "never released: {status} {body}"
         );
+        // The other process's sweep slot is released by its dropped guard in
+        // the background, not by a job: poll for it.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     other.pool.close().await;
