@@ -80,14 +80,7 @@ async fn a_server_down_for_three_sweeps_sends_exactly_one_offline_and_one_online
         ("HEALTH_SWEEP_INTERVAL_SECS", "1"),
         ("ALERT_WEBHOOK_URL", url.as_str()),
     ];
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &overrides,
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&overrides).await;
     let CatalogIds {
         server_id: server, ..
     } = Catalog::on(&app).build().await;
@@ -232,14 +225,7 @@ async fn a_server_going_offline_and_back_mails_alert_email_exactly_once_each() {
         ("HEALTH_SWEEP_INTERVAL_SECS", "1"),
         ("ALERT_EMAIL", "ops@example.com"),
     ];
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &overrides,
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&overrides).await;
     let dir = app.state.config.mail_dir.clone();
     let CatalogIds {
         server_id: server, ..
@@ -298,13 +284,10 @@ async fn a_server_going_offline_and_back_mails_alert_email_exactly_once_each() {
 #[tokio::test]
 async fn a_suspend_failing_for_good_raises_one_alert_mailed_over_smtp_after_a_refusal() {
     let sink = crate::lifecycle::SmtpSink::start().await;
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("SMTP_URL", &sink.url), ("ALERT_EMAIL", "ops@example.com")],
-    )
+    let app = TestApp::spawn_with_settings(&[
+        ("SMTP_URL", &sink.url),
+        ("ALERT_EMAIL", "ops@example.com"),
+    ])
     .await;
     let CatalogIds {
         server_id: server,

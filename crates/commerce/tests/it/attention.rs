@@ -2,7 +2,7 @@
 //! this", over HTTP with an admin session: what each takes off the page or
 //! queues, and what it must leave alone.
 
-use opterius_sim::{Faults, SimConfig, Target};
+use opterius_sim::{Faults, Target};
 
 use crate::support::{Catalog, CatalogIds, TestApp};
 use crate::ui::{ADMIN_EMAIL, ADMIN_PASSWORD, Http, create_admin};
@@ -46,14 +46,7 @@ async fn failed_order(app: &TestApp, product: i64, domain: &str) -> i64 {
 
 #[tokio::test]
 async fn dismissing_a_failed_service_takes_it_off_needs_attention_until_it_fails_again() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "1")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "1")]).await;
     let mut http = admin(&app).await;
     let CatalogIds {
         product_id: product,
@@ -158,14 +151,7 @@ async fn dismissing_a_failed_service_takes_it_off_needs_attention_until_it_fails
 
 #[tokio::test]
 async fn retry_all_on_a_filtered_log_retries_each_service_failed_now_once() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "2")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "2")]).await;
     let mut http = admin(&app).await;
     let CatalogIds {
         product_id: product,

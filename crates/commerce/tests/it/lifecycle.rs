@@ -432,28 +432,16 @@ async fn drift_is_flagged_when_the_panel_suspends_or_loses_an_account_behind_our
 
 #[tokio::test]
 async fn the_usage_schedule_syncs_every_live_account_once_per_round_spread_per_server() {
-    let app = TestApp::spawn_with(
-        opterius_sim::SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("USAGE_SYNC_INTERVAL_SECS", "0")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("USAGE_SYNC_INTERVAL_SECS", "0")]).await;
     let CatalogIds {
         group_id: group,
         product_id: product,
         ..
     } = Catalog::v1(&app).build().await;
     app.add_v1_server("panel-v1-b", group, 1).await;
-    let mut ids = Vec::new();
-    for n in 0..4 {
-        let sid = app
-            .order(product, &format!("u{n}.example.com"))
-            .await
-            .service_id();
-        ids.push(sid);
-    }
+    let ids = app
+        .orders(product, 4, |n| format!("u{n}.example.com"))
+        .await;
     for sid in &ids {
         app.settle(*sid, &["active"]).await;
     }
@@ -509,14 +497,9 @@ async fn figures_mail_rate_and_sync_throughput() {
     };
     let (mails, services) = (count("FIGURE_MAILS", 200), count("FIGURE_SERVICES", 400));
     let sink = SmtpSink::start().await;
-    let app = TestApp::spawn_with(
-        opterius_sim::SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("SMTP_URL", &sink.url), ("USAGE_SYNC_INTERVAL_SECS", "0")],
-    )
-    .await;
+    let app =
+        TestApp::spawn_with_settings(&[("SMTP_URL", &sink.url), ("USAGE_SYNC_INTERVAL_SECS", "0")])
+            .await;
     let CatalogIds {
         group_id: group,
         product_id: product,
@@ -543,13 +526,10 @@ async fn figures_mail_rate_and_sync_throughput() {
     );
 
     let mut ids = vec![first];
-    for n in 1..services {
-        ids.push(
-            app.order(product, &format!("m{n}.example.com"))
-                .await
-                .service_id(),
-        );
-    }
+    ids.extend(
+        app.orders(product, services - 1, |n| format!("m{}.example.com", n + 1))
+            .await,
+    );
     for sid in &ids {
         app.settle(*sid, &["active"]).await;
     }

@@ -32,14 +32,9 @@ async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_
     let app = TestApp::spawn().await;
     let (bad, healthy, product) = four_servers_one_with_a_wrong_token(&app).await;
 
-    let mut services = Vec::new();
-    for i in 0..20 {
-        services.push(
-            app.order(product, &format!("shop{i}.example.com"))
-                .await
-                .service_id(),
-        );
-    }
+    let services = app
+        .orders(product, 20, |i| format!("shop{i}.example.com"))
+        .await;
     for sid in &services {
         let s = app.settle(*sid, &["active", "failed"]).await;
         assert_eq!(s.status, "active", "{s:?}");
@@ -113,14 +108,7 @@ async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_
 
 #[tokio::test]
 async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "2")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "2")]).await;
     let catalog = Catalog::on(&app).servers(2).build().await;
     let (s0, s1, product) = (
         catalog.server_ids[0],
@@ -179,14 +167,7 @@ async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() 
 
 #[tokio::test]
 async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_without_duplicates() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "1")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "1")]).await;
     let catalog = Catalog::on(&app).servers(2).build().await;
     let (s0, s1, product) = (
         catalog.server_ids[0],
@@ -195,19 +176,14 @@ async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_with
     );
     // Both Panels refuse the package for now: every create fails for good.
     app.sim.set_packages(Target::All, &["Other"]);
-    let mut services = Vec::new();
     // BULK_RETRY_SERVICES=1000 reproduces the figure; 40 keeps it quick.
     let n: i64 = std::env::var("BULK_RETRY_SERVICES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    for i in 0..n {
-        services.push(
-            app.order(product, &format!("bulk{i}.example.com"))
-                .await
-                .service_id(),
-        );
-    }
+    let services = app
+        .orders(product, n as usize, |i| format!("bulk{i}.example.com"))
+        .await;
     for sid in &services {
         app.settle(*sid, &["failed"]).await;
     }

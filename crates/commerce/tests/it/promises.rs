@@ -251,14 +251,9 @@ async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
         .execute(&mut *hold)
         .await
         .expect("lock the server row");
-    let mut sids = Vec::new();
-    for i in 0..4 {
-        sids.push(
-            app.order(product, &format!("race{i}.example.com"))
-                .await
-                .service_id(),
-        );
-    }
+    let sids = app
+        .orders(product, 4, |i| format!("race{i}.example.com"))
+        .await;
     // Every create has read the server as free and now waits for the row.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

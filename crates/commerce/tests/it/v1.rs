@@ -736,17 +736,11 @@ async fn thirty_percent_committed_503s_leave_no_orphan_and_no_failed_service() {
     );
     const N: usize = 20;
     for (module, product) in [("opterius", seed_product), ("opterius_v1", v1_product)] {
-        let mut sids = Vec::new();
-        for i in 0..N {
-            sids.push(
-                app.order(
-                    product,
-                    &format!("{}-{i}.example.com", module.replace('_', "")),
-                )
-                .await
-                .service_id(),
-            );
-        }
+        let sids = app
+            .orders(product, N, |i| {
+                format!("{}-{i}.example.com", module.replace('_', ""))
+            })
+            .await;
         let mut hit = 0;
         for sid in sids {
             let service = app.settle(sid, &["active", "failed"]).await;

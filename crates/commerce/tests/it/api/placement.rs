@@ -1,20 +1,13 @@
 //! Placement rules: disabled, offline and full servers are skipped; fill fills in order.
 
-use opterius_sim::{Faults, SimConfig, Target};
+use opterius_sim::{Faults, Target};
 use serde_json::json;
 
 use crate::support::TestApp;
 
 #[tokio::test]
 async fn placement_skips_disabled_offline_and_full_servers_and_fill_fills_in_order() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
+    let app = TestApp::spawn().await;
     let group = app.group("Fill", "fill").await;
     let disabled = app.add_server("a-disabled", group, 0, 0).await;
     let offline = app.add_server("b-offline", group, 1, 0).await;

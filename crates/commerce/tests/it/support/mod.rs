@@ -135,12 +135,17 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with_settings(&[]).await
+    }
+
+    /// The default four simulated Panels, with settings overridden.
+    pub async fn spawn_with_settings(overrides: &[(&str, &str)]) -> Self {
         Self::spawn_with(
             SimConfig {
                 servers: 4,
                 ..Default::default()
             },
-            &[],
+            overrides,
         )
         .await
     }
@@ -276,6 +281,21 @@ impl TestApp {
             "POST /api/v1/orders",
             self.order_json(product_id, domain).await,
         )
+    }
+
+    /// `n` orders of `product_id`, the `i`-th for the domain `domain(i)`;
+    /// returns their services' ids in order.
+    pub async fn orders(
+        &self,
+        product_id: i64,
+        n: usize,
+        domain: impl Fn(usize) -> String,
+    ) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(self.order(product_id, &domain(i)).await.service_id());
+        }
+        ids
     }
 
     /// [`TestApp::order`] as the JSON the API answered, for shape checks.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use opterius_sim::{Faults, SimConfig, Target};
+use opterius_sim::{Faults, Target};
 use serde_json::json;
 
 use super::{Browser, WAIT, create_admin};
@@ -11,14 +11,7 @@ use crate::support::{Catalog, CatalogIds, TestApp};
 #[tokio::test]
 async fn admin_sends_a_test_alert_sees_recent_alerts_and_the_servers_health_chart() {
     let (url, got) = crate::alerts::sink().await;
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("ALERT_WEBHOOK_URL", url.as_str())],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("ALERT_WEBHOOK_URL", url.as_str())]).await;
     create_admin(&app).await;
     let CatalogIds {
         server_id: server, ..

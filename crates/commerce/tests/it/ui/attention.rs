@@ -1,6 +1,6 @@
 //! Needs attention and the "Retry all like this" confirmations, in Chromium.
 
-use opterius_sim::{SimConfig, Target};
+use opterius_sim::Target;
 
 use super::{Browser, create_admin};
 use crate::support::{Catalog, CatalogIds, TestApp};
@@ -8,28 +8,16 @@ use crate::support::{Catalog, CatalogIds, TestApp};
 #[tokio::test]
 async fn admin_sees_failed_services_grouped_on_needs_attention_and_retries_all_like_this_from_the_log_and_the_list_after_a_confirmation()
  {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "1")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "1")]).await;
     create_admin(&app).await;
     let CatalogIds {
         product_id: product,
         ..
     } = Catalog::on(&app).build().await;
     app.sim.set_packages(Target::All, &["Other"]);
-    let mut services = Vec::new();
-    for i in 0..6 {
-        services.push(
-            app.order(product, &format!("attn{i}.example.com"))
-                .await
-                .service_id(),
-        );
-    }
+    let services = app
+        .orders(product, 6, |i| format!("attn{i}.example.com"))
+        .await;
     for sid in &services {
         app.settle(*sid, &["failed"]).await;
     }

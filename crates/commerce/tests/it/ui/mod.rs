@@ -188,6 +188,27 @@ impl Browser {
         }
     }
 
+    /// Adds a client on the Clients page.
+    async fn create_client(&self, name: &str, email: &str) {
+        self.goto("/admin/clients").await;
+        self.fill("#client-name", name).await;
+        self.fill("#client-email", email).await;
+        self.click("#create-client").await;
+        self.wait_text(".flash-success", |t| t.contains(name)).await;
+    }
+
+    /// Orders the first product for the first client at `domain` on the new
+    /// order form; waits until its service's status is `status`.
+    async fn place_order(&self, domain: &str, status: &str) {
+        self.goto("/admin/orders/new").await;
+        self.select_index("#client_id", 1).await;
+        self.select_index("#product_id", 1).await;
+        self.fill("#domain", domain).await;
+        self.click("#place-order").await;
+        self.wait_text("[data-service-status]", |t| t == status)
+            .await;
+    }
+
     async fn js(&self, script: &str) -> Value {
         self.client
             .execute(script, vec![])

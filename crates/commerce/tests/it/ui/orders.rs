@@ -32,19 +32,8 @@ async fn an_order_that_fails_on_the_package_case_is_fixed_retried_and_taken_thro
     b.click("#save").await;
     b.wait_text(".flash-success", |t| t.contains("Starter plan"))
         .await;
-    b.goto("/admin/clients").await;
-    b.fill("#client-name", "Alice Shop").await;
-    b.fill("#client-email", "alice@example.com").await;
-    b.click("#create-client").await;
-    b.wait_text(".flash-success", |t| t.contains("Alice Shop"))
-        .await;
-    b.goto("/admin/orders/new").await;
-    b.select_index("#client_id", 1).await;
-    b.select_index("#product_id", 1).await;
-    b.fill("#domain", "alice-shop.example.com").await;
-    b.click("#place-order").await;
-    b.wait_text("[data-service-status]", |t| t == "failed")
-        .await;
+    b.create_client("Alice Shop", "alice@example.com").await;
+    b.place_order("alice-shop.example.com", "failed").await;
     let progress = b.text("#order-progress").await;
     assert!(
         progress.contains("Package names are case-sensitive"),
@@ -139,13 +128,8 @@ async fn an_order_that_fails_on_the_package_case_is_fixed_retried_and_taken_thro
     b.select_index("#auto_setup", 1).await;
     b.click("#save").await;
     b.wait_text(".flash-success", |t| t.contains("saved")).await;
-    b.goto("/admin/orders/new").await;
-    b.select_index("#client_id", 1).await;
-    b.select_index("#product_id", 1).await;
-    b.fill("#domain", "bob-shop.example.com").await;
-    b.click("#place-order").await;
-    b.wait_text("#order-status", |t| t == "pending").await;
-    assert_eq!(b.text("[data-service-status]").await, "pending");
+    b.place_order("bob-shop.example.com", "pending").await;
+    assert_eq!(b.text("#order-status").await, "pending");
     assert!(b.text("#order-progress").await.contains("set up when paid"));
     b.click("#mark-paid").await;
     b.wait_text(".flash-success", |t| t.contains("marked paid"))

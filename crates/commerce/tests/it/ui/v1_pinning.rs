@@ -88,19 +88,8 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
     b.wait_text(".flash-success", |t| t.contains("\"Starter\""))
         .await;
 
-    b.goto("/admin/clients").await;
-    b.fill("#client-name", "Alice Shop").await;
-    b.fill("#client-email", "alice@example.com").await;
-    b.click("#create-client").await;
-    b.wait_text(".flash-success", |t| t.contains("Alice Shop"))
-        .await;
-    b.goto("/admin/orders/new").await;
-    b.select_index("#client_id", 1).await;
-    b.select_index("#product_id", 1).await;
-    b.fill("#domain", "alice-shop.example.com").await;
-    b.click("#place-order").await;
-    b.wait_text("[data-service-status]", |t| t == "active")
-        .await;
+    b.create_client("Alice Shop", "alice@example.com").await;
+    b.place_order("alice-shop.example.com", "active").await;
     let service_id = ids(&app, "services").await[0];
     assert_eq!(app.sim.accounts(Target::Server(0))[0].username, "aliceshop");
 
