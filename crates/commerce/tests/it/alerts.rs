@@ -66,8 +66,8 @@ async fn down_for_three_sweeps_then_up(app: &TestApp, server: i64) {
     );
     let down_from = sweeps(app, server).await;
     wait_sweeps(app, server, down_from + 3).await;
-    let offline = app.get(&format!("/api/v1/servers/{server}")).await;
-    assert_eq!(offline["health"]["status"], "offline", "{offline}");
+    let offline = app.server(server).await;
+    assert_eq!(offline.health.status, "offline", "{offline:?}");
     app.sim.clear_faults();
     let up_from = sweeps(app, server).await;
     wait_sweeps(app, server, up_from + 2).await;

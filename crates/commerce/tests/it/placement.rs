@@ -68,17 +68,22 @@ async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_
         .sum();
     assert_eq!(total, 20, "one account per order, none twice");
 
-    let server = app.get(&format!("/api/v1/servers/{bad}")).await;
-    assert_eq!(server["health"]["status"], "offline", "{server}");
-    assert_eq!(server["health"]["last_error"]["kind"], "unauthorized");
-    assert!(server["health"]["since"].is_string(), "{server}");
-    assert!(
-        server["health"]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("unauthorized") && r.starts_with("create of service")),
-        "{server}"
+    let server = app.server(bad).await;
+    let health = &server.health;
+    assert_eq!(health.status, "offline", "{server:?}");
+    assert_eq!(
+        health.last_error.as_ref().map(|e| e.kind.as_str()),
+        Some("unauthorized")
     );
-    assert_eq!(server["account_count"], 0, "slots given back");
+    assert!(health.since.is_some(), "{server:?}");
+    assert!(
+        health
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("unauthorized") && r.starts_with("create of service")),
+        "{server:?}"
+    );
+    assert_eq!(server.account_count, 0, "slots given back");
 
     // Fix the token and test: the server is back in placement, and being the
     // emptiest, takes the next order.
@@ -90,13 +95,11 @@ async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_
         )
         .await;
     assert_eq!(code, 200, "{body}");
-    let test = app
-        .post(&format!("/api/v1/servers/{bad}/test"), json!({}))
-        .await;
-    assert_eq!(test["ok"], true, "{test}");
-    let server = app.get(&format!("/api/v1/servers/{bad}")).await;
-    assert_eq!(server["health"]["status"], "online");
-    assert_eq!(server["health"]["reason"], "connection test passed");
+    let test = app.test_server(bad).await;
+    assert!(test.ok, "{test:?}");
+    let health = app.server(bad).await.health;
+    assert_eq!(health.status, "online");
+    assert_eq!(health.reason.as_deref(), Some("connection test passed"));
     let next = app
         .order(product, "after-fix.example.com")
         .await
@@ -141,10 +144,7 @@ async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() 
         "never re-placed on a 5xx: {log:?}"
     );
     for s in [s0, s1] {
-        assert_eq!(
-            app.get(&format!("/api/v1/servers/{s}")).await["health"]["status"],
-            "unknown"
-        );
+        assert_eq!(app.server(s).await.health.status, "unknown");
     }
     let filtered = app
         .get(&format!("/api/v1/services?status=failed&server_id={first}"))
@@ -160,8 +160,7 @@ async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() 
         .await;
     let s = app.settle(sid, &["active"]).await;
     assert_eq!(s.server_id, Some(first));
-    let count = app.get(&format!("/api/v1/servers/{first}")).await["account_count"].clone();
-    assert_eq!(count, 1);
+    assert_eq!(app.server(first).await.account_count, 1);
     app.finish().await;
 }
 

@@ -303,10 +303,7 @@ async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
         );
     }
     assert_eq!(active, 1, "the one slot is taken once");
-    assert_eq!(
-        app.get(&format!("/api/v1/servers/{server}")).await["account_count"],
-        1
-    );
+    assert_eq!(app.server(server).await.account_count, 1);
     // The queue's ack lands just after the service's status: drain for it.
     app.drain().await;
     let jobs: Vec<(String, i32, Option<String>)> = sqlx::query_as(

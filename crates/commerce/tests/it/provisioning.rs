@@ -70,18 +70,14 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     app.settle(sid, &["active"]).await;
     assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
 
-    let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
+    let before = app.server(server_id).await.account_count;
     app.queue_with(sid, "terminate", json!({"confirm": "bob.example.org"}))
         .await;
     let done = app.settle(sid, &["terminated"]).await;
     assert!(done.terminated_at.is_some(), "{done:?}");
     assert!(app.sim.accounts(Target::Server(0)).is_empty());
-    let after = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
-    assert_eq!(
-        (before, after),
-        (Some(1), Some(0)),
-        "terminate frees the slot"
-    );
+    let after = app.server(server_id).await.account_count;
+    assert_eq!((before, after), (1, 0), "terminate frees the slot");
 
     let log = app.log_for(sid).await;
     let actions: Vec<(&str, &str)> = log.iter().map(LogEntry::outcome).collect();
@@ -118,10 +114,7 @@ async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint()
     // and slot, so "retry what failed on server N" finds it (and a retry on
     // it needs no new placement); a terminate gives the slot back.
     assert_eq!(service.server_id, Some(server_id), "{service:?}");
-    assert_eq!(
-        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
-        1
-    );
+    assert_eq!(app.server(server_id).await.account_count, 1);
     let err = service.last_error.as_ref().expect("a stored failure");
     assert_eq!(err.kind, "validation");
     assert_eq!(err.retryable, Some(false));
@@ -359,10 +352,7 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
     assert_eq!(service.username, "grace");
     // The hung attempt may have created the account: its slot is kept.
     let server_id = service.server_id.expect("the service keeps its server");
-    assert_eq!(
-        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
-        1
-    );
+    assert_eq!(app.server(server_id).await.account_count, 1);
     let log = app.log_for(sid).await;
     let conflicts: Vec<&LogEntry> = log
         .iter()
@@ -469,10 +459,7 @@ async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capaci
         (json!(100), Some(5))
     );
     for s in [s0, s1] {
-        assert_eq!(
-            app.get(&format!("/api/v1/servers/{s}")).await["account_count"],
-            100
-        );
+        assert_eq!(app.server(s).await.account_count, 100);
     }
     assert_eq!(app.sim.accounts(Target::Server(0)).len(), 100);
     assert_eq!(app.sim.accounts(Target::Server(1)).len(), 100);

@@ -294,10 +294,8 @@ async fn a_changed_api_url_needs_the_token_again_and_sends_nothing() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let tested = app
-        .post(&format!("/api/v1/servers/{server}/test"), json!({}))
-        .await;
-    assert_eq!(tested["ok"], true, "{tested}");
+    let tested = app.test_server(server).await;
+    assert!(tested.ok, "{tested:?}");
     app.finish().await;
 }
 
@@ -319,12 +317,10 @@ async fn a_redirecting_panel_gets_no_second_request_and_fails_invalid_response()
                 ..Default::default()
             },
         );
-        let tested = app
-            .post(&format!("/api/v1/servers/{server}/test"), json!({}))
-            .await;
-        assert_eq!(tested["ok"], false, "{tested}");
-        assert_eq!(tested["error"]["kind"], "invalid_response", "{tested}");
-        let message = tested["error"]["message"].as_str().unwrap_or_default();
+        let tested = app.test_server(server).await;
+        assert!(!tested.ok, "{tested:?}");
+        assert_eq!(tested.error_kind(), "invalid_response", "{tested:?}");
+        let message = tested.error.as_ref().map_or("", |e| e.message.as_str());
         assert!(message.contains(&status.to_string()), "{message}");
         assert!(
             message.contains("/s/1/api/server/stats"),
@@ -336,10 +332,8 @@ async fn a_redirecting_panel_gets_no_second_request_and_fails_invalid_response()
     }
     // A 307 on a create would re-send the body (password included) elsewhere.
     app.sim.reset();
-    let back = app
-        .post(&format!("/api/v1/servers/{server}/test"), json!({}))
-        .await;
-    assert_eq!(back["ok"], true, "the server is back online: {back}");
+    let back = app.test_server(server).await;
+    assert!(back.ok, "the server is back online: {back:?}");
     app.sim.reset();
     app.sim.set_faults(
         Target::Server(0),

@@ -350,11 +350,7 @@ async fn a_self_signed_panel_fails_verify_with_its_certificate_and_works_once_pi
         .await;
     assert_eq!(server["tls"], json!({"mode": "pinned", "sha256": pin}));
     let sid = server["id"].as_i64().expect("id");
-    assert_eq!(
-        app.post(&format!("/api/v1/servers/{sid}/test"), json!({}))
-            .await["ok"],
-        true
-    );
+    assert!(app.test_server(sid).await.ok);
     let product = app
         .product("TLS plan", Module::V1, group, "Pro", "on_order")
         .await;
@@ -372,14 +368,8 @@ async fn a_self_signed_panel_fails_verify_with_its_certificate_and_works_once_pi
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let wrong = app
-        .post(&format!("/api/v1/servers/{sid}/test"), json!({}))
-        .await;
-    assert_eq!(
-        (wrong["ok"].as_bool(), wrong["error"]["kind"].as_str()),
-        (Some(false), Some("tls")),
-        "{wrong}"
-    );
+    let wrong = app.test_server(sid).await;
+    assert_eq!((wrong.ok, wrong.error_kind()), (false, "tls"), "{wrong:?}");
     let (status, body) = app
         .call(
             "PATCH",

@@ -27,11 +27,7 @@ async fn placement_skips_disabled_offline_and_full_servers_and_fill_fills_in_ord
             ..Default::default()
         },
     );
-    assert_eq!(
-        app.post(&format!("/api/v1/servers/{offline}/test"), json!({}))
-            .await["ok"],
-        false
-    );
+    assert!(!app.test_server(offline).await.ok);
     let product = app
         .post(
             "/api/v1/products",

@@ -33,27 +33,20 @@ async fn server_secrets_are_never_returned_and_a_patch_without_token_keeps_it() 
     assert_eq!(renamed["name"], "renamed", "{renamed}");
     assert_eq!(renamed["secrets_set"], json!(["api_token"]), "{renamed}");
     assert!(!renamed.to_string().contains(&token), "{renamed}");
-    assert_eq!(
-        app.post(&format!("/api/v1/servers/{server_id}/test"), json!({}))
-            .await["ok"],
-        true,
-        "stored token kept"
-    );
+    assert!(app.test_server(server_id).await.ok, "stored token kept");
 
     app.sim.rotate_token(Target::Server(0), "the-new-token-123");
-    let failed = app
-        .post(&format!("/api/v1/servers/{server_id}/test"), json!({}))
-        .await;
-    assert_eq!(failed["ok"], false);
-    assert_eq!(failed["error"]["kind"], "unauthorized");
-    assert!(
-        failed["error"]["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("Panel → Settings → API"))
+    let failed = app.test_server(server_id).await;
+    assert!(!failed.ok, "{failed:?}");
+    let error = failed.error.as_ref().expect("the 401's failure");
+    assert_eq!(error.kind, "unauthorized");
+    assert!(error.hint.contains("Panel → Settings → API"), "{error:?}");
+    let health = app.server(server_id).await.health;
+    assert_eq!(health.status, "offline");
+    assert_eq!(
+        health.last_error.as_ref().map(|e| e.kind.as_str()),
+        Some("unauthorized")
     );
-    let health = app.get(&format!("/api/v1/servers/{server_id}")).await["health"].clone();
-    assert_eq!(health["status"], "offline");
-    assert_eq!(health["last_error"]["kind"], "unauthorized");
 
     // Unsaved test with a new token, then save it. (The api_url as saved: a
     // different one, even another path to the same Panel, needs the token.)
@@ -76,18 +69,15 @@ async fn server_secrets_are_never_returned_and_a_patch_without_token_keeps_it() 
         "{saved}"
     );
     assert!(!saved.to_string().contains("the-new-token-123"), "{saved}");
-    let ok = app
-        .post(&format!("/api/v1/servers/{server_id}/test"), json!({}))
-        .await;
-    assert_eq!(ok["ok"], true);
-    let health = app.get(&format!("/api/v1/servers/{server_id}")).await["health"].clone();
+    assert!(app.test_server(server_id).await.ok);
+    let health = app.server(server_id).await.health;
     assert_eq!(
         (
-            health["status"].as_str(),
-            health["panel_name"].as_str(),
-            health["panel_version"].as_str()
+            health.status.as_str(),
+            health.panel_name.as_deref(),
+            health.panel_version.as_deref()
         ),
-        (Some("online"), Some("sim-panel-0"), Some("2.4.1-sim"))
+        ("online", Some("sim-panel-0"), Some("2.4.1-sim"))
     );
     // With server_id, a blank token in an unsaved test means the stored one.
     let ok = app

@@ -1,9 +1,10 @@
 //! Test all (the sweep) reports each enabled server with its own outcome.
 
 use opterius_sim::{Faults, SimConfig, Target};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::TestApp;
+use crate::support::model::{self, Sweep};
 
 #[tokio::test]
 async fn sweep_reports_every_enabled_server_with_its_own_outcome() {
@@ -39,33 +40,29 @@ async fn sweep_reports_every_enabled_server_with_its_own_outcome() {
         (Some(ids[3]), Some(false)),
         "{disabled}"
     );
-    let sweep = app.post("/api/v1/servers/sweep", json!({})).await;
-    let results = sweep["results"].as_array().expect("results");
-    assert_eq!(results.len(), 5, "disabled servers are skipped: {sweep}");
-    let kind = |id: i64| {
-        results
+    let sweep: Sweep = model::parse(
+        "Test all",
+        app.post("/api/v1/servers/sweep", json!({})).await,
+    );
+    assert_eq!(
+        sweep.results.len(),
+        5,
+        "disabled servers are skipped: {sweep:?}"
+    );
+    let outcome = |id: i64| {
+        sweep
+            .results
             .iter()
-            .find(|r| r["server_id"] == id)
-            .map(|r| (r["ok"].clone(), r["error"]["kind"].clone()))
+            .find(|r| r.server_id == id)
+            .map(|r| (r.outcome.ok, r.outcome.error_kind()))
     };
     for id in &ids[..3] {
-        assert_eq!(kind(*id), Some((json!(true), Value::Null)));
+        assert_eq!(outcome(*id), Some((true, "")));
     }
-    assert_eq!(
-        kind(ids[4]),
-        Some((json!(false), json!("timeout"))),
-        "{sweep}"
-    );
-    assert_eq!(kind(ids[5]), Some((json!(false), json!("unauthorized"))));
-    let servers = app.get("/api/v1/servers").await;
-    let status_of = |id: i64| {
-        servers["items"]
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["id"] == id))
-            .map(|s| s["health"]["status"].clone())
-    };
-    assert_eq!(status_of(ids[0]), Some(json!("online")));
-    assert_eq!(status_of(ids[4]), Some(json!("offline")));
-    assert_eq!(status_of(ids[3]), Some(json!("unknown")));
+    assert_eq!(outcome(ids[4]), Some((false, "timeout")), "{sweep:?}");
+    assert_eq!(outcome(ids[5]), Some((false, "unauthorized")));
+    for (id, status) in [(ids[0], "online"), (ids[4], "offline"), (ids[3], "unknown")] {
+        assert_eq!(app.server(id).await.health.status, status, "server {id}");
+    }
     app.finish().await;
 }

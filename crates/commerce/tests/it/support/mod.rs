@@ -8,7 +8,7 @@ pub mod jobs;
 pub mod model;
 
 pub use catalog::{Catalog, CatalogIds, Module};
-pub use model::{LogEntry, Order, Page, Service};
+pub use model::{ConnectionTest, LogEntry, Order, Page, Server, Service};
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -311,6 +311,18 @@ impl TestApp {
     pub async fn service(&self, service_id: i64) -> Service {
         let path = format!("/api/v1/services/{service_id}");
         model::parse(&path, self.get(&path).await)
+    }
+
+    /// The server as the API shows it.
+    pub async fn server(&self, server_id: i64) -> Server {
+        let path = format!("/api/v1/servers/{server_id}");
+        model::parse(&path, self.get(&path).await)
+    }
+
+    /// Tests the saved server's connection now.
+    pub async fn test_server(&self, server_id: i64) -> ConnectionTest {
+        let path = format!("/api/v1/servers/{server_id}/test");
+        model::parse(&path, self.post(&path, json!({})).await)
     }
 
     /// Waits until the service's status is one of `want` (or fails after

@@ -83,6 +83,52 @@ impl LogEntry {
     }
 }
 
+/// A server's health: `online`, `offline` or `unknown`, and why.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub last_error: Option<Failure>,
+    pub panel_name: Option<String>,
+    pub panel_version: Option<String>,
+    pub since: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// `GET /api/v1/servers/{id}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
+    pub account_count: i64,
+    pub health: Health,
+}
+
+/// A connection test's answer (`POST /api/v1/servers/{id}/test`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectionTest {
+    pub ok: bool,
+    pub error: Option<Failure>,
+}
+
+impl ConnectionTest {
+    /// The kind of the failure, `""` when the test passed.
+    pub fn error_kind(&self) -> &str {
+        self.error.as_ref().map_or("", |e| e.kind.as_str())
+    }
+}
+
+/// One server's result in a Test all (`POST /api/v1/servers/sweep`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SweepItem {
+    pub server_id: i64,
+    #[serde(flatten)]
+    pub outcome: ConnectionTest,
+}
+
+/// A Test all's answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sweep {
+    pub results: Vec<SweepItem>,
+}
+
 /// A service as an order lists it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderService {
