@@ -42,6 +42,8 @@ pub struct Catalog<'a> {
     auto_setup: String,
     servers: usize,
     max_accounts: i64,
+    /// The v1 servers' pinned certificate (a self-signed simulator).
+    pinned: Option<String>,
 }
 
 impl<'a> Catalog<'a> {
@@ -55,6 +57,7 @@ impl<'a> Catalog<'a> {
             auto_setup: "on_order".into(),
             servers: 1,
             max_accounts: 0,
+            pinned: None,
         }
     }
 
@@ -88,6 +91,13 @@ impl<'a> Catalog<'a> {
         self
     }
 
+    /// Pins each v1 server to the certificate with this SHA-256 (the
+    /// simulator started with `tls: true`).
+    pub fn pinned(mut self, sha256: &str) -> Self {
+        self.pinned = Some(sha256.into());
+        self
+    }
+
     pub async fn build(self) -> CatalogIds {
         let app = self.app;
         let (group_name, product_name) = match self.module {
@@ -113,7 +123,8 @@ impl<'a> Catalog<'a> {
                     } else {
                         format!("panel-v1-{n}")
                     };
-                    app.add_v1_server(&name, group_id, n).await
+                    app.add_v1_server_pinned(&name, group_id, n, self.pinned.as_deref())
+                        .await
                 }
             };
             server_ids.push(id);
@@ -171,13 +182,23 @@ impl TestApp {
 
     /// A v1 server on simulated Panel `n`; its key is stored, never shown.
     pub async fn add_v1_server(&self, name: &str, group_id: i64, n: usize) -> i64 {
-        let s = self
-            .post(
-                "/api/v1/servers",
-                json!({"name": name, "module": "opterius_v1", "group_id": group_id, "enabled": true,
-                       "credentials": {"api_url": self.sim.server_url(n), "api_key": self.sim.api_key(n), "panel_server_id": "1"}}),
-            )
-            .await;
+        self.add_v1_server_pinned(name, group_id, n, None).await
+    }
+
+    /// [`TestApp::add_v1_server`], pinned to a certificate when `sha256` is given.
+    pub async fn add_v1_server_pinned(
+        &self,
+        name: &str,
+        group_id: i64,
+        n: usize,
+        sha256: Option<&str>,
+    ) -> i64 {
+        let mut body = json!({"name": name, "module": "opterius_v1", "group_id": group_id, "enabled": true,
+               "credentials": {"api_url": self.sim.server_url(n), "api_key": self.sim.api_key(n), "panel_server_id": "1"}});
+        if let Some(pin) = sha256 {
+            body["tls"] = json!({"mode": "pinned", "sha256": pin});
+        }
+        let s = self.post("/api/v1/servers", body).await;
         assert_eq!(s["secrets_set"], json!(["api_key"]), "{s}");
         assert!(s["credentials"].get("api_key").is_none());
         id(s)

@@ -1,4 +1,5 @@
-//! A self-signed v1 Panel pinned from the browser, and its order end to end.
+//! A self-signed v1 Panel pinned from the browser, and a v1 service's page
+//! end to end.
 
 use opterius_sim::{SimConfig, Target};
 use serde_json::json;
@@ -7,10 +8,14 @@ use super::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Browser, Http, admin_urls, assert_no_secret, create_admin,
     htmx_idle, ids,
 };
-use crate::support::TestApp;
+use crate::support::{Catalog, CatalogIds, TestApp};
 
+/// The server form for a v2.8 Panel: the module's own fields, the
+/// self-signed certificate shown by Test Connection and pinned from there,
+/// the badge online; then the product form lists that Panel's packages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_order_end_to_end() {
+async fn a_self_signed_v1_panel_is_pinned_from_the_server_form_and_its_packages_fill_the_product_form()
+ {
     let app = TestApp::spawn_with(
         SimConfig {
             tls: true,
@@ -87,6 +92,35 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
     b.click("#save").await;
     b.wait_text(".flash-success", |t| t.contains("\"Starter\""))
         .await;
+
+    b.close().await;
+    app.finish().await;
+}
+
+/// A v1 service in the browser, on a pinned self-signed Panel: an order
+/// becomes active; an abuse suspension with a note needs a ticked
+/// confirmation to lift; a new password; the welcome mail resent with it;
+/// another package; terminate. Every call went to /api/v1, and no page
+/// carries the Panel's key or a password. The server comes from the API (the
+/// pinning has its own test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_and_terminated_from_its_page()
+ {
+    let app = TestApp::spawn_with(
+        SimConfig {
+            tls: true,
+            servers: 4,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    create_admin(&app).await;
+    let key = app.sim.api_key(0);
+    let pin = opterius::tls::fingerprint(app.sim.certificate_der().expect("tls"));
+    let CatalogIds { group_id, .. } = Catalog::v1(&app).pinned(&pin).build().await;
+    let b = Browser::start(&app.base).await;
+    b.login().await;
 
     b.create_client("Alice Shop", "alice@example.com").await;
     b.place_order("alice-shop.example.com", "active").await;
@@ -179,7 +213,7 @@ async fn admin_ui_in_chromium_pins_a_self_signed_v1_panel_and_provisions_an_orde
     );
     app.post(
         "/api/v1/products",
-        json!({"name": "Panel 2.8 Pro", "module": "opterius_v1", "group_id": ids(&app, "server_groups").await[0], "package": "Pro"}),
+        json!({"name": "Panel 2.8 Pro", "module": "opterius_v1", "group_id": group_id, "package": "Pro"}),
     )
     .await;
     b.goto(&format!("/admin/services/{service_id}")).await;
