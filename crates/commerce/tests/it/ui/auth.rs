@@ -3,8 +3,10 @@
 use super::{ADMIN_EMAIL, ADMIN_PASSWORD, Http, admin_urls, between, create_admin, ids};
 use crate::support::TestApp;
 
+/// Every admin route, GET or POST, sends a visitor without a session to the
+/// login page (an htmx request gets a 401 with HX-Redirect).
 #[tokio::test]
-async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
+async fn without_a_session_every_admin_route_sends_the_visitor_to_the_login_page() {
     let app = TestApp::spawn().await;
     create_admin(&app).await;
     let mut anon = Http::new(&app.base);
@@ -52,6 +54,16 @@ async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
         "/admin"
     );
 
+    app.finish().await;
+}
+
+/// The session cookie is HttpOnly and SameSite=Lax, and a state change
+/// without the session's CSRF token (a form field, or X-CSRF-Token for htmx)
+/// is refused with 403 and changes nothing.
+#[tokio::test]
+async fn a_signed_in_admin_changes_nothing_without_the_sessions_csrf_token() {
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
     // Signed in: the cookie is HttpOnly and SameSite=Lax; CSRF is enforced.
     let mut http = Http::new(&app.base);
     let (_, page) = http.get("/login").await;
@@ -107,6 +119,16 @@ async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
     assert_eq!(http.post_form("/admin/groups", &good).await.0, 303);
     assert_eq!(ids(&app, "server_groups").await.len(), 1);
 
+    app.finish().await;
+}
+
+/// Unknown pages and malformed ids get the admin's own 404 page.
+#[tokio::test]
+async fn unknown_admin_pages_and_malformed_ids_get_the_admins_404_page() {
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
+    let mut http = Http::new(&app.base);
+    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
     // Unknown pages and malformed ids get the admin's own 404 page.
     for path in [
         "/admin/nope",
@@ -118,6 +140,17 @@ async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
         assert!(body.contains("Back to the dashboard"), "GET {path}: {body}");
     }
 
+    app.finish().await;
+}
+
+/// Logout ends the session server-side: the old cookie replayed is signed out.
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server_so_a_replayed_cookie_is_signed_out() {
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
+    let mut http = Http::new(&app.base);
+    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let csrf = http.csrf.clone();
     // Logout ends the session server-side.
     let stolen = http.cookie_header();
     assert_eq!(
@@ -132,6 +165,14 @@ async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
         .await;
     assert_eq!(status, 303, "a logged-out session still works");
 
+    app.finish().await;
+}
+
+/// Five wrong passwords lock the account out, even for the right one.
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_account_out_even_for_the_right_one() {
+    let app = TestApp::spawn().await;
+    create_admin(&app).await;
     // Five wrong passwords lock the account out, even for the right one.
     let mut attacker = Http::new(&app.base);
     for _ in 0..5 {
@@ -140,6 +181,7 @@ async fn admin_routes_need_a_session_csrf_token_and_throttle_failed_logins() {
     let (status, body) = attacker.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(status, 429);
     assert!(body.contains("Too many sign-in attempts"), "{body}");
+    // The API's bearer token is not locked out with the admin.
     app.get("/api/v1/servers").await;
     app.finish().await;
 }
