@@ -67,3 +67,12 @@ async fn a_test_that_expects_jobs_left_behind_may_leave_them() {
     app.expect_jobs_left_behind();
     app.finish().await;
 }
+
+/// The harness's promise: a test that never calls `finish()` still has every
+/// response it saw scanned for secrets, when its app is dropped.
+#[tokio::test]
+#[should_panic(expected = "a response leaked a secret")]
+async fn a_test_that_skips_finish_still_gets_the_secret_scan_on_drop() {
+    let app = TestApp::spawn().await;
+    app.remember_response(format!("{{\"token\": \"{}\"}}", app.sim.token(1)));
+}
