@@ -5,15 +5,12 @@
 use opterius_sim::{Faults, Target};
 
 use crate::support::{Catalog, CatalogIds, TestApp};
-use crate::ui::{ADMIN_EMAIL, ADMIN_PASSWORD, Http, create_admin};
+use crate::ui::{ADMIN_EMAIL, Http, create_admin};
 
 /// A signed-in admin client.
 async fn admin(app: &TestApp) -> Http {
     create_admin(app).await;
-    let mut http = Http::new(&app.base);
-    let (status, body) = http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert_eq!(status, 303, "login: {body}");
-    http
+    Http::signed_in(app).await
 }
 
 /// Posts a form with the session's CSRF token; returns status and Location.

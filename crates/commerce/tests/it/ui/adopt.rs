@@ -2,7 +2,7 @@
 
 use opterius_sim::{Faults, Target};
 
-use super::{ADMIN_EMAIL, ADMIN_PASSWORD, Http, assert_no_secret, create_admin};
+use super::{Http, assert_no_secret, create_admin};
 use crate::support::{Catalog, CatalogIds, TestApp};
 
 #[tokio::test]
@@ -25,8 +25,7 @@ async fn adopt_shows_what_the_panel_has_before_the_admin_confirms() {
     let sid = app.order(product, "hugo.example.com").await.service_id();
     let service = app.settle(sid, &["failed", "active"]).await;
     assert_eq!(service.error_kind(), "needs_attention", "{service:?}");
-    let mut http = Http::new(&app.base);
-    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let mut http = Http::signed_in(&app).await;
     let (_, page) = http.get(&format!("/admin/services/{sid}")).await;
     assert!(
         page.contains(&format!("href=\"/admin/services/{sid}/adopt\"")),

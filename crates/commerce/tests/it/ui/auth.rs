@@ -127,8 +127,7 @@ async fn a_signed_in_admin_changes_nothing_without_the_sessions_csrf_token() {
 async fn unknown_admin_pages_and_malformed_ids_get_the_admins_404_page() {
     let app = TestApp::spawn().await;
     create_admin(&app).await;
-    let mut http = Http::new(&app.base);
-    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let mut http = Http::signed_in(&app).await;
     // Unknown pages and malformed ids get the admin's own 404 page.
     for path in [
         "/admin/nope",
@@ -148,8 +147,7 @@ async fn unknown_admin_pages_and_malformed_ids_get_the_admins_404_page() {
 async fn logout_ends_the_session_on_the_server_so_a_replayed_cookie_is_signed_out() {
     let app = TestApp::spawn().await;
     create_admin(&app).await;
-    let mut http = Http::new(&app.base);
-    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let mut http = Http::signed_in(&app).await;
     let csrf = http.csrf.clone();
     // Logout ends the session server-side.
     let stolen = http.cookie_header();

@@ -3,7 +3,7 @@
 use opterius_sim::Target;
 use serde_json::json;
 
-use super::{ADMIN_EMAIL, ADMIN_PASSWORD, Http, admin_urls, assert_no_secret, create_admin};
+use super::{Http, admin_urls, assert_no_secret, create_admin};
 use crate::support::{Catalog, CatalogIds, TestApp};
 
 /// Every admin page and fragment, crawled over HTTP with a session once the
@@ -52,8 +52,7 @@ async fn every_admin_page_and_fragment_is_the_page_it_names_and_carries_no_token
     assert!(!secrets.is_empty());
     secrets.extend([old_token, "rotated-token-7f3a9c".to_owned()]);
     secrets.extend((0..4).map(|n| app.sim.token(n)));
-    let mut http = Http::new(&app.base);
-    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let mut http = Http::signed_in(&app).await;
     for url in admin_urls(&app).await {
         let (status, body) = http.get(&url).await;
         assert_eq!(status, 200, "GET {url}: {body}");

@@ -188,6 +188,15 @@ impl Browser {
         }
     }
 
+    /// Waits until the service panel stops polling, showing `status`.
+    async fn wait_service_settled(&self, status: &str) {
+        self.wait_text(
+            "#service-panel[data-polling='false'] #service-status",
+            |t| t == status,
+        )
+        .await;
+    }
+
     /// Adds a client on the Clients page.
     async fn create_client(&self, name: &str, email: &str) {
         self.goto("/admin/clients").await;
@@ -377,6 +386,14 @@ impl Http {
             self.csrf = between(&admin, "name=\"csrf-token\" content=\"", "\"").to_owned();
         }
         (status, body)
+    }
+
+    /// A client signed in as the admin [`create_admin`] made.
+    pub(crate) async fn signed_in(app: &TestApp) -> Self {
+        let mut http = Self::new(&app.base);
+        let (status, body) = http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(status, 303, "login: {body}");
+        http
     }
 
     pub(crate) async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String) {

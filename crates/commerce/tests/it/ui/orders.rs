@@ -75,11 +75,7 @@ async fn an_order_that_fails_on_the_package_case_is_fixed_retried_and_taken_thro
     b.screenshot("service-active").await;
 
     // Suspend, unsuspend, terminate (a wrong domain is refused).
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "active",
-    )
-    .await;
+    b.wait_service_settled("active").await;
     // The seed module: no password or package change, and the page says why.
     b.wait_text("#module-cannot", |t| {
         t.contains("cannot change packages or set passwords")
@@ -88,18 +84,10 @@ async fn an_order_that_fails_on_the_package_case_is_fixed_retried_and_taken_thro
     b.click("#action-suspend").await;
     b.wait_text("#service-status", |t| t == "suspended").await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "suspended",
-    )
-    .await;
+    b.wait_service_settled("suspended").await;
     b.click("#action-unsuspend").await;
     b.wait_text("#service-status", |t| t == "active").await;
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "active",
-    )
-    .await;
+    b.wait_service_settled("active").await;
     let danger = b.text(".danger-zone").await;
     b.click(".danger-zone summary").await;
     let danger_open = b.text(".danger-zone").await;

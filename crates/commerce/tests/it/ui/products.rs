@@ -1,6 +1,6 @@
 //! The product form's package field: the Panel's packages, or free text.
 
-use super::{ADMIN_EMAIL, ADMIN_PASSWORD, Http, create_admin};
+use super::{Http, create_admin};
 use crate::support::{Catalog, CatalogIds, TestApp};
 
 #[tokio::test]
@@ -15,8 +15,7 @@ async fn product_form_package_field_lists_v1_packages_warns_on_a_missing_one_and
     let CatalogIds {
         group_id: v1_group, ..
     } = Catalog::v1(&app).auto_setup("manual").build().await;
-    let mut http = Http::new(&app.base);
-    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let mut http = Http::signed_in(&app).await;
     let field = |module: &str, group: i64, package: &str, shown: &str| {
         format!(
             "/admin/products/package-field?module={module}&group_id={group}&package={package}&package_shown={shown}"

@@ -4,18 +4,12 @@
 use opterius_sim::{SimConfig, Target};
 use serde_json::json;
 
-use super::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, Browser, Http, admin_urls, assert_no_secret, create_admin,
-    htmx_idle, ids,
-};
+use super::{Browser, Http, admin_urls, assert_no_secret, create_admin, htmx_idle, ids};
 use crate::support::{Catalog, CatalogIds, TestApp};
 
-/// The server form for a v2.8 Panel: the module's own fields, the
-/// self-signed certificate shown by Test Connection and pinned from there,
-/// the badge online; then the product form lists that Panel's packages.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_self_signed_v1_panel_is_pinned_from_the_server_form_and_its_packages_fill_the_product_form()
- {
+/// A service whose simulated Panels are self-signed, with an admin: the
+/// app, Panel 0's API key and its certificate's SHA-256.
+async fn self_signed_panel() -> (TestApp, String, String) {
     let app = TestApp::spawn_with(
         SimConfig {
             tls: true,
@@ -28,6 +22,16 @@ async fn a_self_signed_v1_panel_is_pinned_from_the_server_form_and_its_packages_
     create_admin(&app).await;
     let key = app.sim.api_key(0);
     let pin = opterius::tls::fingerprint(app.sim.certificate_der().expect("tls"));
+    (app, key, pin)
+}
+
+/// The server form for a v2.8 Panel: the module's own fields, the
+/// self-signed certificate shown by Test Connection and pinned from there,
+/// the badge online; then the product form lists that Panel's packages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_v1_panel_is_pinned_from_the_server_form_and_its_packages_fill_the_product_form()
+ {
+    let (app, key, pin) = self_signed_panel().await;
     let b = Browser::start(&app.base).await;
     b.login().await;
     b.goto("/admin/groups").await;
@@ -106,18 +110,7 @@ async fn a_self_signed_v1_panel_is_pinned_from_the_server_form_and_its_packages_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_and_terminated_from_its_page()
  {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            tls: true,
-            servers: 4,
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
-    create_admin(&app).await;
-    let key = app.sim.api_key(0);
-    let pin = opterius::tls::fingerprint(app.sim.certificate_der().expect("tls"));
+    let (app, key, pin) = self_signed_panel().await;
     let CatalogIds { group_id, .. } = Catalog::v1(&app).pinned(&pin).build().await;
     let b = Browser::start(&app.base).await;
     b.login().await;
@@ -129,11 +122,7 @@ async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_an
 
     // Suspend, unsuspend, terminate reach the Panel by username.
     b.goto(&format!("/admin/services/{service_id}")).await;
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "active",
-    )
-    .await;
+    b.wait_service_settled("active").await;
     // Suspended for abuse, with a note: lifting it needs a ticked confirmation.
     b.js("document.querySelector('#suspend-reason').value = 'abuse'")
         .await;
@@ -141,11 +130,7 @@ async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_an
     b.click("#action-suspend").await;
     b.wait_text("#service-status", |t| t == "suspended").await;
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "suspended",
-    )
-    .await;
+    b.wait_service_settled("suspended").await;
     b.wait_text("#suspension-reason", |t| t == "Abuse").await;
     b.wait_text("#suspension-note", |t| t == "spam run, ticket 77")
         .await;
@@ -157,11 +142,7 @@ async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_an
     b.click("#confirm-abuse").await;
     b.click("#action-unsuspend").await;
     b.wait_text("#service-status", |t| t == "active").await;
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "active",
-    )
-    .await;
+    b.wait_service_settled("active").await;
     // What the module can do beyond the seeds: a new password, another package.
     let before = app.passwords().await;
     b.click("#action-change-password").await;
@@ -169,11 +150,7 @@ async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_an
         .await;
     b.wait_text("#service-log", |t| t.contains("change_password"))
         .await;
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "active",
-    )
-    .await;
+    b.wait_service_settled("active").await;
     assert_ne!(app.passwords().await, before);
     // The demo's mailbox (no SMTP_URL): the welcome mail went out on
     // activation; a resend goes out again with the current password.
@@ -229,11 +206,7 @@ async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_an
     );
     b.screenshot("v1-service-changed").await;
     b.goto(&format!("/admin/services/{service_id}")).await;
-    b.wait_text(
-        "#service-panel[data-polling='false'] #service-status",
-        |t| t == "active",
-    )
-    .await;
+    b.wait_service_settled("active").await;
     b.click(".danger-zone summary").await;
     b.fill("#confirm_domain", "alice-shop.example.com").await;
     b.click("#terminate").await;
@@ -255,8 +228,7 @@ async fn a_v1_service_is_suspended_for_abuse_given_a_new_password_and_package_an
 
     let mut secrets = app.passwords().await;
     secrets.push(key);
-    let mut http = Http::new(&app.base);
-    assert_eq!(http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let mut http = Http::signed_in(&app).await;
     for url in admin_urls(&app).await {
         let (status, body) = http.get(&url).await;
         assert_eq!(status, 200, "GET {url}: {body}");
