@@ -129,10 +129,18 @@ impl TestApp {
             finished.as_mut().enable();
             match check().await {
                 Ok(done) => return done,
-                Err(seen) => assert!(
-                    Instant::now() < deadline,
-                    "{what} never happened within {DRAIN_LIMIT:?}: {seen}"
-                ),
+                Err(seen) if Instant::now() >= deadline => {
+                    // Say what the queue held, so a stuck job shows as one.
+                    let left = outstanding(&self.state.pool, None).await;
+                    panic!(
+                        "{what} never happened within {DRAIN_LIMIT:?}: {seen}\noutstanding jobs:\n{}",
+                        left.iter()
+                            .map(|j| format!("  {j}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+                Err(_) => {}
             }
             let _ = tokio::time::timeout(RECHECK, finished).await;
         }

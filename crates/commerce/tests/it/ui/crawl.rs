@@ -10,7 +10,8 @@ use crate::support::{Catalog, CatalogIds, TestApp};
 /// catalog, an order and a rotated server token exist: each is the page it
 /// names, the polling pages answer htmx with their live part, a failing htmx
 /// request gets the toast fragment, and nothing carries a token or a password.
-#[tokio::test]
+/// On two threads, as the browser scenario it came from ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_page_and_fragment_is_the_page_it_names_and_carries_no_token_or_password() {
     let app = TestApp::spawn().await;
     create_admin(&app).await;
