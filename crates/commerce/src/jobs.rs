@@ -205,7 +205,10 @@ async fn handle_hosting(
     state: Data<Core>,
     action: Data<Action>,
 ) -> Result<(), BoxDynError> {
-    run_job(args, *action, task_id, state).await
+    let metrics = state.metrics.clone();
+    let done = run_job(args, *action, task_id, state).await;
+    metrics.job_finished.notify_waiters();
+    done
 }
 
 async fn handle_send_mail(
@@ -213,10 +216,12 @@ async fn handle_send_mail(
     state: Data<Core>,
 ) -> Result<(), BoxDynError> {
     let state: Core = (*state).clone();
-    crate::mail::run(&state, &job).await.map_err(|e| {
+    let done = crate::mail::run(&state, &job).await.map_err(|e| {
         tracing::error!(error = %e, "mail job failed");
         BoxDynError::from(e.to_string())
-    })
+    });
+    state.metrics.job_finished.notify_waiters();
+    done
 }
 
 fn storage<T>(state: &Core, queue: &str) -> PostgresStorage<T> {

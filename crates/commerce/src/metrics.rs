@@ -18,6 +18,10 @@ pub struct Metrics {
     jobs: Vec<Counters>,
     /// Call latency by (module, action).
     pub latency: std::sync::Mutex<std::collections::HashMap<(String, &'static str), Histogram>>,
+    /// Woken (all current waiters) each time a job's handler returns, so a
+    /// test can wait for the queue to drain instead of sleeping. Costs nothing
+    /// when nobody waits.
+    pub job_finished: tokio::sync::Notify,
 }
 
 impl Default for Metrics {
@@ -28,6 +32,7 @@ impl Default for Metrics {
                 .map(|_| Counters::default())
                 .collect(),
             latency: Default::default(),
+            job_finished: tokio::sync::Notify::new(),
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::routing::post;
 use opterius_sim::{Faults, SimConfig, Target};
 use serde_json::Value;
 
-use crate::support::TestApp;
+use crate::support::{Catalog, CatalogIds, TestApp};
 
 /// A webhook sink on loopback that keeps every JSON body it receives.
 pub(crate) async fn sink() -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -48,6 +48,8 @@ async fn wait_sweeps(app: &TestApp, server: i64, n: i64) {
             Instant::now() < deadline,
             "fewer than {n} sweeps of {server}"
         );
+        // Sweeps come from the schedule's tick, not from jobs: no job event
+        // marks one, so this polls the history (the tick is under test).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -64,8 +66,8 @@ async fn down_for_three_sweeps_then_up(app: &TestApp, server: i64) {
     );
     let down_from = sweeps(app, server).await;
     wait_sweeps(app, server, down_from + 3).await;
-    let offline = app.get(&format!("/api/v1/servers/{server}")).await;
-    assert_eq!(offline["health"]["status"], "offline", "{offline}");
+    let offline = app.server(server).await;
+    assert_eq!(offline.health.status, "offline", "{offline:?}");
     app.sim.clear_faults();
     let up_from = sweeps(app, server).await;
     wait_sweeps(app, server, up_from + 2).await;
@@ -78,15 +80,10 @@ async fn a_server_down_for_three_sweeps_sends_exactly_one_offline_and_one_online
         ("HEALTH_SWEEP_INTERVAL_SECS", "1"),
         ("ALERT_WEBHOOK_URL", url.as_str()),
     ];
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &overrides,
-    )
-    .await;
-    let (_, server, _) = app.catalog("Starter", "on_order").await;
+    let app = TestApp::spawn_with_settings(&overrides).await;
+    let CatalogIds {
+        server_id: server, ..
+    } = Catalog::on(&app).build().await;
     // A second process on the same database runs the same schedule.
     let second = TestApp::spawn_on(
         &app.state.config.database_url,
@@ -105,9 +102,11 @@ async fn a_server_down_for_three_sweeps_sends_exactly_one_offline_and_one_online
         if n >= 2 || Instant::now() > deadline {
             break;
         }
+        // Alerts are delivered by the alert loop, not by a job: nothing to drain.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Give a wrong extra alert time to arrive before counting.
+    // Give a wrong extra alert time to arrive before counting: the window
+    // in which a duplicate would show is the behaviour under test.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let events: Vec<Value> = got.lock().expect("lock").clone();
     let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
@@ -167,7 +166,9 @@ async fn one_scheduled_sweep_tests_every_enabled_server_once_and_reports_its_cos
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let app = TestApp::spawn().await;
-    let (group, _, _) = app.catalog("Starter", "manual").await;
+    let CatalogIds {
+        group_id: group, ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
     for i in 1..n {
         app.add_server(&format!("panel-{i}"), group, i % 4, 0).await;
     }
@@ -224,16 +225,11 @@ async fn a_server_going_offline_and_back_mails_alert_email_exactly_once_each() {
         ("HEALTH_SWEEP_INTERVAL_SECS", "1"),
         ("ALERT_EMAIL", "ops@example.com"),
     ];
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &overrides,
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&overrides).await;
     let dir = app.state.config.mail_dir.clone();
-    let (_, server, _) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        server_id: server, ..
+    } = Catalog::on(&app).build().await;
     wait_sweeps(&app, server, 2).await;
     down_for_three_sweeps_then_up(&app, server).await;
 
@@ -245,9 +241,11 @@ async fn a_server_going_offline_and_back_mails_alert_email_exactly_once_each() {
             dir.display(),
             alert_files(&dir)
         );
+        // Alert mails come from the alert loop, not from a job: nothing to drain.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Give a wrong extra mail time to arrive before counting.
+    // Give a wrong extra mail time to arrive before counting: the window in
+    // which a duplicate would show is the behaviour under test.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mails = alert_files(&dir);
     assert_eq!(mails.len(), 2, "one mail per state change: {mails:#?}");
@@ -286,19 +284,19 @@ async fn a_server_going_offline_and_back_mails_alert_email_exactly_once_each() {
 #[tokio::test]
 async fn a_suspend_failing_for_good_raises_one_alert_mailed_over_smtp_after_a_refusal() {
     let sink = crate::lifecycle::SmtpSink::start().await;
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("SMTP_URL", &sink.url), ("ALERT_EMAIL", "ops@example.com")],
-    )
+    let app = TestApp::spawn_with_settings(&[
+        ("SMTP_URL", &sink.url),
+        ("ALERT_EMAIL", "ops@example.com"),
+    ])
     .await;
-    let (_, server, product) = app.catalog("Starter", "on_order").await;
-    let order = app.order(product, "alerted.example.com").await;
-    let sid = order["services"][0]["id"].as_i64().expect("service id");
+    let CatalogIds {
+        server_id: server,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
+    let sid = app.order(product, "alerted.example.com").await.service_id();
     app.settle(sid, &["active"]).await;
-    sink.wait_for(1).await; // the welcome mail
+    sink.wait_for(&app, 1).await; // the welcome mail
 
     // A check first: a suspend that fails once and then
     // passes on its retry is no news.
@@ -330,7 +328,7 @@ async fn a_suspend_failing_for_good_raises_one_alert_mailed_over_smtp_after_a_re
     app.queue(sid, "suspend").await;
     app.wait_for_log(sid, |log| {
         log.iter()
-            .filter(|e| e["action"] == "suspend" && e["status"] == "failed")
+            .filter(|e| e.outcome() == ("suspend", "failed"))
             .count()
             == 2
     })
@@ -344,8 +342,10 @@ async fn a_suspend_failing_for_good_raises_one_alert_mailed_over_smtp_after_a_re
     };
     while alert_mails().is_empty() {
         assert!(Instant::now() < deadline, "no alert mail arrived");
+        // Alert mails come from the alert loop, not from a job: nothing to drain.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The window in which a second, wrong alert mail would show.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mails = alert_mails();
     assert_eq!(
@@ -378,7 +378,7 @@ async fn a_suspend_failing_for_good_raises_one_alert_mailed_over_smtp_after_a_re
         )],
         "one alert (none for the retried 503), its mail sent on the second try"
     );
-    let s = app.get(&format!("/api/v1/services/{sid}")).await;
-    assert_eq!(s["status"], "active", "a refused suspend leaves it active");
+    let s = app.service(sid).await;
+    assert_eq!(s.status, "active", "a refused suspend leaves it active");
     app.finish().await;
 }

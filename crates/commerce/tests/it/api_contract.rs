@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{self, TestApp};
+use crate::support::{self, Catalog, CatalogIds, TestApp};
 
 fn field_names(body: &Value) -> Vec<String> {
     body["fields"]
@@ -20,13 +20,13 @@ fn field_names(body: &Value) -> Vec<String> {
 
 /// A client, a manual-setup product and one pending service on it.
 async fn pending_service(app: &TestApp) -> (i64, String) {
-    let (_, _, product) = app.catalog("Starter", "manual").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(app).auto_setup("manual").build().await;
     let order = app.order(product, "strict.example.com").await;
-    let service = &order["services"][0];
-    (
-        service["id"].as_i64().expect("service id"),
-        service["domain"].as_str().expect("domain").to_owned(),
-    )
+    let service = &order.services[0];
+    (service.id, service.domain.clone())
 }
 
 #[tokio::test]
@@ -272,9 +272,14 @@ async fn log_filters_read_the_same_on_the_api_and_in_the_log_viewer() {
 #[tokio::test]
 async fn a_service_status_this_build_does_not_know_fails_the_read_instead_of_reading_as_failed() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = app.catalog("Starter", "manual").await;
-    let order = app.order(product, "unknown-status.example").await;
-    let sid = order["services"][0]["id"].as_i64().expect("service id");
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
+    let sid = app
+        .order(product, "unknown-status.example")
+        .await
+        .service_id();
     // As a newer release's migration could leave it for an older binary.
     sqlx::query("ALTER TABLE services DROP CONSTRAINT services_status_check")
         .execute(&app.state.pool)

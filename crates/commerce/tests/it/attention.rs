@@ -2,18 +2,15 @@
 //! this", over HTTP with an admin session: what each takes off the page or
 //! queues, and what it must leave alone.
 
-use opterius_sim::{Faults, SimConfig, Target};
+use opterius_sim::{Faults, Target};
 
-use crate::support::TestApp;
-use crate::ui::{ADMIN_EMAIL, ADMIN_PASSWORD, Http, create_admin};
+use crate::support::{Catalog, CatalogIds, TestApp};
+use crate::ui::{ADMIN_EMAIL, Http, create_admin};
 
 /// A signed-in admin client.
 async fn admin(app: &TestApp) -> Http {
     create_admin(app).await;
-    let mut http = Http::new(&app.base);
-    let (status, body) = http.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert_eq!(status, 303, "login: {body}");
-    http
+    Http::signed_in(app).await
 }
 
 /// Posts a form with the session's CSRF token; returns status and Location.
@@ -39,24 +36,19 @@ fn groups_part(page: &str) -> &str {
 }
 
 async fn failed_order(app: &TestApp, product: i64, domain: &str) -> i64 {
-    let order = app.order(product, domain).await;
-    let sid = order["services"][0]["id"].as_i64().expect("service id");
+    let sid = app.order(product, domain).await.service_id();
     app.settle(sid, &["failed"]).await;
     sid
 }
 
 #[tokio::test]
 async fn dismissing_a_failed_service_takes_it_off_needs_attention_until_it_fails_again() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "1")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "1")]).await;
     let mut http = admin(&app).await;
-    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
     app.sim.set_packages(Target::All, &["Other"]);
     let gone = failed_order(&app, product, "gone.example.com").await;
     let kept = failed_order(&app, product, "kept.example.com").await;
@@ -94,9 +86,11 @@ async fn dismissing_a_failed_service_takes_it_off_needs_attention_until_it_fails
         "who dismissed it is shown: {dismissed}"
     );
     // Nothing was deleted: the service, its failure and its log stay.
-    let s = app.get(&format!("/api/v1/services/{gone}")).await;
-    assert_eq!(s["status"], "failed");
-    assert_eq!(s["last_error"]["kind"], "validation");
+    let s = app.service(gone).await;
+    assert_eq!(
+        (s.status.as_str(), s.error_kind()),
+        ("failed", "validation")
+    );
     assert!(!app.log_for(gone).await.is_empty());
     let (by, at_set): (String, bool) = sqlx::query_as(
         "SELECT admin_email, created_at <= now() FROM attention_dismissals WHERE service_id = $1",
@@ -154,16 +148,12 @@ async fn dismissing_a_failed_service_takes_it_off_needs_attention_until_it_fails
 
 #[tokio::test]
 async fn retry_all_on_a_filtered_log_retries_each_service_failed_now_once() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "2")],
-    )
-    .await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "2")]).await;
     let mut http = admin(&app).await;
-    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
     // One create fails once and then succeeds: a failed log row, an active service.
     app.sim.set_faults(
         Target::All,
@@ -174,8 +164,10 @@ async fn retry_all_on_a_filtered_log_retries_each_service_failed_now_once() {
             ..Default::default()
         },
     );
-    let order = app.order(product, "recovered.example.com").await;
-    let active = order["services"][0]["id"].as_i64().expect("service id");
+    let active = app
+        .order(product, "recovered.example.com")
+        .await
+        .service_id();
     app.settle(active, &["active"]).await;
     // Three fail twice each (two failed rows per service) and stay failed.
     app.sim.set_faults(

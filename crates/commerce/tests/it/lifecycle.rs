@@ -3,14 +3,9 @@
 //! a real SMTP conversation, usage schedules and drift.
 
 use opterius_sim::Target;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::TestApp;
-use crate::v1::v1_catalog;
-
-fn service_id(order: &Value) -> i64 {
-    order["services"][0]["id"].as_i64().expect("service id")
-}
+use crate::support::{Catalog, CatalogIds, Service, TestApp};
 
 fn panel_calls(app: &TestApp, path_end: &str) -> usize {
     app.sim
@@ -23,8 +18,11 @@ fn panel_calls(app: &TestApp, path_end: &str) -> usize {
 #[tokio::test]
 async fn an_overdue_unsuspend_leaves_an_abuse_suspension_alone() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
-    let sid = service_id(&app.order(product, "rita.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
+    let sid = app.order(product, "rita.example.com").await.service_id();
     app.settle(sid, &["active"]).await;
 
     // Unknown fields are named in a 422; nothing is queued.
@@ -57,8 +55,15 @@ async fn an_overdue_unsuspend_leaves_an_abuse_suspension_alone() {
         .await;
     assert_eq!(status, 202, "{body}");
     let service = app.settle(sid, &["suspended"]).await;
-    assert_eq!(service["suspension_reason"], "abuse", "{service}");
-    assert_eq!(service["suspension_note"], "phishing kit, ticket 4411");
+    assert_eq!(
+        service.suspension_reason.as_deref(),
+        Some("abuse"),
+        "{service:?}"
+    );
+    assert_eq!(
+        service.suspension_note.as_deref(),
+        Some("phishing kit, ticket 4411")
+    );
     let account = &app.sim.accounts(Target::Server(0))[0];
     assert!(account.suspended);
     assert_eq!(
@@ -94,8 +99,7 @@ async fn an_overdue_unsuspend_leaves_an_abuse_suspension_alone() {
         0,
         "nothing reached the Panel"
     );
-    let service = app.get(&format!("/api/v1/services/{sid}")).await;
-    assert_eq!(service["status"], "suspended");
+    assert_eq!(app.service(sid).await.status, "suspended");
     assert!(app.sim.accounts(Target::Server(0))[0].suspended);
 
     // The admin's decision (abuse) lifts it; the reason goes with it.
@@ -108,7 +112,7 @@ async fn an_overdue_unsuspend_leaves_an_abuse_suspension_alone() {
         .await;
     assert_eq!(status, 202, "{body}");
     let service = app.settle(sid, &["active"]).await;
-    assert!(service["suspension_reason"].is_null(), "{service}");
+    assert_eq!(service.suspension_reason, None, "{service:?}");
     assert_eq!(panel_calls(&app, "/accounts/unsuspend"), 1);
 
     // No body at all means reason other, which an overdue unsuspend leaves
@@ -118,7 +122,7 @@ async fn an_overdue_unsuspend_leaves_an_abuse_suspension_alone() {
         .await;
     assert_eq!(status, 202);
     let service = app.settle(sid, &["suspended"]).await;
-    assert_eq!(service["suspension_reason"], "other");
+    assert_eq!(service.suspension_reason.as_deref(), Some("other"));
     let account = &app.sim.accounts(Target::Server(0))[0];
     assert_eq!(app.sim.v1_meta(0)[&account.id]["suspend_reason"], "other");
     let (status, _) = app
@@ -243,20 +247,17 @@ impl SmtpSink {
         self.messages.lock().expect("lock").clone()
     }
 
-    pub async fn wait_for(&self, n: usize) -> Vec<String> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
+    /// Waits until `n` mails arrived, looking again as `app`'s mail jobs finish.
+    pub async fn wait_for(&self, app: &TestApp, n: usize) -> Vec<String> {
+        app.wait_until(&format!("{n} mails arriving"), || async {
             let m = self.messages();
             if m.len() >= n {
-                return m;
+                Ok(m)
+            } else {
+                Err(format!("only {} arrived", m.len()))
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only {} of {n} mails arrived",
-                m.len()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -279,10 +280,13 @@ async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retrie
         ],
     )
     .await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
-    let sid = service_id(&app.order(product, "sam.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
+    let sid = app.order(product, "sam.example.com").await.service_id();
     app.settle(sid, &["active"]).await;
-    let mails = sink.wait_for(1).await;
+    let mails = sink.wait_for(&app, 1).await;
     let welcome = unfold(&mails[0]);
     let password = app.passwords().await.remove(0);
     assert!(
@@ -310,7 +314,7 @@ async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retrie
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let mails = sink.wait_for(2).await;
+    let mails = sink.wait_for(&app, 2).await;
     let changed = unfold(&mails[1]);
     let new_password = app.passwords().await.remove(0);
     assert_ne!(new_password, password);
@@ -338,9 +342,10 @@ async fn the_welcome_mail_carries_the_password_over_smtp_and_a_failure_is_retrie
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let mails = sink.wait_for(3).await;
+    let mails = sink.wait_for(&app, 3).await;
     assert!(unfold(&mails[2]).contains(&new_password));
-    app.get(&format!("/api/v1/services/{sid}")).await;
+    app.service(sid).await;
+    app.drain().await;
     app.finish().await;
 }
 
@@ -360,34 +365,40 @@ async fn behind_our_back(app: &TestApp, action: &str, username: &str) {
     assert_eq!(resp.status(), 200, "{action} on the Panel");
 }
 
-async fn sync(app: &TestApp, sid: i64) -> Value {
+async fn sync(app: &TestApp, sid: i64) -> Service {
     let before = app.log_for(sid).await.len();
     app.post(&format!("/api/v1/services/{sid}/sync"), json!({}))
         .await;
     app.wait_for_log(sid, |l| {
         l.len() > before
             && l.last()
-                .is_some_and(|e| e["action"] == "info" && e["status"] != "pending")
+                .is_some_and(|e| e.action == "info" && e.status != "pending")
     })
     .await;
-    app.get(&format!("/api/v1/services/{sid}")).await
+    app.service(sid).await
 }
 
 #[tokio::test]
 async fn drift_is_flagged_when_the_panel_suspends_or_loses_an_account_behind_our_back() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
-    let sid = service_id(&app.order(product, "tess.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
+    let sid = app.order(product, "tess.example.com").await.service_id();
     let service = app.settle(sid, &["active"]).await;
-    let username = service["username"].as_str().expect("username").to_owned();
+    let username = service.username;
     let service = sync(&app, sid).await;
-    assert!(service["drift"].is_null(), "{service}");
+    assert_eq!(service.drift, None, "{service:?}");
 
     behind_our_back(&app, "suspend", &username).await;
     let service = sync(&app, sid).await;
-    assert_eq!(service["status"], "active", "nothing changed silently");
-    assert_eq!(service["panel_status"], "suspended");
-    assert_eq!(service["drift"], "suspended on the Panel, active here");
+    assert_eq!(service.status, "active", "nothing changed silently");
+    assert_eq!(service.panel_status.as_deref(), Some("suspended"));
+    assert_eq!(
+        service.drift.as_deref(),
+        Some("suspended on the Panel, active here")
+    );
     assert_eq!(
         commerce::app::dashboard::services_with_drift(&app.state.pool)
             .await
@@ -401,18 +412,19 @@ async fn drift_is_flagged_when_the_panel_suspends_or_loses_an_account_behind_our
     // Put right on the Panel: the next sync clears it.
     behind_our_back(&app, "unsuspend", &username).await;
     let service = sync(&app, sid).await;
-    assert!(service["drift"].is_null(), "{service}");
+    assert_eq!(service.drift, None, "{service:?}");
 
     behind_our_back(&app, "terminate", &username).await;
     let service = sync(&app, sid).await;
-    assert_eq!(service["status"], "active");
-    assert_eq!(service["panel_status"], "missing");
+    assert_eq!(service.status, "active");
+    assert_eq!(service.panel_status.as_deref(), Some("missing"));
     assert!(
-        service["drift"]
-            .as_str()
+        service
+            .drift
+            .as_deref()
             .unwrap_or_default()
             .contains("missing on the Panel"),
-        "{service}"
+        "{service:?}"
     );
     assert_eq!(app.get("/api/v1/services?drift=1").await["total"], 1);
     app.finish().await;
@@ -420,21 +432,16 @@ async fn drift_is_flagged_when_the_panel_suspends_or_loses_an_account_behind_our
 
 #[tokio::test]
 async fn the_usage_schedule_syncs_every_live_account_once_per_round_spread_per_server() {
-    let app = TestApp::spawn_with(
-        opterius_sim::SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("USAGE_SYNC_INTERVAL_SECS", "0")],
-    )
-    .await;
-    let (group, _, product) = v1_catalog(&app, "Starter", "on_order").await;
-    crate::v1::add_v1_server(&app, "panel-v1-b", group, 1).await;
-    let mut ids = Vec::new();
-    for n in 0..4 {
-        let sid = service_id(&app.order(product, &format!("u{n}.example.com")).await);
-        ids.push(sid);
-    }
+    let app = TestApp::spawn_with_settings(&[("USAGE_SYNC_INTERVAL_SECS", "0")]).await;
+    let CatalogIds {
+        group_id: group,
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
+    app.add_v1_server("panel-v1-b", group, 1).await;
+    let ids = app
+        .orders(product, 4, |n| format!("u{n}.example.com"))
+        .await;
     for sid in &ids {
         app.settle(*sid, &["active"]).await;
     }
@@ -467,13 +474,12 @@ async fn the_usage_schedule_syncs_every_live_account_once_per_round_spread_per_s
     );
     for sid in &ids {
         app.wait_for_log(*sid, |l| {
-            l.iter().any(|e| {
-                e["action"] == "info" && e["status"] == "success" && e["triggered_by"] == "system"
-            })
+            l.iter()
+                .any(|e| e.outcome() == ("info", "success") && e.triggered_by == "system")
         })
         .await;
-        let s = app.get(&format!("/api/v1/services/{sid}")).await;
-        assert_eq!(s["panel_status"], "active", "{s}");
+        let s = app.service(*sid).await;
+        assert_eq!(s.panel_status.as_deref(), Some("active"), "{s:?}");
     }
     app.finish().await;
 }
@@ -491,21 +497,20 @@ async fn figures_mail_rate_and_sync_throughput() {
     };
     let (mails, services) = (count("FIGURE_MAILS", 200), count("FIGURE_SERVICES", 400));
     let sink = SmtpSink::start().await;
-    let app = TestApp::spawn_with(
-        opterius_sim::SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("SMTP_URL", &sink.url), ("USAGE_SYNC_INTERVAL_SECS", "0")],
-    )
-    .await;
-    let (group, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let app =
+        TestApp::spawn_with_settings(&[("SMTP_URL", &sink.url), ("USAGE_SYNC_INTERVAL_SECS", "0")])
+            .await;
+    let CatalogIds {
+        group_id: group,
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
     for n in 1..4 {
-        crate::v1::add_v1_server(&app, &format!("panel-v1-{n}"), group, n).await;
+        app.add_v1_server(&format!("panel-v1-{n}"), group, n).await;
     }
-    let first = service_id(&app.order(product, "m0.example.com").await);
+    let first = app.order(product, "m0.example.com").await.service_id();
     app.settle(first, &["active"]).await;
-    sink.wait_for(1).await;
+    sink.wait_for(&app, 1).await;
 
     let started = std::time::Instant::now();
     for _ in 0..mails {
@@ -513,7 +518,7 @@ async fn figures_mail_rate_and_sync_throughput() {
             .await
             .expect("queue");
     }
-    sink.wait_for(1 + mails).await;
+    sink.wait_for(&app, 1 + mails).await;
     let took = started.elapsed().as_secs_f64();
     println!(
         "FIGURE mail: {mails} mails to the local SMTP sink in {took:.2} s = {:.0} mails/s",
@@ -521,11 +526,10 @@ async fn figures_mail_rate_and_sync_throughput() {
     );
 
     let mut ids = vec![first];
-    for n in 1..services {
-        ids.push(service_id(
-            &app.order(product, &format!("m{n}.example.com")).await,
-        ));
-    }
+    ids.extend(
+        app.orders(product, services - 1, |n| format!("m{}.example.com", n + 1))
+            .await,
+    );
     for sid in &ids {
         app.settle(*sid, &["active"]).await;
     }
@@ -550,19 +554,15 @@ async fn figures_mail_rate_and_sync_throughput() {
     .await
     .expect("enqueue");
     drop(conn);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-    loop {
-        let synced: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM services WHERE panel_status = 'active'")
-                .fetch_one(&app.state.pool)
-                .await
-                .expect("count");
-        if synced as usize >= ids.len() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "only {synced} synced");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if let Err(left) = app.drain_within(std::time::Duration::from_secs(600)).await {
+        panic!("the syncs did not finish: {} jobs left", left.len());
     }
+    let synced: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM services WHERE panel_status = 'active'")
+            .fetch_one(&app.state.pool)
+            .await
+            .expect("count");
+    assert_eq!(synced as usize, ids.len(), "every service synced");
     let took = started.elapsed().as_secs_f64();
     let mut per_server = std::collections::BTreeMap::new();
     for r in app
@@ -591,22 +591,16 @@ async fn figures_mail_rate_and_sync_throughput() {
     app.finish().await;
 }
 
-/// A mail's outbox row once it is no longer pending: it says `sent` just after
-/// the sink has the message.
+/// A mail's outbox row once its job has run: it says `sent` just after the
+/// sink has the message.
 async fn settled_outbox(app: &TestApp, sid: i64, kind: &str) -> (String, i32, Option<String>) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let row: (String, i32, Option<String>) = sqlx::query_as(
-            "SELECT status, attempts, last_error FROM mail_outbox WHERE service_id = $1 AND kind = $2",
-        )
-        .bind(sid)
-        .bind(kind)
-        .fetch_one(&app.state.pool)
-        .await
-        .expect("outbox row");
-        if row.0 != "pending" || std::time::Instant::now() > deadline {
-            return row;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    app.drain().await;
+    sqlx::query_as(
+        "SELECT status, attempts, last_error FROM mail_outbox WHERE service_id = $1 AND kind = $2",
+    )
+    .bind(sid)
+    .bind(kind)
+    .fetch_one(&app.state.pool)
+    .await
+    .expect("outbox row")
 }

@@ -6,6 +6,7 @@ mod api;
 mod api_contract;
 mod attention;
 mod cluster;
+mod harness;
 mod lifecycle;
 mod ops;
 mod outage;

@@ -67,6 +67,7 @@ impl DbProxy {
             match TcpListener::bind(self.addr).await {
                 Ok(l) => break l,
                 Err(_) if std::time::Instant::now() < deadline => {
+                    // The port frees when the aborted task is polled: no job is involved.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("re-bind {}: {e}", self.addr),

@@ -4,18 +4,17 @@
 
 use futures::StreamExt as _;
 use opterius_sim::{Faults, SimConfig, Target};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::TestApp;
-
-fn service_id(order: &Value) -> i64 {
-    order["services"][0]["id"].as_i64().expect("service id")
-}
+use crate::support::{Catalog, CatalogIds, LogEntry, Page, TestApp};
 
 async fn four_servers_one_with_a_wrong_token(app: &TestApp) -> (i64, Vec<i64>, i64) {
-    let (group, s0, product) = app.catalog("Starter", "on_order").await;
-    let s1 = app.add_server("panel-1", group, 1, 0).await;
-    let s2 = app.add_server("panel-2", group, 2, 0).await;
+    let CatalogIds {
+        group_id: group,
+        server_ids: healthy,
+        product_id: product,
+        ..
+    } = Catalog::on(app).servers(3).build().await;
     let bad = app
         .post(
             "/api/v1/servers",
@@ -25,7 +24,7 @@ async fn four_servers_one_with_a_wrong_token(app: &TestApp) -> (i64, Vec<i64>, i
         .await["id"]
         .as_i64()
         .expect("server id");
-    (bad, vec![s0, s1, s2], product)
+    (bad, healthy, product)
 }
 
 #[tokio::test]
@@ -33,45 +32,35 @@ async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_
     let app = TestApp::spawn().await;
     let (bad, healthy, product) = four_servers_one_with_a_wrong_token(&app).await;
 
-    let mut services = Vec::new();
-    for i in 0..20 {
-        services.push(service_id(
-            &app.order(product, &format!("shop{i}.example.com")).await,
-        ));
-    }
+    let services = app
+        .orders(product, 20, |i| format!("shop{i}.example.com"))
+        .await;
     for sid in &services {
         let s = app.settle(*sid, &["active", "failed"]).await;
-        assert_eq!(s["status"], "active", "{s}");
+        assert_eq!(s.status, "active", "{s:?}");
         assert!(
-            healthy.iter().any(|h| s["server_id"] == *h),
-            "on a healthy server: {s}"
+            s.server_id.is_some_and(|id| healthy.contains(&id)),
+            "on a healthy server: {s:?}"
         );
     }
-    let on_bad = app
-        .get(&format!(
-            "/api/v1/provisioning-log?server_id={bad}&action=create&per_page=100"
-        ))
-        .await;
-    let attempts = on_bad["total"].as_i64().expect("total");
+    let path = format!("/api/v1/provisioning-log?server_id={bad}&action=create&per_page=100");
+    let on_bad: Page<LogEntry> = crate::support::model::parse(&path, app.get(&path).await);
+    let attempts = on_bad.total.expect("total");
     println!("attempts on the bad server: {attempts} of 20 orders");
     assert!(
         (1..=2).contains(&attempts),
-        "at most two attempts on the bad server, got {attempts}: {on_bad}"
+        "at most two attempts on the bad server, got {attempts}: {on_bad:?}"
     );
     // Each attempt on the bad server is in its service's log, followed by the
     // create that succeeded elsewhere.
-    for item in on_bad["items"].as_array().expect("items") {
-        assert_eq!(item["status"], "failed");
-        assert_eq!(item["error"]["kind"], "unauthorized", "{item}");
-        let sid = item["service_id"].as_i64().expect("service id");
+    for item in &on_bad.items {
+        assert_eq!(item.status, "failed");
+        assert_eq!(item.error_kind(), "unauthorized", "{item:?}");
+        let sid = item.service_id.expect("service id");
         let log = app.log_for(sid).await;
         let last = log.last().expect("log");
-        assert_eq!(
-            (last["action"].as_str(), last["status"].as_str()),
-            (Some("create"), Some("success")),
-            "{log:?}"
-        );
-        assert_ne!(last["server_id"], bad);
+        assert_eq!(last.outcome(), ("create", "success"), "{log:?}");
+        assert_ne!(last.server_id, Some(bad));
     }
     assert_eq!(app.sim.accounts(Target::Server(3)).len(), 0);
     let total: usize = (0..3)
@@ -79,17 +68,22 @@ async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_
         .sum();
     assert_eq!(total, 20, "one account per order, none twice");
 
-    let server = app.get(&format!("/api/v1/servers/{bad}")).await;
-    assert_eq!(server["health"]["status"], "offline", "{server}");
-    assert_eq!(server["health"]["last_error"]["kind"], "unauthorized");
-    assert!(server["health"]["since"].is_string(), "{server}");
-    assert!(
-        server["health"]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("unauthorized") && r.starts_with("create of service")),
-        "{server}"
+    let server = app.server(bad).await;
+    let health = &server.health;
+    assert_eq!(health.status, "offline", "{server:?}");
+    assert_eq!(
+        health.last_error.as_ref().map(|e| e.kind.as_str()),
+        Some("unauthorized")
     );
-    assert_eq!(server["account_count"], 0, "slots given back");
+    assert!(health.since.is_some(), "{server:?}");
+    assert!(
+        health
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("unauthorized") && r.starts_with("create of service")),
+        "{server:?}"
+    );
+    assert_eq!(server.account_count, 0, "slots given back");
 
     // Fix the token and test: the server is back in placement, and being the
     // emptiest, takes the next order.
@@ -101,34 +95,29 @@ async fn a_server_with_a_wrong_token_costs_one_attempt_and_every_order_lands_on_
         )
         .await;
     assert_eq!(code, 200, "{body}");
-    let test = app
-        .post(&format!("/api/v1/servers/{bad}/test"), json!({}))
-        .await;
-    assert_eq!(test["ok"], true, "{test}");
-    let server = app.get(&format!("/api/v1/servers/{bad}")).await;
-    assert_eq!(server["health"]["status"], "online");
-    assert_eq!(server["health"]["reason"], "connection test passed");
-    let next = service_id(&app.order(product, "after-fix.example.com").await);
+    let test = app.test_server(bad).await;
+    assert!(test.ok, "{test:?}");
+    let health = app.server(bad).await.health;
+    assert_eq!(health.status, "online");
+    assert_eq!(health.reason.as_deref(), Some("connection test passed"));
+    let next = app
+        .order(product, "after-fix.example.com")
+        .await
+        .service_id();
     let s = app.settle(next, &["active", "failed"]).await;
-    assert_eq!(
-        (s["status"].clone(), s["server_id"].clone()),
-        (json!("active"), json!(bad))
-    );
+    assert_eq!((s.status.as_str(), s.server_id), ("active", Some(bad)));
     app.finish().await;
 }
 
 #[tokio::test]
 async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "2")],
-    )
-    .await;
-    let (group, s0, product) = app.catalog("Starter", "on_order").await;
-    let s1 = app.add_server("panel-1", group, 1, 0).await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "2")]).await;
+    let catalog = Catalog::on(&app).servers(2).build().await;
+    let (s0, s1, product) = (
+        catalog.server_ids[0],
+        catalog.server_ids[1],
+        catalog.product_id,
+    );
     app.sim.set_faults(
         Target::Server(0),
         Faults {
@@ -143,22 +132,19 @@ async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() 
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product, "slow.example.com").await);
+    let sid = app.order(product, "slow.example.com").await.service_id();
     let s = app.settle(sid, &["failed"]).await;
-    let first = s["server_id"].clone();
-    assert!(first == s0 || first == s1, "keeps its server: {s}");
+    let first = s.server_id.expect("a server");
+    assert!(first == s0 || first == s1, "keeps its server: {s:?}");
     let log = app.log_for(sid).await;
-    let creates: Vec<&Value> = log.iter().filter(|r| r["action"] == "create").collect();
+    let creates: Vec<&LogEntry> = log.iter().filter(|r| r.action == "create").collect();
     assert_eq!(creates.len(), 2, "{log:?}");
     assert!(
-        creates.iter().all(|r| r["server_id"] == first),
+        creates.iter().all(|r| r.server_id == Some(first)),
         "never re-placed on a 5xx: {log:?}"
     );
     for s in [s0, s1] {
-        assert_eq!(
-            app.get(&format!("/api/v1/servers/{s}")).await["health"]["status"],
-            "unknown"
-        );
+        assert_eq!(app.server(s).await.health.status, "unknown");
     }
     let filtered = app
         .get(&format!("/api/v1/services?status=failed&server_id={first}"))
@@ -173,37 +159,30 @@ async fn a_timeout_never_moves_a_service_and_a_final_failure_keeps_its_server() 
     app.post(&format!("/api/v1/services/{sid}/retry"), json!({}))
         .await;
     let s = app.settle(sid, &["active"]).await;
-    assert_eq!(s["server_id"], first);
-    let count = app.get(&format!("/api/v1/servers/{first}")).await["account_count"].clone();
-    assert_eq!(count, 1);
+    assert_eq!(s.server_id, Some(first));
+    assert_eq!(app.server(first).await.account_count, 1);
     app.finish().await;
 }
 
 #[tokio::test]
 async fn bulk_retry_queues_only_what_the_filters_select_and_ends_all_active_without_duplicates() {
-    let app = TestApp::spawn_with(
-        SimConfig {
-            servers: 4,
-            ..Default::default()
-        },
-        &[("PROVISION_MAX_ATTEMPTS", "1")],
-    )
-    .await;
-    let (group, s0, product) = app.catalog("Starter", "on_order").await;
-    let s1 = app.add_server("panel-1", group, 1, 0).await;
+    let app = TestApp::spawn_with_settings(&[("PROVISION_MAX_ATTEMPTS", "1")]).await;
+    let catalog = Catalog::on(&app).servers(2).build().await;
+    let (s0, s1, product) = (
+        catalog.server_ids[0],
+        catalog.server_ids[1],
+        catalog.product_id,
+    );
     // Both Panels refuse the package for now: every create fails for good.
     app.sim.set_packages(Target::All, &["Other"]);
-    let mut services = Vec::new();
     // BULK_RETRY_SERVICES=1000 reproduces the figure; 40 keeps it quick.
     let n: i64 = std::env::var("BULK_RETRY_SERVICES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    for i in 0..n {
-        services.push(service_id(
-            &app.order(product, &format!("bulk{i}.example.com")).await,
-        ));
-    }
+    let services = app
+        .orders(product, n as usize, |i| format!("bulk{i}.example.com"))
+        .await;
     for sid in &services {
         app.settle(*sid, &["failed"]).await;
     }
@@ -306,7 +285,11 @@ fn max_in_flight(app: &TestApp, target: &str) -> usize {
 async fn a_burst_into_a_one_server_group_never_has_more_than_max_concurrent_calls_in_flight_across_two_workers()
  {
     let app = TestApp::spawn().await;
-    let (_, server, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        server_id: server,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
     let (code, body) = app
         .call(
             "PATCH",
@@ -350,7 +333,11 @@ async fn a_burst_into_a_one_server_group_never_has_more_than_max_concurrent_call
         .unwrap_or(60);
     let orders = (0..burst).map(|i| {
         let app = &app;
-        async move { service_id(&app.order(product, &format!("burst{i}.example.com")).await) }
+        async move {
+            app.order(product, &format!("burst{i}.example.com"))
+                .await
+                .service_id()
+        }
     });
     let services = futures::stream::iter(orders)
         .buffer_unordered(32)
@@ -358,7 +345,7 @@ async fn a_burst_into_a_one_server_group_never_has_more_than_max_concurrent_call
         .await;
     for sid in &services {
         let s = app.settle(*sid, &["active", "failed"]).await;
-        assert_eq!(s["status"], "active", "{s}");
+        assert_eq!(s.status, "active", "{s:?}");
     }
     assert_eq!(app.sim.accounts(Target::Server(0)).len(), burst);
     let max = max_in_flight(&app, "panel-0");
@@ -391,9 +378,18 @@ async fn lease_to(app: &TestApp, sid: i64, holder: &str, beat_secs_ago: f64) {
 #[tokio::test]
 async fn a_dead_workers_lease_is_taken_over_within_seconds_and_a_live_ones_never() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = app.catalog("Starter", "manual").await;
-    let dead = service_id(&app.order(product, "dead-holder.example.com").await);
-    let live = service_id(&app.order(product, "live-holder.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
+    let dead = app
+        .order(product, "dead-holder.example.com")
+        .await
+        .service_id();
+    let live = app
+        .order(product, "live-holder.example.com")
+        .await
+        .service_id();
     // A worker that stopped beating 20 s ago (killed) holds one; a live one
     // (beating now, kept fresh below) holds the other.
     lease_to(&app, dead, "killed-worker", 20.0).await;
@@ -412,6 +408,7 @@ async fn a_dead_workers_lease_is_taken_over_within_seconds_and_a_live_ones_never
                 )
                 .execute(&pool)
                 .await;
+                // The live holder's heartbeat: the beat is the behaviour under test.
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         })
@@ -420,10 +417,11 @@ async fn a_dead_workers_lease_is_taken_over_within_seconds_and_a_live_ones_never
     let took = started.elapsed();
     println!("dead worker's service active after {} ms", took.as_millis());
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
-    // The live holder's service: still untouched a few seconds later.
+    // The live holder's service: still untouched a few seconds later. The
+    // wait is the behaviour under test (a live lease is never taken over).
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let s = app.get(&format!("/api/v1/services/{live}")).await;
-    assert_eq!(s["status"], "provisioning", "{s}");
+    let s = app.service(live).await;
+    assert_eq!(s.status, "provisioning", "{s:?}");
     assert!(
         app.sim
             .accounts(Target::Server(0))

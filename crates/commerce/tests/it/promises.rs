@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use opterius_sim::{Faults, Target};
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
-
-fn service_id(order: &Value) -> i64 {
-    order["services"][0]["id"].as_i64().expect("service id")
-}
+use crate::support::{Catalog, CatalogIds, Module, TestApp};
 
 async fn count(app: &TestApp, table: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
@@ -24,14 +20,7 @@ async fn count(app: &TestApp, table: &str) -> i64 {
 /// A group, a server on simulated Panel 0, and a product whose two limits
 /// differ from each other and from every default.
 async fn catalog_with_limits(app: &TestApp, disk: i64, bandwidth: i64) -> i64 {
-    let group = app
-        .post(
-            "/api/v1/server-groups",
-            json!({"name": "Payload", "placement": "least_full"}),
-        )
-        .await["id"]
-        .as_i64()
-        .expect("group");
+    let group = app.group("Payload", "least_full").await;
     app.add_server("payload-0", group, 0, 0).await;
     let product = app
         .post(
@@ -62,9 +51,9 @@ async fn create_sends_every_payload_field_from_the_service_product_and_client() 
                    "product_id": product, "domain": "payload-shop.example.com"}),
         )
         .await;
-    let sid = service_id(&order);
+    let sid = crate::support::model::parse::<crate::support::Order>("order", order).service_id();
     let service = app.settle(sid, &["active"]).await;
-    let username = service["username"].as_str().expect("username").to_owned();
+    let username = service.username.clone();
     assert_eq!(username, "payloadshop");
 
     let accounts = app.sim.accounts(Target::Server(0));
@@ -82,7 +71,7 @@ async fn create_sends_every_payload_field_from_the_service_product_and_client() 
         [sent],
         "the Panel got the password Commerce generated and keeps"
     );
-    assert_eq!(service["panel_account_id"], a.id.to_string());
+    assert_eq!(service.panel_account_id, Some(a.id.to_string()));
     app.finish().await;
 }
 
@@ -114,7 +103,10 @@ async fn install(app: &TestApp, sql: &str) {
 /// failure, the same order goes through with its job.
 async fn order_is_all_or_nothing(failure: &str, drop: &str) {
     let app = TestApp::spawn().await;
-    let (_, _, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
     install(&app, failure).await;
     let (code, body) = app
         .call(
@@ -140,7 +132,7 @@ async fn order_is_all_or_nothing(failure: &str, drop: &str) {
     );
 
     install(&app, drop).await;
-    let sid = service_id(&app.order(product, "atomic.example.com").await);
+    let sid = app.order(product, "atomic.example.com").await.service_id();
     assert_eq!(
         // Only the create: once active, the welcome mail is a job of its own.
         count(
@@ -192,16 +184,14 @@ async fn create_row(app: &TestApp, sid: i64) -> (Value, Value, String) {
 #[tokio::test]
 async fn secret_keys_in_panel_answers_are_redacted_in_the_log_row_by_key() {
     let app = TestApp::spawn().await;
-    let (_, _, good) = app.catalog("Starter", "on_order").await;
-    let group = app.get(&format!("/api/v1/products/{good}")).await["group_id"].clone();
+    let CatalogIds {
+        group_id: group,
+        product_id: good,
+        ..
+    } = Catalog::on(&app).build().await;
     let bad = app
-        .post(
-            "/api/v1/products",
-            json!({"name": "Wrong case", "module": "opterius", "group_id": group, "package": "starter", "auto_setup": "on_order"}),
-        )
-        .await["id"]
-        .as_i64()
-        .expect("product");
+        .product("Wrong case", Module::Seed, group, "starter", "on_order")
+        .await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -210,8 +200,8 @@ async fn secret_keys_in_panel_answers_are_redacted_in_the_log_row_by_key() {
             ..Default::default()
         },
     );
-    let created = service_id(&app.order(good, "keys.example.com").await);
-    let refused = service_id(&app.order(bad, "keys.example.org").await);
+    let created = app.order(good, "keys.example.com").await.service_id();
+    let refused = app.order(bad, "keys.example.org").await.service_id();
     app.settle(created, &["active"]).await;
     app.settle(refused, &["failed"]).await;
 
@@ -243,42 +233,17 @@ async fn secret_keys_in_panel_answers_are_redacted_in_the_log_row_by_key() {
     app.finish().await;
 }
 
-/// Waits, at most `limit`, until the service's status is one of `want`.
-async fn settle_within(app: &TestApp, sid: i64, want: &[&str], limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let s = app.get(&format!("/api/v1/services/{sid}")).await;
-        if want.iter().any(|w| s["status"] == *w) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "service {sid} is not {want:?} within {limit:?}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// Four creates for a one-slot server all see the free slot, then queue on the
 /// server row (the test holds its lock); released, one wins and the other
 /// three end `no_capacity` with the hint at their first attempt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
     let app = TestApp::spawn().await;
-    let group = app
-        .post(
-            "/api/v1/server-groups",
-            json!({"name": "Tiny", "placement": "least_full"}),
-        )
-        .await["id"]
-        .as_i64()
-        .expect("group");
+    let group = app.group("Tiny", "least_full").await;
     let server = app.add_server("one-slot", group, 0, 1).await;
     let product = app
-        .post("/api/v1/products", json!({"name": "Tiny plan", "module": "opterius", "group_id": group, "package": "Starter", "auto_setup": "on_order"}))
-        .await["id"]
-        .as_i64()
-        .expect("product");
+        .product("Tiny plan", Module::Seed, group, "Starter", "on_order")
+        .await;
 
     let mut hold = app.state.pool.begin().await.expect("tx");
     sqlx::query("SELECT id FROM servers WHERE id = $1 FOR UPDATE")
@@ -286,12 +251,9 @@ async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
         .execute(&mut *hold)
         .await
         .expect("lock the server row");
-    let mut sids = Vec::new();
-    for i in 0..4 {
-        sids.push(service_id(
-            &app.order(product, &format!("race{i}.example.com")).await,
-        ));
-    }
+    let sids = app
+        .orders(product, 4, |i| format!("race{i}.example.com"))
+        .await;
     // Every create has read the server as free and now waits for the row.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -309,54 +271,48 @@ async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
             Instant::now() < deadline,
             "only {waiting} of 4 creates reached the slot update"
         );
+        // The creates are blocked on our lock, so no job finishes to wake
+        // a drain: this polls for where they wait, which is the point.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     hold.commit().await.expect("release");
 
     let mut active = 0;
     for sid in &sids {
-        let s = settle_within(&app, *sid, &["active", "failed"], Duration::from_secs(5)).await;
+        let asked = Instant::now();
+        let s = app.settle(*sid, &["active", "failed"]).await;
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "service {sid} took {:?} more to be decided",
+            asked.elapsed()
+        );
         let log = app.log_for(*sid).await;
-        if s["status"] == "active" {
+        if s.status == "active" {
             active += 1;
             continue;
         }
-        let err = &s["last_error"];
-        assert_eq!(err["kind"], "no_capacity", "{s}");
-        assert!(
-            err["hint"]
-                .as_str()
-                .is_some_and(|h| h.contains("raise max_accounts")),
-            "{err}"
-        );
+        let err = s.last_error.as_ref().expect("a stored failure");
+        assert_eq!(err.kind, "no_capacity", "{s:?}");
+        assert!(err.hint.contains("raise max_accounts"), "{err:?}");
         assert_eq!(
             log.iter()
-                .map(|e| (e["attempt"].as_i64(), e["error"]["kind"].as_str()))
+                .map(|e| (e.attempt, e.error_kind()))
                 .collect::<Vec<_>>(),
-            [(Some(1), Some("no_capacity"))],
+            [(1, "no_capacity")],
             "one attempt, decided at once: {log:?}"
         );
     }
     assert_eq!(active, 1, "the one slot is taken once");
-    assert_eq!(
-        app.get(&format!("/api/v1/servers/{server}")).await["account_count"],
-        1
-    );
-    // The queue's ack lands just after the service's status: wait for it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let jobs = loop {
-        let jobs: Vec<(String, i32, Option<String>)> = sqlx::query_as(
-            "SELECT status::text, attempts::int4, last_result::text FROM apalis.jobs
-             WHERE job_type = 'commerce.create_hosting_account' ORDER BY run_at",
-        )
-        .fetch_all(&app.state.pool)
-        .await
-        .expect("jobs");
-        if jobs.iter().all(|j| j.0 == "Done") || Instant::now() > deadline {
-            break jobs;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    assert_eq!(app.server(server).await.account_count, 1);
+    // The queue's ack lands just after the service's status: drain for it.
+    app.drain().await;
+    let jobs: Vec<(String, i32, Option<String>)> = sqlx::query_as(
+        "SELECT status::text, attempts::int4, last_result::text FROM apalis.jobs
+         WHERE job_type = 'commerce.create_hosting_account' ORDER BY run_at",
+    )
+    .fetch_all(&app.state.pool)
+    .await
+    .expect("jobs");
     assert!(
         jobs.len() == 4 && jobs.iter().all(|j| j.0 == "Done" && j.1 == 1),
         "each create job ran once and succeeded: {jobs:?}"
@@ -372,13 +328,14 @@ async fn a_capacity_race_ends_no_capacity_with_its_hint_at_the_first_attempt() {
 #[tokio::test]
 async fn a_create_orphaned_by_a_dead_worker_is_reconciled_and_adopted() {
     let app = TestApp::spawn().await;
-    let (_, server, product) = app.catalog("Starter", "manual").await;
+    let CatalogIds {
+        server_id: server,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
     let order = app.order(product, "orphan.example.com").await;
-    let sid = service_id(&order);
-    let username = order["services"][0]["username"]
-        .as_str()
-        .expect("username")
-        .to_owned();
+    let sid = order.service_id();
+    let username = order.services[0].username.clone();
     // What the dead worker left: the service placed, the attempt sent and
     // never recorded, the account made on the Panel.
     sqlx::query("UPDATE services SET server_id = $2, status = 'provisioning' WHERE id = $1")
@@ -439,24 +396,27 @@ async fn a_create_orphaned_by_a_dead_worker_is_reconciled_and_adopted() {
     tx.commit().await.expect("commit");
 
     let service = app.settle(sid, &["active", "failed"]).await;
-    assert_eq!(service["status"], "active", "{service}");
-    assert_eq!(service["panel_account_id"], made.id, "{service}");
+    assert_eq!(service.status, "active", "{service:?}");
+    assert_eq!(
+        service.panel_account_id.as_deref(),
+        Some(made.id.as_str()),
+        "{service:?}"
+    );
     assert_eq!(app.sim.creates(Target::All).get(&username), Some(&1));
     let log = app.log_for(sid).await;
-    let first = log.iter().find(|e| e["id"] == orphan).expect("the orphan");
+    let first = log.iter().find(|e| e.id == orphan).expect("the orphan");
     assert_eq!(
         (
-            first["status"].as_str(),
-            first["error"]["kind"].as_str(),
-            first["error"]["outcome_unknown"].as_bool()
+            first.status.as_str(),
+            first.error_kind(),
+            first.error.as_ref().and_then(|e| e.outcome_unknown)
         ),
-        (Some("failed"), Some("connection_dropped"), Some(true)),
-        "the orphan is recorded as sent with its outcome unknown: {first}"
+        ("failed", "connection_dropped", Some(true)),
+        "the orphan is recorded as sent with its outcome unknown: {first:?}"
     );
     assert!(
-        log.iter().any(|e| e["action"] == "create"
-            && e["status"] == "success"
-            && e["message"].as_str().is_some_and(|m| m.contains("adopted"))),
+        log.iter().any(|e| e.outcome() == ("create", "success")
+            && e.message.as_deref().is_some_and(|m| m.contains("adopted"))),
         "{log:?}"
     );
     app.finish().await;
@@ -468,13 +428,16 @@ async fn a_create_orphaned_by_a_dead_worker_is_reconciled_and_adopted() {
 #[tokio::test]
 async fn a_create_job_reaching_a_terminated_service_does_nothing_and_says_so() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = app.catalog("Starter", "on_order").await;
-    let sid = service_id(&app.order(product, "late.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::on(&app).build().await;
+    let sid = app.order(product, "late.example.com").await.service_id();
     app.settle(sid, &["active"]).await;
     app.queue_with(sid, "terminate", json!({"confirm": "late.example.com"}))
         .await;
     let terminated = app.settle(sid, &["terminated"]).await;
-    assert!(terminated["panel_account_id"].is_string(), "{terminated}");
+    assert!(terminated.panel_account_id.is_some(), "{terminated:?}");
 
     let mut tx = app.state.pool.begin().await.expect("tx");
     commerce::jobs::enqueue(
@@ -492,24 +455,21 @@ async fn a_create_job_reaching_a_terminated_service_does_nothing_and_says_so() {
     tx.commit().await.expect("commit");
     let log = app
         .wait_for_log(sid, |log| {
-            log.iter().filter(|e| e["action"] == "create").count() == 2
+            log.iter().filter(|e| e.action == "create").count() == 2
         })
         .await;
     let late = log
         .iter()
-        .rfind(|e| e["action"] == "create")
+        .rfind(|e| e.action == "create")
         .expect("the late create");
-    assert_eq!(late["status"], "failed", "{late}");
+    assert_eq!(late.status, "failed", "{late:?}");
     assert!(
-        late["message"]
-            .as_str()
+        late.message
+            .as_deref()
             .is_some_and(|m| m.contains("terminated before the create ran")),
-        "{late}"
+        "{late:?}"
     );
-    assert_eq!(
-        app.get(&format!("/api/v1/services/{sid}")).await["status"],
-        "terminated"
-    );
+    assert_eq!(app.service(sid).await.status, "terminated");
     assert!(
         app.sim.accounts(Target::All).is_empty(),
         "nothing was created again"

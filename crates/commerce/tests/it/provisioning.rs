@@ -2,44 +2,42 @@
 //! nothing lost, nothing created twice.
 
 use opterius_sim::{Faults, SimConfig, Target};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::TestApp;
-
-fn service_id(order: &Value) -> i64 {
-    order["services"][0]["id"].as_i64().expect("service id")
-}
+use crate::support::{Catalog, CatalogIds, LogEntry, Module, TestApp};
 
 #[tokio::test]
 async fn order_with_auto_setup_becomes_an_active_account_with_panel_account_id() {
     let app = TestApp::spawn().await;
-    let (_, server_id, product_id) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        server_id,
+        product_id,
+        ..
+    } = Catalog::on(&app).build().await;
     let order = app.order(product_id, "alice-shop.example.com").await;
-    assert_eq!(order["services"][0]["username"], "aliceshop");
-    let sid = service_id(&order);
+    assert_eq!(order.services[0].username, "aliceshop");
+    let sid = order.service_id();
     let service = app.settle(sid, &["active"]).await;
 
     let accounts = app.sim.accounts(Target::Server(0));
     assert_eq!(accounts.len(), 1);
-    assert_eq!(service["panel_account_id"], accounts[0].id.to_string());
-    assert_eq!(service["server_id"], server_id);
+    assert_eq!(service.panel_account_id, Some(accounts[0].id.to_string()));
+    assert_eq!(service.server_id, Some(server_id));
     assert_eq!(accounts[0].package, "Starter");
     assert_eq!(accounts[0].email, "owner@alice-shop.example.com");
-    assert!(service.get("password").is_none());
+    // The shape itself: no password key at all.
+    let shown = app.get(&format!("/api/v1/services/{sid}")).await;
+    assert!(shown.get("password").is_none(), "{shown}");
 
     let log = app.log_for(sid).await;
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(
-        (
-            log[0]["action"].as_str(),
-            log[0]["status"].as_str(),
-            log[0]["http_status"].as_i64()
-        ),
-        (Some("create"), Some("success"), Some(201))
+        (log[0].outcome(), log[0].http_status),
+        (("create", "success"), Some(201))
     );
-    assert_eq!(log[0]["triggered_by"], "order");
+    assert_eq!(log[0].triggered_by, "order");
     let detail = app
-        .get(&format!("/api/v1/provisioning-log/{}", log[0]["id"]))
+        .get(&format!("/api/v1/provisioning-log/{}", log[0].id))
         .await;
     assert_eq!(detail["request"]["method"], "POST");
     assert_eq!(detail["request"]["path"], "/api/accounts");
@@ -52,8 +50,12 @@ async fn order_with_auto_setup_becomes_an_active_account_with_panel_account_id()
 #[tokio::test]
 async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     let app = TestApp::spawn().await;
-    let (_, server_id, product_id) = app.catalog("Pro", "on_order").await;
-    let sid = service_id(&app.order(product_id, "bob.example.org").await);
+    let CatalogIds {
+        server_id,
+        product_id,
+        ..
+    } = Catalog::on(&app).package("Pro").build().await;
+    let sid = app.order(product_id, "bob.example.org").await.service_id();
     app.settle(sid, &["active"]).await;
 
     let (code, body) = app
@@ -68,32 +70,18 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
     app.settle(sid, &["active"]).await;
     assert!(!app.sim.accounts(Target::Server(0))[0].suspended);
 
-    let before = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
+    let before = app.server(server_id).await.account_count;
     app.queue_with(sid, "terminate", json!({"confirm": "bob.example.org"}))
         .await;
     let done = app.settle(sid, &["terminated"]).await;
-    assert!(done["terminated_at"].is_string());
+    assert!(done.terminated_at.is_some(), "{done:?}");
     assert!(app.sim.accounts(Target::Server(0)).is_empty());
-    let after = app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"].as_i64();
-    assert_eq!(
-        (before, after),
-        (Some(1), Some(0)),
-        "terminate frees the slot"
-    );
+    let after = app.server(server_id).await.account_count;
+    assert_eq!((before, after), (1, 0), "terminate frees the slot");
 
-    let actions: Vec<(String, String)> = app
-        .log_for(sid)
-        .await
-        .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap_or_default().to_owned(),
-                e["status"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let want = ["create", "suspend", "unsuspend", "terminate"]
-        .map(|a| (a.to_owned(), "success".to_owned()));
+    let log = app.log_for(sid).await;
+    let actions: Vec<(&str, &str)> = log.iter().map(LogEntry::outcome).collect();
+    let want = ["create", "suspend", "unsuspend", "terminate"].map(|a| (a, "success"));
     assert_eq!(actions, want);
 
     // A terminated service refuses further actions with 409.
@@ -112,37 +100,37 @@ async fn suspend_unsuspend_and_terminate_round_trip_each_logged() {
 #[tokio::test]
 async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint() {
     let app = TestApp::spawn().await;
-    let (_, server_id, product_id) = app.catalog("starter", "on_order").await;
-    let sid = service_id(&app.order(product_id, "carol.example.com").await);
+    let CatalogIds {
+        server_id,
+        product_id,
+        ..
+    } = Catalog::on(&app).package("starter").build().await;
+    let sid = app
+        .order(product_id, "carol.example.com")
+        .await
+        .service_id();
     let service = app.settle(sid, &["failed"]).await;
     // Nothing was created and no retry comes, but the service keeps its server
     // and slot, so "retry what failed on server N" finds it (and a retry on
     // it needs no new placement); a terminate gives the slot back.
-    assert_eq!(service["server_id"], server_id, "{service}");
-    assert_eq!(
-        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
-        1
-    );
-    let err = &service["last_error"];
-    assert_eq!(err["kind"], "validation");
-    assert_eq!(err["retryable"], false);
+    assert_eq!(service.server_id, Some(server_id), "{service:?}");
+    assert_eq!(app.server(server_id).await.account_count, 1);
+    let err = service.last_error.as_ref().expect("a stored failure");
+    assert_eq!(err.kind, "validation");
+    assert_eq!(err.retryable, Some(false));
     assert!(
-        err["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("Package 'starter' does not exist")),
-        "{err}"
+        err.message.contains("Package 'starter' does not exist"),
+        "{err:?}"
     );
     assert!(
-        err["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("case-sensitive") && h.contains("Panel → Packages")),
-        "{err}"
+        err.hint.contains("case-sensitive") && err.hint.contains("Panel → Packages"),
+        "{err:?}"
     );
     let log = app.log_for(sid).await;
     assert_eq!(log.len(), 1, "no retries for a 422: {log:?}");
     assert_eq!(
-        (log[0]["status"].as_str(), log[0]["http_status"].as_i64()),
-        (Some("failed"), Some(422))
+        (log[0].status.as_str(), log[0].http_status),
+        ("failed", Some(422))
     );
     let creates = app
         .sim
@@ -178,7 +166,7 @@ async fn wrong_case_package_fails_once_with_the_panel_message_and_package_hint()
 #[tokio::test]
 async fn transient_503s_are_retried_with_every_attempt_logged_until_active() {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    let CatalogIds { product_id, .. } = Catalog::on(&app).build().await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -188,29 +176,26 @@ async fn transient_503s_are_retried_with_every_attempt_logged_until_active() {
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product_id, "dave.example.com").await);
+    let sid = app.order(product_id, "dave.example.com").await.service_id();
     app.settle(sid, &["active"]).await;
     let log = app.log_for(sid).await;
-    let summary: Vec<(i64, String, Option<i64>)> = log
+    let summary: Vec<(i32, &str, Option<i32>)> = log
         .iter()
-        .map(|e| {
-            (
-                e["attempt"].as_i64().unwrap_or(0),
-                e["status"].as_str().unwrap_or_default().to_owned(),
-                e["http_status"].as_i64(),
-            )
-        })
+        .map(|e| (e.attempt, e.status.as_str(), e.http_status))
         .collect();
     assert_eq!(
         summary,
-        vec![
-            (1, "failed".into(), Some(503)),
-            (2, "failed".into(), Some(503)),
-            (3, "success".into(), Some(201))
+        [
+            (1, "failed", Some(503)),
+            (2, "failed", Some(503)),
+            (3, "success", Some(201))
         ]
     );
-    assert_eq!(log[0]["error"]["kind"], "server_error");
-    assert_eq!(log[0]["error"]["retryable"], true);
+    let error = log[0].error.as_ref().expect("the 503's failure");
+    assert_eq!(
+        (error.kind.as_str(), error.retryable),
+        ("server_error", Some(true))
+    );
     assert_eq!(app.sim.creates(Target::All).get("dave"), Some(&1));
     app.finish().await;
 }
@@ -218,16 +203,17 @@ async fn transient_503s_are_retried_with_every_attempt_logged_until_active() {
 #[tokio::test]
 async fn unauthorized_stops_at_once_with_the_token_hint() {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    let CatalogIds { product_id, .. } = Catalog::on(&app).build().await;
     app.sim
         .rotate_token(Target::Server(0), "rotated-on-the-panel");
-    let sid = service_id(&app.order(product_id, "erin.example.com").await);
+    let sid = app.order(product_id, "erin.example.com").await.service_id();
     let service = app.settle(sid, &["failed"]).await;
-    assert_eq!(service["last_error"]["kind"], "unauthorized");
+    let err = service.last_error.as_ref().expect("a stored failure");
+    assert_eq!(err.kind, "unauthorized");
     assert!(
-        service["last_error"]["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("Generate a new token in Panel → Settings → API"))
+        err.hint
+            .contains("Generate a new token in Panel → Settings → API"),
+        "{err:?}"
     );
     assert_eq!(app.log_for(sid).await.len(), 1, "401 is not retried");
     app.finish().await;
@@ -236,7 +222,7 @@ async fn unauthorized_stops_at_once_with_the_token_hint() {
 #[tokio::test]
 async fn lost_reply_after_commit_ends_with_one_account_and_says_what_happened() {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    let CatalogIds { product_id, .. } = Catalog::on(&app).build().await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -246,7 +232,10 @@ async fn lost_reply_after_commit_ends_with_one_account_and_says_what_happened() 
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product_id, "frank.example.com").await);
+    let sid = app
+        .order(product_id, "frank.example.com")
+        .await
+        .service_id();
     let service = app.settle(sid, &["active", "failed"]).await;
     assert_eq!(
         app.sim.creates(Target::All).get("frank"),
@@ -254,29 +243,31 @@ async fn lost_reply_after_commit_ends_with_one_account_and_says_what_happened() 
         "exactly one account"
     );
     assert_eq!(app.sim.accounts(Target::All).len(), 1);
-    assert_eq!(service["status"], "active", "{service}");
+    assert_eq!(service.status, "active", "{service:?}");
     assert_eq!(
-        service["panel_account_id"],
-        app.sim.accounts(Target::Server(0))[0].id.to_string()
+        service.panel_account_id,
+        Some(app.sim.accounts(Target::Server(0))[0].id.to_string())
     );
 
     let log = app.log_for(sid).await;
     let first = &log[0];
-    assert_eq!(first["status"], "failed");
-    assert_eq!(first["error"]["kind"], "connection_dropped");
+    assert_eq!(
+        (first.status.as_str(), first.error_kind()),
+        ("failed", "connection_dropped")
+    );
     let adopted = log
         .iter()
-        .find(|e| e["action"] == "create" && e["status"] == "success")
+        .find(|e| e.outcome() == ("create", "success"))
         .expect("a success row");
     assert!(
-        adopted["message"]
-            .as_str()
+        adopted
+            .message
+            .as_deref()
             .is_some_and(|m| m.contains("adopted")),
-        "{adopted}"
+        "{adopted:?}"
     );
     assert!(
-        log.iter()
-            .any(|e| e["action"] == "info" && e["status"] == "success"),
+        log.iter().any(|e| e.outcome() == ("info", "success")),
         "the reconcile lookup is logged"
     );
     app.finish().await;
@@ -285,9 +276,9 @@ async fn lost_reply_after_commit_ends_with_one_account_and_says_what_happened() 
 /// The first create hangs past the timeout (sent, no answer) and the Panel
 /// does not create; meanwhile another client takes the username. The retry's
 /// 409 names the stranger's account, or (`anonymous_409`) names none.
-async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, Vec<Value>) {
+async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, Vec<LogEntry>) {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("Starter", "on_order").await;
+    let CatalogIds { product_id, .. } = Catalog::on(&app).build().await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -297,7 +288,10 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product_id, "grace.example.com").await);
+    let sid = app
+        .order(product_id, "grace.example.com")
+        .await
+        .service_id();
     // While our create hangs, someone else's account takes the username on the Panel.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !app.sim.requests().iter().any(|r| r.outcome == "hung") {
@@ -305,6 +299,8 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
             std::time::Instant::now() < deadline,
             "the create never reached the Panel"
         );
+        // The create hangs, so no job finishes to wake a drain: this polls the
+        // simulator for the hung request, which is the moment under test.
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     if anonymous_409 {
@@ -339,12 +335,13 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
         .result
         .expect("stranger's account");
     let service = app.settle(sid, &["failed", "active"]).await;
-    assert_eq!(service["status"], "failed", "{service}");
-    assert_eq!(service["last_error"]["kind"], "needs_attention");
+    assert_eq!(service.status, "failed", "{service:?}");
+    let err = service.last_error.as_ref().expect("a stored failure");
+    assert_eq!(err.kind, "needs_attention");
     assert!(
-        service["last_error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("will not create it again under another name"))
+        err.message
+            .contains("will not create it again under another name"),
+        "{err:?}"
     );
     assert_eq!(
         app.sim.accounts(Target::All).len(),
@@ -352,23 +349,18 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
         "only the stranger's account exists"
     );
     assert_eq!(app.sim.accounts(Target::All)[0].domain, "other.example.net");
-    assert_eq!(service["username"], "grace");
+    assert_eq!(service.username, "grace");
     // The hung attempt may have created the account: its slot is kept.
-    let server_id = service["server_id"]
-        .as_i64()
-        .expect("the service keeps its server");
-    assert_eq!(
-        app.get(&format!("/api/v1/servers/{server_id}")).await["account_count"],
-        1
-    );
+    let server_id = service.server_id.expect("the service keeps its server");
+    assert_eq!(app.server(server_id).await.account_count, 1);
     let log = app.log_for(sid).await;
-    let conflicts: Vec<&Value> = log
+    let conflicts: Vec<&LogEntry> = log
         .iter()
-        .filter(|e| e["action"] == "create" && e["http_status"] == 409)
+        .filter(|e| e.action == "create" && e.http_status == Some(409))
         .collect();
     assert_eq!(conflicts.len(), 1, "{log:?}");
     let detail = app
-        .get(&format!("/api/v1/provisioning-log/{}", conflicts[0]["id"]))
+        .get(&format!("/api/v1/provisioning-log/{}", conflicts[0].id))
         .await;
     assert_eq!(
         detail["response"]["body"].get("account_id").is_some(),
@@ -382,7 +374,7 @@ async fn conflict_after_unknown_outcome(anonymous_409: bool) -> (TestApp, i64, V
 async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_never_renamed() {
     let (app, _, log) = conflict_after_unknown_outcome(true).await;
     assert!(
-        !log.iter().any(|e| e["action"] == "info"),
+        !log.iter().any(|e| e.action == "info"),
         "with no id named there is nothing to look up: {log:?}"
     );
     app.finish().await;
@@ -391,11 +383,12 @@ async fn conflict_after_unknown_outcome_without_an_id_needs_attention_and_is_nev
 #[tokio::test]
 async fn conflict_after_unknown_outcome_naming_another_account_needs_attention() {
     let (app, _, log) = conflict_after_unknown_outcome(false).await;
-    let lookups: Vec<&Value> = log.iter().filter(|e| e["action"] == "info").collect();
+    let lookups: Vec<&LogEntry> = log.iter().filter(|e| e.action == "info").collect();
     assert_eq!(lookups.len(), 1, "the named account is looked up: {log:?}");
     assert!(
-        lookups[0]["message"]
-            .as_str()
+        lookups[0]
+            .message
+            .as_deref()
             .is_some_and(|m| m.contains("is not grace's")),
         "{:?}",
         lookups[0]
@@ -413,34 +406,29 @@ async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capaci
         &[],
     )
     .await;
-    let group = app
-        .post(
-            "/api/v1/server-groups",
-            json!({"name": "Pool", "placement": "least_full"}),
-        )
-        .await["id"]
-        .as_i64()
-        .expect("id");
-    let s0 = app.add_server("pool-a", group, 0, 100).await;
-    let s1 = app.add_server("pool-b", group, 1, 100).await;
-    let product = app
-        .post("/api/v1/products", json!({"name": "Pool plan", "module": "opterius", "group_id": group, "package": "Starter", "auto_setup": "on_order"}))
-        .await["id"]
-        .as_i64()
-        .expect("id");
+    let catalog = Catalog::on(&app).servers(2).max_accounts(100).build().await;
+    let (s0, s1, product) = (
+        catalog.server_ids[0],
+        catalog.server_ids[1],
+        catalog.product_id,
+    );
     let orders = futures::future::join_all((0..250).map(|i| {
         let app = &app;
-        async move { service_id(&app.order(product, &format!("site{i}.example.com")).await) }
+        async move {
+            app.order(product, &format!("site{i}.example.com"))
+                .await
+                .service_id()
+        }
     }))
     .await;
     let mut active = 0;
     let mut no_capacity = Vec::new();
     for sid in &orders {
         let s = app.settle(*sid, &["active", "failed"]).await;
-        if s["status"] == "active" {
+        if s.status == "active" {
             active += 1;
         } else {
-            assert_eq!(s["last_error"]["kind"], "no_capacity", "{s}");
+            assert_eq!(s.error_kind(), "no_capacity", "{s:?}");
             no_capacity.push(*sid);
         }
     }
@@ -471,10 +459,7 @@ async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capaci
         (json!(100), Some(5))
     );
     for s in [s0, s1] {
-        assert_eq!(
-            app.get(&format!("/api/v1/servers/{s}")).await["account_count"],
-            100
-        );
+        assert_eq!(app.server(s).await.account_count, 100);
     }
     assert_eq!(app.sim.accounts(Target::Server(0)).len(), 100);
     assert_eq!(app.sim.accounts(Target::Server(1)).len(), 100);
@@ -508,8 +493,8 @@ async fn concurrent_orders_fill_two_servers_exactly_and_the_rest_wait_for_capaci
 #[tokio::test]
 async fn a_rolled_back_order_leaves_no_job() {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("Starter", "manual").await;
-    let sid = service_id(&app.order(product_id, "hank.example.com").await);
+    let CatalogIds { product_id, .. } = Catalog::on(&app).auto_setup("manual").build().await;
+    let sid = app.order(product_id, "hank.example.com").await.service_id();
     let jobs = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM apalis.jobs")
             .fetch_one(&pool)
@@ -540,10 +525,7 @@ async fn a_rolled_back_order_leaves_no_job() {
         0,
         "rollback removed the job with the state change"
     );
-    assert_eq!(
-        app.get(&format!("/api/v1/services/{sid}")).await["status"],
-        "pending"
-    );
+    assert_eq!(app.service(sid).await.status, "pending");
     // A rejected order writes nothing at all.
     let (code, body) = app
         .call(
@@ -562,18 +544,16 @@ async fn a_rolled_back_order_leaves_no_job() {
 #[tokio::test]
 async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
     let app = TestApp::spawn().await;
-    let (group, _, _) = app.catalog("Starter", "on_payment").await;
-    let paid_product = app.get("/api/v1/products").await["items"][0]["id"]
-        .as_i64()
-        .expect("id");
+    let CatalogIds {
+        group_id: group,
+        product_id: paid_product,
+        ..
+    } = Catalog::on(&app).auto_setup("on_payment").build().await;
     let order = app.order(paid_product, "ivy.example.com").await;
-    let sid = service_id(&order);
-    assert_eq!(
-        app.get(&format!("/api/v1/services/{sid}")).await["status"],
-        "pending"
-    );
+    let sid = order.service_id();
+    assert_eq!(app.service(sid).await.status, "pending");
     let paid = app
-        .post(&format!("/api/v1/orders/{}/pay", order["id"]), json!({}))
+        .post(&format!("/api/v1/orders/{}/pay", order.id), json!({}))
         .await;
     assert_eq!(
         (paid["status"].as_str(), paid["paid_at"].is_string()),
@@ -582,7 +562,7 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
     );
     app.settle(sid, &["active"]).await;
     let (code, body) = app
-        .call("POST", &format!("/api/v1/orders/{}/pay", order["id"]), None)
+        .call("POST", &format!("/api/v1/orders/{}/pay", order.id), None)
         .await;
     assert_eq!(code, 409, "paying twice is refused");
     assert!(
@@ -593,15 +573,10 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
     );
 
     let manual = app
-        .post("/api/v1/products", json!({"name": "Manual", "module": "opterius", "group_id": group, "package": "Pro", "auto_setup": "manual"}))
-        .await["id"]
-        .as_i64()
-        .expect("id");
-    let sid = service_id(&app.order(manual, "jack.example.com").await);
-    assert_eq!(
-        app.get(&format!("/api/v1/services/{sid}")).await["status"],
-        "pending"
-    );
+        .product("Manual", Module::Seed, group, "Pro", "manual")
+        .await;
+    let sid = app.order(manual, "jack.example.com").await.service_id();
+    assert_eq!(app.service(sid).await.status, "pending");
     app.queue(sid, "create").await;
     app.settle(sid, &["active"]).await;
     let (code, body) = app
@@ -631,13 +606,13 @@ async fn on_payment_products_provision_when_paid_and_manual_ones_on_request() {
 #[tokio::test]
 async fn colliding_domains_get_suffixed_usernames() {
     let app = TestApp::spawn().await;
-    let (_, _, product_id) = app.catalog("Starter", "manual").await;
+    let CatalogIds { product_id, .. } = Catalog::on(&app).auto_setup("manual").build().await;
     let a = app.order(product_id, "shop.example.com").await;
     let b = app.order(product_id, "shop.example.net").await;
     let c = app.order(product_id, "www.shop.example.org").await;
     let names: Vec<&str> = [&a, &b, &c]
         .iter()
-        .map(|o| o["services"][0]["username"].as_str().unwrap_or_default())
+        .map(|o| o.services[0].username.as_str())
         .collect();
     assert_eq!(names, ["shop", "shop1", "shop2"]);
     app.finish().await;

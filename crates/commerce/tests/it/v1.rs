@@ -3,57 +3,14 @@
 //! unknown packages, and the one 409 rule for every module.
 
 use opterius_sim::{Faults, Target};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{Catalog, CatalogIds, LogEntry, Module, Service, TestApp};
 
-/// A group, a v1 server on simulated Panel `n`, and a v1 product with `package`.
-pub async fn v1_catalog(app: &TestApp, package: &str, auto_setup: &str) -> (i64, i64, i64) {
-    let group = app
-        .post(
-            "/api/v1/server-groups",
-            json!({"name": "Panel 2.8", "placement": "least_full"}),
-        )
-        .await["id"]
-        .as_i64()
-        .expect("group id");
-    let server = add_v1_server(app, "panel-v1", group, 0).await;
-    let product = app
-        .post(
-            "/api/v1/products",
-            json!({"name": "Starter v1", "module": "opterius_v1", "group_id": group, "package": package,
-                   "disk_limit_mb": 1024, "bandwidth_limit_mb": 10240, "auto_setup": auto_setup}),
-        )
-        .await["id"]
-        .as_i64()
-        .expect("product id");
-    (group, server, product)
-}
-
-pub async fn add_v1_server(app: &TestApp, name: &str, group: i64, n: usize) -> i64 {
-    let s = app
-        .post(
-            "/api/v1/servers",
-            json!({"name": name, "module": "opterius_v1", "group_id": group, "enabled": true,
-                   "credentials": {"api_url": app.sim.server_url(n), "api_key": app.sim.api_key(n), "panel_server_id": "1"}}),
-        )
-        .await;
-    assert_eq!(s["secrets_set"], json!(["api_key"]), "{s}");
-    assert!(s["credentials"].get("api_key").is_none());
-    s["id"].as_i64().expect("server id")
-}
-
-fn service_id(order: &Value) -> i64 {
-    order["services"][0]["id"].as_i64().expect("service id")
-}
-
-async fn act(app: &TestApp, sid: i64, action: &str, want: &str) -> Value {
+async fn act(app: &TestApp, sid: i64, action: &str, want: &str) -> Service {
     // Terminate is irreversible: the API wants the domain typed back.
     let body = if action == "terminate" {
-        let (_, service) = app
-            .call("GET", &format!("/api/v1/services/{sid}"), None)
-            .await;
-        json!({"confirm": service["domain"]})
+        json!({"confirm": app.service(sid).await.domain})
     } else {
         json!({})
     };
@@ -71,13 +28,16 @@ async fn act(app: &TestApp, sid: i64, action: &str, want: &str) -> Value {
 #[tokio::test]
 async fn v1_order_becomes_active_then_suspend_unsuspend_terminate_reach_the_panel_by_username() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
-    let sid = service_id(&app.order(product, "alice.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
+    let sid = app.order(product, "alice.example.com").await.service_id();
     let service = app.settle(sid, &["active", "failed"]).await;
-    assert_eq!(service["status"], "active", "{service}");
+    assert_eq!(service.status, "active", "{service:?}");
     let on_panel = app.sim.accounts(Target::Server(0));
     assert_eq!(on_panel.len(), 1);
-    assert_eq!(service["panel_account_id"], on_panel[0].id.to_string());
+    assert_eq!(service.panel_account_id, Some(on_panel[0].id.to_string()));
     let meta = app.sim.v1_meta(0);
     assert_eq!(
         meta[&on_panel[0].id]["whmcs_service_id"], sid,
@@ -92,25 +52,15 @@ async fn v1_order_becomes_active_then_suspend_unsuspend_terminate_reach_the_pane
     act(&app, sid, "terminate", "terminated").await;
     assert!(app.sim.accounts(Target::Server(0)).is_empty());
 
-    let paths: Vec<String> = app
-        .log_for(sid)
-        .await
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {}",
-                e["action"].as_str().unwrap_or_default(),
-                e["status"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
+    let log = app.log_for(sid).await;
+    let outcomes: Vec<(&str, &str)> = log.iter().map(LogEntry::outcome).collect();
     assert_eq!(
-        paths,
+        outcomes,
         [
-            "create success",
-            "suspend success",
-            "unsuspend success",
-            "terminate success"
+            ("create", "success"),
+            ("suspend", "success"),
+            ("unsuspend", "success"),
+            ("terminate", "success")
         ]
     );
     let sent: Vec<String> = app.sim.requests().iter().map(|r| r.path.clone()).collect();
@@ -129,7 +79,10 @@ async fn v1_order_becomes_active_then_suspend_unsuspend_terminate_reach_the_pane
 #[tokio::test]
 async fn v1_lost_reply_is_settled_by_username_lookup_and_adopted() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -139,26 +92,27 @@ async fn v1_lost_reply_is_settled_by_username_lookup_and_adopted() {
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product, "frank.example.com").await);
+    let sid = app.order(product, "frank.example.com").await.service_id();
     let service = app.settle(sid, &["active", "failed"]).await;
-    assert_eq!(service["status"], "active", "{service}");
+    assert_eq!(service.status, "active", "{service:?}");
     assert_eq!(
         app.sim.creates(Target::All).get("frank"),
         Some(&1),
         "exactly one account"
     );
     // accounts/usage gives no id: the adopted account is known by username.
-    assert_eq!(service["panel_account_id"], "frank");
+    assert_eq!(service.panel_account_id.as_deref(), Some("frank"));
     let log = app.log_for(sid).await;
-    assert_eq!(log[0]["error"]["kind"], "connection_dropped");
+    assert_eq!(log[0].error_kind(), "connection_dropped");
     assert!(
-        log.iter()
-            .any(|e| e["action"] == "info" && e["status"] == "success"),
+        log.iter().any(|e| e.outcome() == ("info", "success")),
         "lookup logged"
     );
     assert!(
-        log.iter().any(|e| e["action"] == "create"
-            && e["message"].as_str().is_some_and(|m| m.contains("adopted")))
+        log.iter()
+            .any(|e| e.action == "create"
+                && e.message.as_deref().is_some_and(|m| m.contains("adopted"))),
+        "{log:?}"
     );
     // And the adopted account is managed by username.
     act(&app, sid, "suspend", "suspended").await;
@@ -169,7 +123,10 @@ async fn v1_lost_reply_is_settled_by_username_lookup_and_adopted() {
 #[tokio::test]
 async fn v1_warning_needs_attention_with_the_panels_message_and_a_retry_adopts_the_kept_account() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -179,18 +136,18 @@ async fn v1_warning_needs_attention_with_the_panels_message_and_a_retry_adopts_t
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product, "grace.example.com").await);
+    let sid = app.order(product, "grace.example.com").await.service_id();
     let service = app.settle(sid, &["failed", "active"]).await;
     assert_eq!(
-        service["status"], "failed",
-        "a warning is not a success: {service}"
+        service.status, "failed",
+        "a warning is not a success: {service:?}"
     );
-    assert_eq!(service["last_error"]["kind"], "needs_attention");
+    let err = service.last_error.as_ref().expect("a stored failure");
+    assert_eq!(err.kind, "needs_attention");
     assert!(
-        service["last_error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("Account saved but server setup failed")),
-        "{service}"
+        err.message
+            .contains("Account saved but server setup failed"),
+        "{err:?}"
     );
     assert_eq!(app.log_for(sid).await.len(), 1, "not retried on its own");
     act(&app, sid, "retry", "active").await;
@@ -205,17 +162,18 @@ async fn v1_warning_needs_attention_with_the_panels_message_and_a_retry_adopts_t
 #[tokio::test]
 async fn v1_unknown_package_fails_once_with_the_panels_list() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "starter", "on_order").await;
-    let sid = service_id(&app.order(product, "heidi.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).package("starter").build().await;
+    let sid = app.order(product, "heidi.example.com").await.service_id();
     let service = app.settle(sid, &["failed"]).await;
-    assert_eq!(service["last_error"]["kind"], "unknown_package");
-    assert_eq!(service["last_error"]["retryable"], false);
-    assert!(
-        service["last_error"]["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("Starter, Pro")),
-        "{service}"
+    let err = service.last_error.as_ref().expect("a stored failure");
+    assert_eq!(
+        (err.kind.as_str(), err.retryable),
+        ("unknown_package", Some(false))
     );
+    assert!(err.hint.contains("Starter, Pro"), "{err:?}");
     assert_eq!(app.log_for(sid).await.len(), 1);
     assert!(app.sim.accounts(Target::All).is_empty());
     app.finish().await;
@@ -224,12 +182,15 @@ async fn v1_unknown_package_fails_once_with_the_panels_list() {
 #[tokio::test]
 async fn terminating_a_v1_account_the_panel_no_longer_has_is_done() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
-    let sid = service_id(&app.order(product, "ivan.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
+    let sid = app.order(product, "ivan.example.com").await.service_id();
     app.settle(sid, &["active"]).await;
     app.sim.reset();
     let service = act(&app, sid, "terminate", "terminated").await;
-    assert_eq!(service["status"], "terminated");
+    assert_eq!(service.status, "terminated");
     app.finish().await;
 }
 
@@ -239,8 +200,14 @@ async fn terminating_a_v1_account_the_panel_no_longer_has_is_done() {
 #[tokio::test]
 async fn a_create_committed_before_a_503_is_adopted_on_both_modules() {
     let app = TestApp::spawn().await;
-    let (_, _, seed_product) = app.catalog("Starter", "on_order").await;
-    let (_, _, v1_product) = v1_catalog(&app, "Starter", "on_order").await;
+    let CatalogIds {
+        product_id: seed_product,
+        ..
+    } = Catalog::on(&app).build().await;
+    let CatalogIds {
+        product_id: v1_product,
+        ..
+    } = Catalog::v1(&app).build().await;
     for (product, domain, user) in [
         (seed_product, "judy.example.com", "judy"),
         (v1_product, "karl.example.com", "karl"),
@@ -254,17 +221,14 @@ async fn a_create_committed_before_a_503_is_adopted_on_both_modules() {
                 ..Default::default()
             },
         );
-        let sid = service_id(&app.order(product, domain).await);
+        let sid = app.order(product, domain).await.service_id();
         let service = app.settle(sid, &["active", "failed"]).await;
-        assert_eq!(service["status"], "active", "{user}: {service}");
+        assert_eq!(service.status, "active", "{user}: {service:?}");
         assert_eq!(app.sim.creates(Target::All).get(user), Some(&1), "{user}");
         let log = app.log_for(sid).await;
         assert_eq!(
-            (
-                log[0]["http_status"].as_i64(),
-                log[0]["error"]["kind"].as_str()
-            ),
-            (Some(503), Some("server_error"))
+            (log[0].http_status, log[0].error_kind()),
+            (Some(503), "server_error")
         );
     }
     app.finish().await;
@@ -316,8 +280,14 @@ async fn modules_list_their_fields_and_capabilities_and_packages_come_from_the_p
         );
     }
 
-    let (_, seed_server, _) = app.catalog("Starter", "manual").await;
-    let (_, v1_server, _) = v1_catalog(&app, "Starter", "manual").await;
+    let CatalogIds {
+        server_id: seed_server,
+        ..
+    } = Catalog::on(&app).auto_setup("manual").build().await;
+    let CatalogIds {
+        server_id: v1_server,
+        ..
+    } = Catalog::v1(&app).auto_setup("manual").build().await;
     let packages = app
         .get(&format!("/api/v1/servers/{v1_server}/packages"))
         .await;
@@ -370,11 +340,7 @@ async fn a_self_signed_panel_fails_verify_with_its_certificate_and_works_once_pi
     assert_eq!(pinned["server"]["version"], "2.4.1-sim");
 
     // Saved with the pin, the server provisions; a wrong pin is refused.
-    let group = app
-        .post("/api/v1/server-groups", json!({"name": "TLS"}))
-        .await["id"]
-        .as_i64()
-        .expect("id");
+    let group = app.group("TLS", "least_full").await;
     let server = app
         .post(
             "/api/v1/servers",
@@ -384,19 +350,13 @@ async fn a_self_signed_panel_fails_verify_with_its_certificate_and_works_once_pi
         .await;
     assert_eq!(server["tls"], json!({"mode": "pinned", "sha256": pin}));
     let sid = server["id"].as_i64().expect("id");
-    assert_eq!(
-        app.post(&format!("/api/v1/servers/{sid}/test"), json!({}))
-            .await["ok"],
-        true
-    );
+    assert!(app.test_server(sid).await.ok);
     let product = app
-        .post("/api/v1/products", json!({"name": "TLS plan", "module": "opterius_v1", "group_id": group, "package": "Pro", "auto_setup": "on_order"}))
-        .await["id"]
-        .as_i64()
-        .expect("product");
-    let svc = service_id(&app.order(product, "tls.example.com").await);
+        .product("TLS plan", Module::V1, group, "Pro", "on_order")
+        .await;
+    let svc = app.order(product, "tls.example.com").await.service_id();
     assert_eq!(
-        app.settle(svc, &["active", "failed"]).await["status"],
+        app.settle(svc, &["active", "failed"]).await.status,
         "active"
     );
 
@@ -408,14 +368,8 @@ async fn a_self_signed_panel_fails_verify_with_its_certificate_and_works_once_pi
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let wrong = app
-        .post(&format!("/api/v1/servers/{sid}/test"), json!({}))
-        .await;
-    assert_eq!(
-        (wrong["ok"].as_bool(), wrong["error"]["kind"].as_str()),
-        (Some(false), Some("tls")),
-        "{wrong}"
-    );
+    let wrong = app.test_server(sid).await;
+    assert_eq!((wrong.ok, wrong.error_kind()), (false, "tls"), "{wrong:?}");
     let (status, body) = app
         .call(
             "PATCH",
@@ -482,9 +436,9 @@ async fn the_demo_seeds_servers_of_both_dialects_and_its_v1_product_provisions()
         .expect("a v1 product")["id"]
         .as_i64()
         .expect("id");
-    let sid = service_id(&app.order(v1, "demo-v1.example.com").await);
+    let sid = app.order(v1, "demo-v1.example.com").await.service_id();
     assert_eq!(
-        app.settle(sid, &["active", "failed"]).await["status"],
+        app.settle(sid, &["active", "failed"]).await.status,
         "active"
     );
     app.finish().await;
@@ -493,7 +447,11 @@ async fn the_demo_seeds_servers_of_both_dialects_and_its_v1_product_provisions()
 #[tokio::test]
 async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_module_says_409() {
     let app = TestApp::spawn().await;
-    let (group, _, starter) = v1_catalog(&app, "Starter", "on_order").await;
+    let CatalogIds {
+        group_id: group,
+        product_id: starter,
+        ..
+    } = Catalog::v1(&app).build().await;
     let pro = app
         .post(
             "/api/v1/products",
@@ -502,7 +460,7 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
         .await["id"]
         .as_i64()
         .expect("pro");
-    let sid = service_id(&app.order(starter, "lena.example.com").await);
+    let sid = app.order(starter, "lena.example.com").await.service_id();
     app.settle(sid, &["active"]).await;
     let before = app.passwords().await;
 
@@ -516,14 +474,11 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
     assert_eq!(status, 202, "{body}");
     app.wait_for_log(sid, |l| {
         l.iter()
-            .any(|e| e["action"] == "change_package" && e["status"] == "success")
+            .any(|e| e.outcome() == ("change_package", "success"))
     })
     .await;
     assert_eq!(app.sim.accounts(Target::Server(0))[0].package, "Pro");
-    assert_eq!(
-        app.get(&format!("/api/v1/services/{sid}")).await["product_id"],
-        pro
-    );
+    assert_eq!(app.service(sid).await.product_id, pro);
 
     let (status, body) = app
         .call(
@@ -537,7 +492,7 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
     let log = app
         .wait_for_log(sid, |l| {
             l.iter()
-                .any(|e| e["action"] == "change_password" && e["status"] == "success")
+                .any(|e| e.outcome() == ("change_password", "success"))
         })
         .await;
     assert_ne!(
@@ -547,16 +502,19 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
     );
     let entry = log
         .iter()
-        .find(|e| e["action"] == "change_password")
+        .find(|e| e.action == "change_password")
         .expect("entry");
     let full = app
-        .get(&format!("/api/v1/provisioning-log/{}", entry["id"]))
+        .get(&format!("/api/v1/provisioning-log/{}", entry.id))
         .await;
     assert_eq!(full["request"]["path"], "/api/v1/accounts/password");
     assert_eq!(full["request"]["body"]["password"], "[redacted]");
 
     // The same module only: a seed product is refused, as is a seed service.
-    let (_, _, seed_product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        product_id: seed_product,
+        ..
+    } = Catalog::on(&app).build().await;
     let (status, body) = app
         .call(
             "POST",
@@ -565,7 +523,10 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    let seed_sid = service_id(&app.order(seed_product, "max.example.com").await);
+    let seed_sid = app
+        .order(seed_product, "max.example.com")
+        .await
+        .service_id();
     app.settle(seed_sid, &["active"]).await;
     for (path, body) in [
         ("change-password", json!({})),
@@ -586,7 +547,10 @@ async fn change_package_and_change_password_reach_the_v1_panel_and_the_seed_modu
 #[tokio::test]
 async fn a_taken_username_needs_attention_and_adopt_accepts_only_the_services_own_account() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
     // Someone else's account already holds the username on the Panel.
     let panel = opterius::V1Client::new(
         opterius::ClientOptions {
@@ -614,16 +578,15 @@ async fn a_taken_username_needs_attention_and_adopt_accepts_only_the_services_ow
         .await
         .result
         .expect("stranger");
-    let sid = service_id(&app.order(product, "nina.example.com").await);
+    let sid = app.order(product, "nina.example.com").await.service_id();
     let service = app.settle(sid, &["failed", "active"]).await;
-    assert_eq!(
-        service["last_error"]["kind"], "needs_attention",
-        "{service}"
+    let err = service.last_error.as_ref().expect("a stored failure");
+    assert_eq!(err.kind, "needs_attention", "{service:?}");
+    assert!(
+        err.message.contains("is for other.example.net"),
+        "{}",
+        err.message
     );
-    let message = service["last_error"]["message"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(message.contains("is for other.example.net"), "{message}");
     let (status, body) = app
         .call(
             "POST",
@@ -632,10 +595,7 @@ async fn a_taken_username_needs_attention_and_adopt_accepts_only_the_services_ow
         )
         .await;
     assert_eq!(status, 409, "not this service's account: {body}");
-    assert_eq!(
-        app.get(&format!("/api/v1/services/{sid}")).await["status"],
-        "failed"
-    );
+    assert_eq!(app.service(sid).await.status, "failed");
 
     // After a warning, the kept account is the service's: adopt settles it.
     app.sim.set_faults(
@@ -647,9 +607,9 @@ async fn a_taken_username_needs_attention_and_adopt_accepts_only_the_services_ow
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product, "olga.example.com").await);
+    let sid = app.order(product, "olga.example.com").await.service_id();
     assert_eq!(
-        app.settle(sid, &["failed", "active"]).await["status"],
+        app.settle(sid, &["failed", "active"]).await.status,
         "failed"
     );
     let adopted = app
@@ -671,7 +631,10 @@ async fn a_taken_username_needs_attention_and_adopt_accepts_only_the_services_ow
 #[tokio::test]
 async fn a_429_is_retried_no_sooner_than_the_panels_retry_after() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -681,40 +644,42 @@ async fn a_429_is_retried_no_sooner_than_the_panels_retry_after() {
             ..Default::default()
         },
     );
-    let sid = service_id(&app.order(product, "paul.example.com").await);
+    let sid = app.order(product, "paul.example.com").await.service_id();
     let log = app
-        .wait_for_log(sid, |l| l.iter().any(|e| e["status"] == "failed"))
+        .wait_for_log(sid, |l| l.iter().any(|e| e.status == "failed"))
         .await;
     assert_eq!(
-        (
-            log[0]["http_status"].as_i64(),
-            log[0]["error"]["kind"].as_str()
-        ),
-        (Some(429), Some("rate_limited"))
+        (log[0].http_status, log[0].error_kind()),
+        (Some(429), "rate_limited")
     );
-    let service = app.get(&format!("/api/v1/services/{sid}")).await;
-    let at = |k: &str| {
-        chrono::DateTime::parse_from_rfc3339(service["last_error"][k].as_str().unwrap_or_default())
-            .expect(k)
+    let service = app.service(sid).await;
+    let err = service.last_error.as_ref().expect("a stored failure");
+    let at = |t: &Option<String>, what: &str| {
+        chrono::DateTime::parse_from_rfc3339(t.as_deref().unwrap_or_default()).expect(what)
     };
-    let wait = at("next_retry_at") - at("at");
+    let wait = at(&err.next_retry_at, "next_retry_at") - at(&err.at, "at");
     assert!(
         wait.num_seconds() >= 119,
         "retried after {wait} despite Retry-After: 120"
     );
-    assert_eq!(service["status"], "provisioning");
+    assert_eq!(service.status, "provisioning");
+    // The retry stays parked two minutes out: that is the point.
+    app.expect_jobs_left_behind();
     app.finish().await;
 }
 
 #[tokio::test]
 async fn sync_reads_usage_and_status_from_the_panel_into_the_service() {
     let app = TestApp::spawn().await;
-    let (_, _, product) = v1_catalog(&app, "Starter", "on_order").await;
-    let sid = service_id(&app.order(product, "quinn.example.com").await);
+    let CatalogIds {
+        product_id: product,
+        ..
+    } = Catalog::v1(&app).build().await;
+    let sid = app.order(product, "quinn.example.com").await.service_id();
     let service = app.settle(sid, &["active"]).await;
     assert!(
-        service["usage"].is_null() && service["panel_status"].is_null(),
-        "{service}"
+        service.usage.is_none() && service.panel_status.is_none(),
+        "{service:?}"
     );
     let (status, body) = app
         .call(
@@ -725,16 +690,16 @@ async fn sync_reads_usage_and_status_from_the_panel_into_the_service() {
         .await;
     assert_eq!(status, 202, "{body}");
     app.wait_for_log(sid, |l| {
-        l.iter()
-            .any(|e| e["action"] == "info" && e["status"] == "success")
+        l.iter().any(|e| e.outcome() == ("info", "success"))
     })
     .await;
-    let service = app.get(&format!("/api/v1/services/{sid}")).await;
-    assert_eq!(service["usage"]["disk_used_mb"], 12, "{service}");
-    assert_eq!(service["usage"]["disk_limit_mb"], 1024);
-    assert_eq!(service["usage"]["bandwidth_used_mb"], 3);
-    assert!(service["usage"]["synced_at"].is_string());
-    assert_eq!(service["panel_status"], "active");
+    let service = app.service(sid).await;
+    let usage = service.usage.as_ref().expect("usage");
+    assert_eq!(usage["disk_used_mb"], 12, "{service:?}");
+    assert_eq!(usage["disk_limit_mb"], 1024);
+    assert_eq!(usage["bandwidth_used_mb"], 3);
+    assert!(usage["synced_at"].is_string());
+    assert_eq!(service.panel_status.as_deref(), Some("active"));
     app.finish().await;
 }
 
@@ -743,8 +708,14 @@ async fn sync_reads_usage_and_status_from_the_panel_into_the_service() {
 #[tokio::test]
 async fn thirty_percent_committed_503s_leave_no_orphan_and_no_failed_service() {
     let app = TestApp::spawn().await;
-    let (_, _, seed_product) = app.catalog("Starter", "on_order").await;
-    let (_, _, v1_product) = v1_catalog(&app, "Starter", "on_order").await;
+    let CatalogIds {
+        product_id: seed_product,
+        ..
+    } = Catalog::on(&app).build().await;
+    let CatalogIds {
+        product_id: v1_product,
+        ..
+    } = Catalog::v1(&app).build().await;
     app.sim.set_faults(
         Target::All,
         Faults {
@@ -755,22 +726,17 @@ async fn thirty_percent_committed_503s_leave_no_orphan_and_no_failed_service() {
     );
     const N: usize = 20;
     for (module, product) in [("opterius", seed_product), ("opterius_v1", v1_product)] {
-        let mut sids = Vec::new();
-        for i in 0..N {
-            sids.push(service_id(
-                &app.order(
-                    product,
-                    &format!("{}-{i}.example.com", module.replace('_', "")),
-                )
-                .await,
-            ));
-        }
+        let sids = app
+            .orders(product, N, |i| {
+                format!("{}-{i}.example.com", module.replace('_', ""))
+            })
+            .await;
         let mut hit = 0;
         for sid in sids {
             let service = app.settle(sid, &["active", "failed"]).await;
-            assert_eq!(service["status"], "active", "{module}: {service}");
+            assert_eq!(service.status, "active", "{module}: {service:?}");
             let log = app.log_for(sid).await;
-            if log.iter().any(|e| e["http_status"] == 503) {
+            if log.iter().any(|e| e.http_status == Some(503)) {
                 hit += 1;
             }
         }

@@ -1,9 +1,18 @@
 //! Test harness: a fresh database per test, the in-process Panel simulator, the
 //! real worker pool and HTTP server on loopback, and an API client that keeps
-//! every response so tests can assert no secret ever left the service.
+//! every response so tests can assert no secret ever left the service, and
+//! that no job was left behind.
+
+pub mod catalog;
+pub mod jobs;
+pub mod model;
+
+pub use catalog::{Catalog, CatalogIds, Module};
+pub use model::{ConnectionTest, LogEntry, Order, Page, Server, Service};
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use commerce::config::Config;
 use commerce::front::AppState;
@@ -120,16 +129,23 @@ pub struct TestApp {
     responses: Mutex<Vec<String>>,
     /// Set by [`TestApp::finish`]; otherwise the drop runs the secret scan.
     finished: bool,
+    /// Set by [`TestApp::expect_jobs_left_behind`].
+    jobs_may_be_left: AtomicBool,
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with_settings(&[]).await
+    }
+
+    /// The default four simulated Panels, with settings overridden.
+    pub async fn spawn_with_settings(overrides: &[(&str, &str)]) -> Self {
         Self::spawn_with(
             SimConfig {
                 servers: 4,
                 ..Default::default()
             },
-            &[],
+            overrides,
         )
         .await
     }
@@ -185,11 +201,18 @@ impl TestApp {
             sim,
             base,
             token,
-            http: reqwest::Client::new(),
+            // Below the server's 10 s header read timeout, which also closes an
+            // idle keep-alive connection: never reuse one the server is closing
+            // (a loaded run saw IncompleteMessage on such a connection).
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(commerce::listener::HEADER_READ_TIMEOUT / 2)
+                .build()
+                .expect("http client"),
             stop,
             server: Some(server),
             responses: Mutex::new(Vec::new()),
             finished: false,
+            jobs_may_be_left: AtomicBool::new(false),
         }
     }
 
@@ -252,48 +275,31 @@ impl TestApp {
         out
     }
 
-    /// A group, a server on simulated Panel `n`, and a product with `package`.
-    pub async fn catalog(&self, package: &str, auto_setup: &str) -> (i64, i64, i64) {
-        let group = self
-            .post(
-                "/api/v1/server-groups",
-                json!({"name": "Shared EU", "placement": "least_full"}),
-            )
-            .await;
-        let group_id = group["id"].as_i64().expect("group id");
-        let server = self.add_server("panel-0", group_id, 0, 0).await;
-        let product = self
-            .post(
-                "/api/v1/products",
-                json!({"name": "Starter plan", "module": "opterius", "group_id": group_id, "package": package,
-                       "disk_limit_mb": 1024, "bandwidth_limit_mb": 10240, "auto_setup": auto_setup}),
-            )
-            .await;
-        (
-            group_id,
-            server,
-            product["id"].as_i64().expect("product id"),
+    /// Orders `product_id` for a new client at `domain`.
+    pub async fn order(&self, product_id: i64, domain: &str) -> Order {
+        model::parse(
+            "POST /api/v1/orders",
+            self.order_json(product_id, domain).await,
         )
     }
 
-    pub async fn add_server(
+    /// `n` orders of `product_id`, the `i`-th for the domain `domain(i)`;
+    /// returns their services' ids in order.
+    pub async fn orders(
         &self,
-        name: &str,
-        group_id: i64,
-        sim_server: usize,
-        max_accounts: i64,
-    ) -> i64 {
-        let s = self
-            .post(
-                "/api/v1/servers",
-                json!({"name": name, "module": "opterius", "group_id": group_id, "max_accounts": max_accounts, "enabled": true,
-                       "credentials": {"api_url": self.sim.server_url(sim_server), "api_token": self.sim.token(sim_server)}}),
-            )
-            .await;
-        s["id"].as_i64().expect("server id")
+        product_id: i64,
+        n: usize,
+        domain: impl Fn(usize) -> String,
+    ) -> Vec<i64> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            ids.push(self.order(product_id, &domain(i)).await.service_id());
+        }
+        ids
     }
 
-    pub async fn order(&self, product_id: i64, domain: &str) -> Value {
+    /// [`TestApp::order`] as the JSON the API answered, for shape checks.
+    pub async fn order_json(&self, product_id: i64, domain: &str) -> Value {
         self.post(
             "/api/v1/orders",
             json!({"client": {"email": format!("owner@{domain}"), "name": "Test Client"}, "product_id": product_id, "domain": domain}),
@@ -301,49 +307,67 @@ impl TestApp {
         .await
     }
 
-    /// Waits until the service's status is one of `want` (or fails after 30 s).
-    pub async fn settle(&self, service_id: i64, want: &[&str]) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.get(&format!("/api/v1/services/{service_id}")).await;
-            if want.iter().any(|w| s["status"] == *w) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "service {service_id} never reached {want:?}: {s}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    /// The service as the API shows it.
+    pub async fn service(&self, service_id: i64) -> Service {
+        let path = format!("/api/v1/services/{service_id}");
+        model::parse(&path, self.get(&path).await)
     }
 
-    /// Waits until the service's log satisfies `done` (or fails after 30 s).
+    /// The server as the API shows it.
+    pub async fn server(&self, server_id: i64) -> Server {
+        let path = format!("/api/v1/servers/{server_id}");
+        model::parse(&path, self.get(&path).await)
+    }
+
+    /// Tests the saved server's connection now.
+    pub async fn test_server(&self, server_id: i64) -> ConnectionTest {
+        let path = format!("/api/v1/servers/{server_id}/test");
+        model::parse(&path, self.post(&path, json!({})).await)
+    }
+
+    /// Waits until the service's status is one of `want` (or fails after
+    /// 30 s), looking again each time a job finishes.
+    pub async fn settle(&self, service_id: i64, want: &[&str]) -> Service {
+        self.wait_until(
+            &format!("service {service_id} reaching {want:?}"),
+            || async {
+                let s = self.service(service_id).await;
+                if want.contains(&s.status.as_str()) {
+                    Ok(s)
+                } else {
+                    Err(format!("{s:?}"))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the service's log (oldest first) satisfies `done` (or
+    /// fails after 30 s), looking again each time a job finishes.
     pub async fn wait_for_log(
         &self,
         service_id: i64,
-        done: impl Fn(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let log = self.log_for(service_id).await;
-            if done(&log) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "log of service {service_id} never got there: {log:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        done: impl Fn(&[LogEntry]) -> bool,
+    ) -> Vec<LogEntry> {
+        self.wait_until(
+            &format!("the log of service {service_id} getting there"),
+            || async {
+                let log = self.log_for(service_id).await;
+                if done(&log) {
+                    Ok(log)
+                } else {
+                    Err(format!("{log:?}"))
+                }
+            },
+        )
+        .await
     }
 
-    pub async fn log_for(&self, service_id: i64) -> Vec<Value> {
-        let page = self
-            .get(&format!(
-                "/api/v1/provisioning-log?service_id={service_id}&per_page=100"
-            ))
-            .await;
-        let mut items = page["items"].as_array().cloned().unwrap_or_default();
+    /// The service's provisioning log, oldest first.
+    pub async fn log_for(&self, service_id: i64) -> Vec<LogEntry> {
+        let path = format!("/api/v1/provisioning-log?service_id={service_id}&per_page=100");
+        let page: Page<LogEntry> = model::parse(&path, self.get(&path).await);
+        let mut items = page.items;
         items.reverse();
         items
     }
@@ -368,12 +392,22 @@ impl TestApp {
         passwords
     }
 
-    /// Asserts no response so far carried a server token or a generated password,
+    /// Asserts no response so far carried a server token or a generated password
+    /// and (after letting the pending jobs run) that no job was left behind,
     /// then stops the service.
     pub async fn finish(mut self) {
         let secrets = self.known_secrets(self.passwords().await);
         let responses = self.responses.lock().expect("lock").clone();
         assert_no_secret_left(&self.state.pool, &secrets, &responses).await;
+        if !self.jobs_may_be_left() {
+            let _ = self.drain_within(Duration::from_secs(10)).await;
+            let left = jobs::outstanding(&self.state.pool, None).await;
+            if let Some(message) = jobs::left_behind_message(&left) {
+                // The drop must not report it a second time.
+                self.finished = true;
+                panic!("{message}");
+            }
+        }
         self.finished = true;
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
@@ -388,9 +422,11 @@ impl TestApp {
     }
 }
 
-/// A test that ends without [`TestApp::finish`] still gets the secret scan:
-/// on its own thread and runtime (the test's may be single-threaded and is
-/// blocked here), over a fresh connection to the test's database.
+/// A test that ends without [`TestApp::finish`] still gets the secret scan
+/// and the "no jobs left behind" check: on its own thread and runtime (the
+/// test's may be single-threaded and is blocked here), over a fresh
+/// connection to the test's database. The workers cannot run here, so what
+/// is outstanding now is left behind.
 impl Drop for TestApp {
     fn drop(&mut self) {
         if self.finished || std::thread::panicking() {
@@ -401,6 +437,7 @@ impl Drop for TestApp {
         let sealer = self.state.sealer.clone();
         let responses = self.responses.lock().map(|r| r.clone()).unwrap_or_default();
         let secrets = self.known_secrets(Vec::new());
+        let check_jobs = !self.jobs_may_be_left();
         let scan = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -413,7 +450,15 @@ impl Drop for TestApp {
                 let mut secrets = secrets;
                 secrets.extend(passwords(&pool, &sealer).await);
                 assert_no_secret_left(&pool, &secrets, &responses).await;
+                let left = if check_jobs {
+                    jobs::outstanding(&pool, None).await
+                } else {
+                    Vec::new()
+                };
                 pool.close().await;
+                if let Some(message) = jobs::left_behind_message(&left) {
+                    panic!("{message}");
+                }
             });
         });
         if let Err(panic) = scan.join() {
