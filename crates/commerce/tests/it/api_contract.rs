@@ -316,11 +316,14 @@ async fn a_service_status_this_build_does_not_know_fails_the_read_instead_of_rea
 #[tokio::test]
 async fn a_list_reports_its_total_on_every_page_even_past_the_end() {
     let app = TestApp::spawn().await;
-    let (_, server, product) = app.catalog("Starter", "on_order").await;
+    let CatalogIds {
+        server_id: server,
+        product_id: product,
+        ..
+    } = Catalog::on(&app).auto_setup("on_order").build().await;
     for n in 0..3 {
         let order = app.order(product, &format!("page{n}.example.com")).await;
-        let id = order["services"][0]["id"].as_i64().expect("service id");
-        app.settle(id, &["active"]).await;
+        app.settle(order.service_id(), &["active"]).await;
     }
     // Three services, three orders, three clients.
     for (query, items, total) in [
