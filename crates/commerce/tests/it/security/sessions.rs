@@ -3,42 +3,11 @@
 
 use opterius_sim::SimConfig;
 
-use super::{admin_cookie, cookie_pairs};
+use super::{admin_cookie, post_login};
 use crate::support::TestApp;
 
 async fn try_login(app: &TestApp, email: &str, password: &str) -> (u16, String) {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let login = http
-        .get(format!("{}/login", app.base))
-        .send()
-        .await
-        .expect("login page");
-    let cookies = cookie_pairs(&login).join("; ");
-    let page = login.text().await.expect("page");
-    let csrf = page
-        .split("name=\"_csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or_default()
-        .to_owned();
-    let form = serde_urlencoded::to_string([
-        ("_csrf", csrf.as_str()),
-        ("email", email),
-        ("password", password),
-        ("next", "/admin"),
-    ])
-    .expect("form");
-    let resp = http
-        .post(format!("{}/login", app.base))
-        .header("cookie", cookies)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .expect("login");
+    let (_, _, resp) = post_login(app, email, password).await;
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap_or_default())
 }
