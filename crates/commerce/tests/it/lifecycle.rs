@@ -432,7 +432,7 @@ async fn drift_is_flagged_when_the_panel_suspends_or_loses_an_account_behind_our
 
 #[tokio::test]
 async fn the_usage_schedule_syncs_every_live_account_once_per_round_spread_per_server() {
-    let app = TestApp::spawn_with_settings(&[("USAGE_SYNC_INTERVAL_SECS", "0")]).await;
+    let app = TestApp::spawn().await;
     let CatalogIds {
         group_id: group,
         product_id: product,
@@ -497,9 +497,7 @@ async fn figures_mail_rate_and_sync_throughput() {
     };
     let (mails, services) = (count("FIGURE_MAILS", 200), count("FIGURE_SERVICES", 400));
     let sink = SmtpSink::start().await;
-    let app =
-        TestApp::spawn_with_settings(&[("SMTP_URL", &sink.url), ("USAGE_SYNC_INTERVAL_SECS", "0")])
-            .await;
+    let app = TestApp::spawn_with_settings(&[("SMTP_URL", &sink.url)]).await;
     let CatalogIds {
         group_id: group,
         product_id: product,

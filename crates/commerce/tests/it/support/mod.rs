@@ -88,8 +88,11 @@ pub fn config(database_url: &str, overrides: &[(&str, &str)]) -> Config {
         ("RETRY_MAX_MS", "200".into()),
         ("PROVISION_MAX_ATTEMPTS", "5".into()),
         ("SWEEP_TIMEOUT_SECS", "2".into()),
-        // Tests that exercise the schedule turn it on.
+        // Tests that exercise the schedules turn them on (or tick them). The
+        // usage schedule's first round runs at start: left on, it races a
+        // test's first order and may queue a sync of it.
         ("HEALTH_SWEEP_INTERVAL_SECS", "0".into()),
+        ("USAGE_SYNC_INTERVAL_SECS", "0".into()),
         // The simulator listens on loopback, which Panel calls refuse by default.
         ("PANEL_ALLOWED_NETWORKS", "127.0.0.0/8".into()),
         // Without SMTP_URL mail goes to files: never into the work tree.
