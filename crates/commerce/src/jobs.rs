@@ -19,6 +19,8 @@ use crate::domain::{Action, TriggeredBy};
 use crate::provisioner;
 use crate::state::Core;
 
+mod wakeups;
+
 /// Times apalis itself may run one task: covers orphan recovery after a worker
 /// crash and database hiccups. Panel retries are ours, with backoff.
 const TASK_MAX_ATTEMPTS: usize = 10;
@@ -250,14 +252,17 @@ pub async fn run_workers(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let concurrency = state.config.worker_concurrency;
-    // One queue's worker: its storage with LISTEN and a 1 s poll, the core
-    // (and any more data) for the handler, the process's concurrency.
+    // One listener wakes every queue's worker (it lives as long as the pool).
+    let wakeups = std::sync::Arc::new(wakeups::Wakeups::start(&state.pool, queues()));
+    // One queue's worker: its storage, woken by the shared listener and
+    // polled every second, the core (and any more data) for the handler, the
+    // process's concurrency.
     macro_rules! worker {
-        ($state:expr, $args:ty, $queue:expr, $handler:expr $(, $data:expr)*) => {
+        ($state:expr, $wakeups:expr, $args:ty, $queue:expr, $handler:expr $(, $data:expr)*) => {
             WorkerBuilder::new(worker_name($queue))
                 .backend(
                     storage::<$args>(&$state, $queue)
-                        .with_pubsub()
+                        .poll_with_stream($wakeups.of($queue))
                         .poll_with_interval(Duration::from_secs(1)),
                 )
                 .data($state.clone())
@@ -269,16 +274,18 @@ pub async fn run_workers(
     }
     let mut monitor = Monitor::new();
     for job in HOSTING_JOBS {
-        let (state, action, queue) = (state.clone(), job.action, job.queue);
+        let (state, wakeups) = (state.clone(), wakeups.clone());
+        let (action, queue) = (job.action, job.queue);
         monitor = monitor.register(move |_restarts: usize| {
-            worker!(state, JobArgs, queue, handle_hosting, action)
+            worker!(state, wakeups, JobArgs, queue, handle_hosting, action)
         });
     }
     let mail = {
-        let state = state.clone();
+        let (state, wakeups) = (state.clone(), wakeups.clone());
         move |_restarts: usize| {
             worker!(
                 state,
+                wakeups,
                 crate::mail::SendMailJob,
                 crate::mail::QUEUE,
                 handle_send_mail

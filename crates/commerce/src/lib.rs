@@ -36,13 +36,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Opens the connection pool: `DATABASE_MAX_CONNECTIONS` for the work, plus
-/// one per job queue, which each worker's LISTEN holds for good (without them
-/// seven listeners would leave a pool of 10 three connections for everything).
+/// the one the workers' shared LISTEN holds for good.
 pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     use anyhow::Context as _;
-    let listeners = u32::try_from(jobs::queues().count()).unwrap_or(u32::MAX);
     PgPoolOptions::new()
-        .max_connections(config.database_max_connections.saturating_add(listeners))
+        .max_connections(config.database_max_connections.saturating_add(1))
         .acquire_timeout(Duration::from_secs(10))
         .connect(&config.database_url)
         .await

@@ -106,6 +106,24 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
     }
 }
 
+/// Waits until the app's connections that hold a `LISTEN` settle (the
+/// listener connects in the background), and returns how many there are.
+async fn listeners(app: &TestApp) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+        )
+        .fetch_one(&app.state.pool)
+        .await
+        .expect("pg_stat_activity");
+        if n > 0 || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
     let seen = Seen::default();
@@ -118,6 +136,9 @@ async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
         .await
         .service_id();
     app.settle(before, &["active"]).await;
+    // Eight queues, one listener connection (apalis's own pubsub held one
+    // per queue).
+    assert_eq!(listeners(&app).await, 1);
 
     let before_outage = seen.take();
     pg.down();
@@ -138,6 +159,16 @@ async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
         restarted(&during) > 0,
         "the workers never noticed the outage: {during:?}"
     );
+    let lost = |logs: &[(String, String)]| {
+        logs.iter()
+            .filter(|(target, m)| {
+                target == "commerce::jobs::wakeups" && m.contains("lost its connection")
+            })
+            .count()
+    };
+    assert_eq!(lost(&before_outage), 0, "{before_outage:?}");
+    // Said once for the whole minute, not once a second.
+    assert_eq!(lost(&during), 1, "{during:?}");
 
     wait_ready(&app, 200).await;
     let after = app
@@ -147,6 +178,8 @@ async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
     let service = app.settle(after, &["active"]).await;
     assert!(service.panel_account_id.is_some(), "{service:?}");
     assert_eq!(ready(&app).await.1["workers"], "running");
+    // The shared listener came back by itself, once.
+    assert_eq!(listeners(&app).await, 1);
     app.finish().await;
 }
 
