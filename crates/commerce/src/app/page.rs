@@ -167,6 +167,15 @@ impl<T> Page<T> {
         }
     }
 
+    /// The count as [`capped_count`] gives it: past [`COUNT_CAP`], one more.
+    pub fn matched(&self) -> i64 {
+        match self.total {
+            Some(_) if self.total_capped => COUNT_CAP + 1,
+            Some(n) => n,
+            None => 0,
+        }
+    }
+
     /// Sets the total from a capped count (see [`capped_count`]).
     pub fn counted(mut self, n: i64) -> Self {
         self.total = Some(n.min(COUNT_CAP));
@@ -233,5 +242,14 @@ mod tests {
         assert_eq!((exact.total, exact.total_capped), (Some(42), false));
         let capped = PageParams::default().with(vec![1]).counted(COUNT_CAP + 1);
         assert_eq!((capped.total, capped.total_capped), (Some(COUNT_CAP), true));
+    }
+
+    #[test]
+    fn matched_gives_back_the_capped_count_a_page_was_counted_with() {
+        for n in [0, 1, COUNT_CAP, COUNT_CAP + 1] {
+            let page = PageParams::default().with(vec![1]).counted(n);
+            assert_eq!(page.matched(), n);
+        }
+        assert_eq!(PageParams::default().with(vec![1]).matched(), 0);
     }
 }

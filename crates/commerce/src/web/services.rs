@@ -105,6 +105,7 @@ pub async fn list(
         ("dismissed", f.dismissed.clone().unwrap_or_default()),
     ];
     let pager = Pager::new("/admin/services", &params, &list);
+    let listed = list.matched();
     let rows = list
         .items
         .into_iter()
@@ -142,7 +143,12 @@ pub async fn list(
         || f.q.as_deref().is_some_and(|q| !q.trim().is_empty());
     let bulk = match filtered {
         true => {
-            let count = crate::app::bulk::count_matching(&state.pool, &f).await?;
+            // With a status filter the retry selects exactly the listed
+            // services, so the list's own capped count is the figure.
+            let count = match f.status {
+                Some(_) => listed,
+                None => crate::app::bulk::count_matching(&state.pool, &f).await?,
+            };
             let fields = params
                 .iter()
                 .filter(|(k, v)| !v.is_empty() && *k != "order_id")
