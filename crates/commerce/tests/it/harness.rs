@@ -1,5 +1,6 @@
-//! The harness's own promises: `drain` runs the pending jobs, and a test that
-//! leaves jobs behind fails, at `finish` and on drop, unless it said so.
+//! The harness's own promises: `drain` runs the pending jobs, a test that
+//! leaves jobs behind fails, at `finish` and on drop, unless it said so, and
+//! a log capture sees its thread's events whatever the other tests do.
 
 use std::time::Duration;
 
@@ -75,4 +76,36 @@ async fn a_test_that_expects_jobs_left_behind_may_leave_them() {
 async fn a_test_that_skips_finish_still_gets_the_secret_scan_on_drop() {
     let app = TestApp::spawn().await;
     app.remember_response(format!("{{\"token\": \"{}\"}}", app.sim.token(1)));
+}
+
+/// The capture sees its thread's event even when another thread, with no
+/// subscriber, reached the same callsite first (see `support::logs`).
+#[test]
+fn a_log_capture_sees_an_event_whose_callsite_another_thread_reached_first() {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    fn emit() {
+        tracing::warn!(target: "it::harness", "the shared callsite");
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let _capture = crate::support::logs::capture(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    std::thread::spawn(emit).join().expect("sibling thread");
+    emit();
+    let text = String::from_utf8_lossy(&buf.0.lock().expect("lock")).into_owned();
+    assert!(text.contains("the shared callsite"), "captured: {text:?}");
 }

@@ -74,9 +74,9 @@ struct Seen(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
 impl Seen {
     /// Records from now until the guard drops.
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
+    fn install(&self) -> crate::support::logs::LogCapture {
         use tracing_subscriber::layer::SubscriberExt as _;
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+        crate::support::logs::capture(tracing_subscriber::registry().with(self.clone()))
     }
 
     fn take(&self) -> Vec<(String, String)> {

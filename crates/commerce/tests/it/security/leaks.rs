@@ -24,7 +24,7 @@ impl std::io::Write for Lines {
 }
 
 impl Lines {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+    fn capture() -> (Self, crate::support::logs::LogCapture) {
         let lines = Self::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -32,8 +32,7 @@ impl Lines {
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (lines, guard)
+        (lines, crate::support::logs::capture(subscriber))
     }
 
     fn text(&self) -> String {

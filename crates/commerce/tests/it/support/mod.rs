@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod jobs;
+pub mod logs;
 pub mod model;
 
 pub use catalog::{Catalog, CatalogIds, Module};
