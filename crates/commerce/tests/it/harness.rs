@@ -82,22 +82,11 @@ async fn a_test_that_skips_finish_still_gets_the_secret_scan_on_drop() {
 /// subscriber, reached the same callsite first (see `support::logs`).
 #[test]
 fn a_log_capture_sees_an_event_whose_callsite_another_thread_reached_first() {
-    #[derive(Clone, Default)]
-    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     fn emit() {
         tracing::warn!(target: "it::harness", "the shared callsite");
     }
-    let buf = Buf::default();
-    let writer = buf.clone();
+    let lines = crate::support::logs::Lines::default();
+    let writer = lines.clone();
     let _capture = crate::support::logs::capture(
         tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
@@ -106,6 +95,6 @@ fn a_log_capture_sees_an_event_whose_callsite_another_thread_reached_first() {
     );
     std::thread::spawn(emit).join().expect("sibling thread");
     emit();
-    let text = String::from_utf8_lossy(&buf.0.lock().expect("lock")).into_owned();
+    let text = lines.text();
     assert!(text.contains("the shared callsite"), "captured: {text:?}");
 }

@@ -1,43 +1,23 @@
 //! Secrets stay secret: a Panel that echoes the create body, sealed secrets
 //! bound to their row and key rotation, Debug output of inputs.
 
-use std::sync::{Arc, Mutex};
-
 use opterius_sim::{Faults, Target};
 
 use super::{admin_cookie, page};
+use crate::support::logs::Lines;
 use crate::support::{Catalog, CatalogIds, TestApp};
 
-/// Every log line written while it is alive (the test's runtime is
+/// Every log line written while the guard is alive (the test's runtime is
 /// single-threaded, so the server and the workers log through it too).
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn capture() -> (Self, crate::support::logs::LogCapture) {
-        let lines = Self::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("debug,sqlx=warn,hyper=warn,h2=warn,reqwest=debug")
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        (lines, crate::support::logs::capture(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
+fn capture_lines() -> (Lines, crate::support::logs::LogCapture) {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("debug,sqlx=warn,hyper=warn,h2=warn,reqwest=debug")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    (lines, crate::support::logs::capture(subscriber))
 }
 
 /// Every row of every application table, as JSON text, except the sealed
@@ -63,7 +43,7 @@ async fn all_columns(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn a_panel_echoing_the_create_body_leaks_the_password_nowhere() {
-    let (lines, _guard) = Lines::capture();
+    let (lines, _guard) = capture_lines();
     let app = TestApp::spawn().await;
     let CatalogIds {
         product_id: product,

@@ -10,8 +10,30 @@
 //! lines in CI, never alone). With a second dispatcher registered, tracing
 //! asks all of them, so the capture's interest counts.
 
+use std::sync::{Arc, Mutex};
+
 use tracing::Subscriber;
 use tracing::subscriber::DefaultGuard;
+
+/// Log output kept in memory: a `fmt` subscriber's writer.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
 
 /// `subscriber` is this thread's default until the guard drops.
 pub struct LogCapture {
