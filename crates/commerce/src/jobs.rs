@@ -252,7 +252,7 @@ pub async fn run_workers(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let concurrency = state.config.worker_concurrency;
-    // One listener wakes every queue's worker (it lives as long as the pool).
+    // One listener wakes every queue's worker, until the worker pool stops.
     let wakeups = std::sync::Arc::new(wakeups::Wakeups::start(&state.pool, queues()));
     // One queue's worker: its storage, woken by the shared listener and
     // polled every second, the core (and any more data) for the handler, the

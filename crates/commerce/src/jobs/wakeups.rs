@@ -87,6 +87,10 @@ async fn listen(pool: PgPool, queues: HashMap<&'static str, watch::Sender<u64>>)
 
 async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
+    // By default `try_recv` reconnects before it reports a lost
+    // connection (waiting out the pool's acquire timeout while PostgreSQL
+    // is down); `listen` below reconnects instead, once, and says so.
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
@@ -97,9 +101,8 @@ async fn relay(
     queues: &HashMap<&'static str, watch::Sender<u64>>,
 ) -> sqlx::Error {
     loop {
-        // `try_recv` answers `None` when the connection was lost; the
-        // caller reconnects (and wakes every queue) rather than letting
-        // `recv` reconnect silently.
+        // `None`: the connection was lost. The caller reconnects (and wakes
+        // every queue), where `recv` would reconnect silently.
         let note = match listener.try_recv().await {
             Ok(Some(note)) => note,
             Ok(None) => {
