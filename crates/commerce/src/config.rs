@@ -20,6 +20,9 @@ pub enum LogFormat {
 pub struct Config {
     pub database_url: String,
     pub database_max_connections: u32,
+    /// `DATABASE_HTTP_CONNECTIONS`: the HTTP side's own pool (admin pages and
+    /// the API), apart from the workers' so neither can starve the other.
+    pub database_http_connections: u32,
     pub app_key: AppKey,
     /// `APP_KEY_PREVIOUS`: the key before a rotation; values sealed under it
     /// still open until `commerce key rotate` re-seals them under `APP_KEY`.
@@ -74,6 +77,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("database_max_connections", &self.database_max_connections)
+            .field("database_http_connections", &self.database_http_connections)
             .field("ssl_verify", &self.ssl_verify)
             .field("worker_concurrency", &self.worker_concurrency)
             .field("listen", &self.listen)
@@ -144,6 +148,7 @@ impl Config {
         let config = Self {
             database_url,
             database_max_connections: parse(&get, "DATABASE_MAX_CONNECTIONS", 20)?,
+            database_http_connections: parse(&get, "DATABASE_HTTP_CONNECTIONS", 4)?,
             app_key,
             app_key_previous,
             ssl_verify: flag(&get, "SSL_VERIFY", true)?,
@@ -217,6 +222,17 @@ impl Config {
                 )
             })?;
         }
+        for (name, n) in [
+            ("DATABASE_MAX_CONNECTIONS", config.database_max_connections),
+            (
+                "DATABASE_HTTP_CONNECTIONS",
+                config.database_http_connections,
+            ),
+        ] {
+            if n == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
         if config.worker_concurrency == 0 {
             bail!("WORKER_CONCURRENCY must be at least 1");
         }
@@ -275,6 +291,10 @@ mod tests {
         assert_eq!(c.panel_timeout, Duration::from_secs(15));
         assert_eq!(c.panel_connect_timeout, Duration::from_secs(5));
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(
+            (c.database_max_connections, c.database_http_connections),
+            (20, 4)
+        );
         assert!(!c.cookies_secure(), "loopback by default: plain http works");
         let public = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "postgres://x"),
@@ -303,6 +323,15 @@ mod tests {
         ]))
         .expect_err("bad number");
         assert!(e.to_string().contains("PANEL_TIMEOUT_SECS"));
+        for name in ["DATABASE_MAX_CONNECTIONS", "DATABASE_HTTP_CONNECTIONS"] {
+            let e = Config::from_lookup(lookup(&[
+                ("DATABASE_URL", "p"),
+                ("APP_KEY", KEY),
+                (name, "0"),
+            ]))
+            .expect_err("an empty pool");
+            assert_eq!(e.to_string(), format!("{name} must be at least 1"));
+        }
         let c = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "p"),
             ("APP_KEY", KEY),

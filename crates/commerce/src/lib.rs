@@ -23,7 +23,7 @@ pub mod web;
 use std::time::Duration;
 
 use axum::Router;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -35,16 +35,42 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 /// The most a request body may weigh.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Opens the connection pool: `DATABASE_MAX_CONNECTIONS` for the work, plus
-/// the one the workers' shared LISTEN holds for good.
+/// Opens the workers' pool: `DATABASE_MAX_CONNECTIONS` for the work, plus
+/// the one the workers' shared LISTEN holds for good. Its connections are named
+/// `commerce` in `pg_stat_activity` (unless DATABASE_URL names them).
 pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
     use anyhow::Context as _;
+    let options: PgConnectOptions = config
+        .database_url
+        .parse()
+        .context("DATABASE_URL is not a PostgreSQL URL (postgres://user@host:port/database)")?;
     PgPoolOptions::new()
         .max_connections(config.database_max_connections.saturating_add(1))
         .acquire_timeout(Duration::from_secs(10))
-        .connect(&config.database_url)
+        .connect_with(match options.get_application_name() {
+            Some(_) => options,
+            None => options.application_name("commerce"),
+        })
         .await
         .with_context(|| "could not connect to PostgreSQL at DATABASE_URL: is it running, and does the database exist?")
+}
+
+/// The HTTP side's own pool (`DATABASE_HTTP_CONNECTIONS`, `commerce http` in
+/// `pg_stat_activity`), beside the workers' `pool`: a bulkhead. A burst of
+/// admin or API requests cannot take the connections jobs need, a busy queue
+/// cannot keep the admin out, and a few connections serve requests faster
+/// than many: on two cores, 4 instead of 20 cut the admin pages' p99 by a
+/// third (BENCHMARKS.md, run 13). It connects when first used.
+pub fn http_pool(pool: &sqlx::PgPool, config: &Config) -> sqlx::PgPool {
+    let options = (*pool.connect_options()).clone();
+    let options = match options.get_application_name() {
+        Some("commerce") => options.application_name("commerce http"),
+        _ => options,
+    };
+    PgPoolOptions::new()
+        .max_connections(config.database_http_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with(options)
 }
 
 /// Applies the app's and apalis's migrations; safe to run again.

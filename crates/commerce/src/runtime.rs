@@ -234,8 +234,18 @@ pub async fn serve_until(
     } else {
         Vec::new()
     };
-    let app = crate::router(state);
-    crate::listener::serve(listener, app, stop).await?;
+    // Requests get their own pool; the workers keep `state`'s.
+    let http = crate::http_pool(&state.pool, &state.config);
+    let web = AppState {
+        core: Core {
+            pool: http.clone(),
+            ..state.core.clone()
+        },
+        ..state
+    };
+    let served = crate::listener::serve(listener, crate::router(web), stop).await;
+    http.close().await;
+    served?;
     for t in tasks {
         let _ = t.await;
     }

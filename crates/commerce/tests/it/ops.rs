@@ -183,6 +183,35 @@ async fn workers_resume_by_themselves_after_postgres_was_down_for_a_minute() {
     app.finish().await;
 }
 
+/// The database connections of this app with `application_name` `name`.
+async fn backends_named(app: &TestApp, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(name)
+    .fetch_one(&app.state.pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+#[tokio::test]
+async fn requests_have_a_pool_of_their_own_beside_the_workers() {
+    let app = TestApp::spawn_with_settings(&[("DATABASE_HTTP_CONNECTIONS", "2")]).await;
+    // Before any request the HTTP pool has connected nothing; the workers'
+    // pool holds the shared LISTEN.
+    assert_eq!(listeners(&app).await, 1);
+    assert_eq!(backends_named(&app, "commerce http").await, 0);
+    let burst = futures::future::join_all(
+        (0..16).map(|_| app.call("GET", "/api/v1/provisioning-log?per_page=50", None)),
+    )
+    .await;
+    assert!(burst.iter().all(|(status, _)| *status == 200), "{burst:?}");
+    // Sixteen requests at once were served by two connections of their own.
+    assert_eq!(backends_named(&app, "commerce http").await, 2);
+    assert!(backends_named(&app, "commerce").await >= 1);
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn metrics_count_jobs_latency_queue_depth_and_server_health() {
     let app = TestApp::spawn().await;
