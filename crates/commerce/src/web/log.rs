@@ -16,7 +16,7 @@ use crate::domain::{Action, LogStatus, TriggeredBy};
 use crate::front::AppState;
 use crate::web::error::WebResult;
 use crate::web::form::{Errors, FormData};
-use crate::web::page::{Chrome, Id, page};
+use crate::web::page::{Chrome, Htmx, Id, fragment, page, vary_htmx};
 use crate::web::session::{Admin, flash_redirect};
 use crate::web::view::{Choice, DASH, ErrorBox, LogLine, Pager, named_lines, pretty, when_opt};
 
@@ -26,7 +26,9 @@ struct ListPage {
     chrome: Chrome,
     rows: Vec<LogLine>,
     pager: Pager,
-    retry_all: Option<RetryAll>,
+    /// On a filtered view understood whole: the query of its "Retry all"
+    /// confirmation, which counts only when opened.
+    retry_all: Option<String>,
     errors: Errors,
     service_id: String,
     since: String,
@@ -83,11 +85,90 @@ impl LogQuery {
     }
 }
 
-/// "Retry all N like this" on a filtered view: how many services it retries
-/// (those of the matching rows that are failed now) and the filter to send.
+/// The confirmation of "Retry all like this" on a filtered view: how many
+/// services it retries (those of the matching rows that are failed now) and
+/// the filter to send. It is counted when the admin opens it, not on every
+/// view of the log: the count reads every matching row and costs more than the
+/// page's own rows.
+#[derive(Template)]
+#[template(path = "log/retry_all.html")]
 struct RetryAll {
+    csrf: String,
     count: i64,
     fields: Vec<(&'static str, String)>,
+}
+
+crate::web::page::embeddable!(RetryAll);
+
+/// The confirmation on a page of its own, for a browser without htmx.
+#[derive(Template)]
+#[template(path = "log/retry_all_page.html")]
+struct RetryAllPage {
+    chrome: Chrome,
+    back: String,
+    confirm: RetryAll,
+}
+
+impl LogQuery {
+    /// The filter fields that are set: what a bulk retry sends.
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        self.params()
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect()
+    }
+
+    /// The log view these filters show.
+    fn back(&self) -> String {
+        format!(
+            "/admin/log?{}",
+            serde_urlencoded::to_string(self.fields()).unwrap_or_default()
+        )
+    }
+}
+
+/// GET /admin/log/retry: the confirmation of "Retry all like this", counted
+/// now; htmx swaps it into the opened summary, a plain request gets a page.
+pub async fn confirm_retry_all(
+    State(state): State<AppState>,
+    admin: Admin,
+    htmx: Htmx,
+    Query(q): Query<LogQuery>,
+) -> WebResult<Response> {
+    let (filter, errors) = q.filter();
+    let fields = q.fields();
+    if errors.any() || fields.is_empty() {
+        return Ok(flash_redirect(
+            &state,
+            &q.back(),
+            "error",
+            &unfiltered(&errors, &fields),
+        ));
+    }
+    let confirm = RetryAll {
+        csrf: admin.csrf.clone(),
+        count: bulk::count_logged(&state.pool, &filter).await?,
+        fields,
+    };
+    if htmx.0 {
+        return fragment(&confirm).map(vary_htmx);
+    }
+    let t = RetryAllPage {
+        chrome: Chrome::new(&admin, "log"),
+        back: q.back(),
+        confirm,
+    };
+    page(&state, &admin, &t).map(vary_htmx)
+}
+
+/// Why a bulk retry with these filters is refused.
+fn unfiltered(errors: &Errors, fields: &[(&str, String)]) -> String {
+    if fields.is_empty() {
+        "Retry all needs a filter (a server, an action, a status or a time): set one and try again."
+            .to_owned()
+    } else {
+        format!("Nothing was retried: {}", errors.all().join("; "))
+    }
 }
 
 pub async fn list(
@@ -105,21 +186,11 @@ pub async fn list(
             log::list(&state.pool, &LogFilter::default(), filter.page()).await?
         }
     };
-    let params = q.params();
-    let pager = Pager::new("/admin/log", &params, &list);
-    let fields: Vec<(&'static str, String)> = params
-        .iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .cloned()
-        .collect();
+    let pager = Pager::new("/admin/log", &q.params(), &list);
+    let fields = q.fields();
     // Only on a filtered view that was understood whole: never "all of them".
-    let retry_all = match !fields.is_empty() && !errors.any() {
-        true => {
-            let count = bulk::count_logged(&state.pool, &filter).await?;
-            (count > 0).then_some(RetryAll { count, fields })
-        }
-        false => None,
-    };
+    let retry_all = (!fields.is_empty() && !errors.any())
+        .then(|| serde_urlencoded::to_string(&fields).unwrap_or_default());
     let rows = named_lines(list.items, &names);
     let t = ListPage {
         chrome: Chrome::new(&admin, "log"),
@@ -216,22 +287,15 @@ pub async fn retry_all(
 ) -> WebResult<Response> {
     let q = LogQuery::from_form(&form);
     let (filter, errors) = q.filter();
-    let fields: Vec<(&str, String)> = q
-        .params()
-        .into_iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .collect();
-    let back = format!(
-        "/admin/log?{}",
-        serde_urlencoded::to_string(&fields).unwrap_or_default()
-    );
+    let fields = q.fields();
+    let back = q.back();
     if errors.any() || fields.is_empty() {
-        let why = if fields.is_empty() {
-            "Retry all needs a filter (a server, an action, a status or a time): set one and try again.".to_owned()
-        } else {
-            format!("Nothing was retried: {}", errors.all().join("; "))
-        };
-        return Ok(flash_redirect(&state, &back, "error", &why));
+        return Ok(flash_redirect(
+            &state,
+            &back,
+            "error",
+            &unfiltered(&errors, &fields),
+        ));
     }
     let queued = bulk::retry_logged(&state, &filter, TriggeredBy::Admin).await?;
     tracing::info!(

@@ -96,7 +96,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/services/{id}/{action}", post(services::action))
         .route("/admin/log", get(log::list))
-        .route("/admin/log/retry", post(log::retry_all))
+        .route(
+            "/admin/log/retry",
+            get(log::confirm_retry_all).post(log::retry_all),
+        )
         .route("/admin/log/{id}", get(log::show))
         .route("/admin/log/{id}/retry", post(log::retry))
         .route("/admin/{*rest}", axum::routing::any(not_found))

@@ -1,4 +1,4 @@
-//! The Needs attention page's dismiss and the log viewer's "Retry all N like
+//! The Needs attention page's dismiss and the log viewer's "Retry all like
 //! this", over HTTP with an admin session: what each takes off the page or
 //! queues, and what it must leave alone.
 
@@ -190,18 +190,39 @@ async fn retry_all_on_a_filtered_log_retries_each_service_failed_now_once() {
             .expect("rows");
     assert_eq!(failed_rows, 7);
 
+    // The filtered view offers the bulk retry; it counts when opened.
     let (_, page) = http.get("/admin/log?status=failed&action=create").await;
     assert!(
-        page.contains("Retry all 3 like this") && page.contains("Yes, retry 3 services"),
-        "three services, not seven rows, not the active one: {page}"
+        page.contains(r#"hx-get="/admin/log/retry?action=create&amp;status=failed""#),
+        "{page}"
+    );
+    let (_, confirm) = http
+        .get("/admin/log/retry?action=create&status=failed")
+        .await;
+    assert!(
+        confirm.contains("Yes, retry 3 services"),
+        "three services, not seven rows, not the active one: {confirm}"
+    );
+    // htmx gets the confirmation alone, to swap into the opened summary.
+    let (_, _, fragment) = http
+        .send(
+            "GET",
+            "/admin/log/retry?action=create&status=failed",
+            None,
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(
+        fragment.starts_with("<form") && fragment.contains("Yes, retry 3 services"),
+        "{fragment}"
     );
     let (_, one) = http
         .get(&format!(
-            "/admin/log?status=failed&service_id={}",
+            "/admin/log/retry?status=failed&service_id={}",
             failed[0]
         ))
         .await;
-    assert!(one.contains("Retry all 1 like this"), "{one}");
+    assert!(one.contains("Yes, retry 1 services"), "{one}");
     let (_, unfiltered) = http.get("/admin/log").await;
     assert!(
         !unfiltered.contains("log-retry-all"),
@@ -239,9 +260,21 @@ async fn retry_all_on_a_filtered_log_retries_each_service_failed_now_once() {
     );
     assert_eq!(creates.len(), 4);
 
-    // Nothing failed now: the same view offers nothing to retry.
-    let (_, page) = http.get("/admin/log?status=failed&action=create").await;
-    assert!(!page.contains("log-retry-all"), "{page}");
+    // Nothing failed now: the same view's confirmation offers nothing.
+    let (_, confirm) = http
+        .get("/admin/log/retry?action=create&status=failed")
+        .await;
+    assert!(
+        confirm.contains("nothing to retry") && !confirm.contains("log-retry-all-confirm"),
+        "{confirm}"
+    );
+    // Without a filter there is nothing to confirm: back to the log, saying why.
+    let (status, headers, _) = http.send("GET", "/admin/log/retry", None, &[]).await;
+    assert_eq!(status, 303);
+    let (_, page) = http
+        .get(headers["location"].to_str().expect("location"))
+        .await;
+    assert!(page.contains("Retry all needs a filter"), "{page}");
     let (status, location, _) = post(&mut http, "/admin/log/retry", &[]).await;
     assert_eq!(status, 303);
     let (_, page) = http.get(&location).await;
