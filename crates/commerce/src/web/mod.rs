@@ -160,5 +160,6 @@ pub const ADMIN_GET_ROUTES: &[&str] = &[
     "/admin/alerts",
     "/admin/services/{service}",
     "/admin/log",
+    "/admin/log/retry?status=failed&action=create",
     "/admin/log/{log}",
 ];
