@@ -193,7 +193,7 @@ async fn retry_all_on_a_filtered_log_retries_each_service_failed_now_once() {
     // The filtered view offers the bulk retry; it counts when opened.
     let (_, page) = http.get("/admin/log?status=failed&action=create").await;
     assert!(
-        page.contains(r#"hx-get="/admin/log/retry?action=create&amp;status=failed""#),
+        page.contains(r#"hx-get="/admin/log/retry?action=create&#38;status=failed""#),
         "{page}"
     );
     let (_, confirm) = http
