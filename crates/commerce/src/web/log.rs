@@ -71,6 +71,24 @@ impl LogQuery {
         ]
     }
 
+    /// The filter fields that are set: what a bulk retry sends.
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        self.params()
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect()
+    }
+
+    /// The set filter fields as a query string.
+    fn query(&self) -> String {
+        serde_urlencoded::to_string(self.fields()).unwrap_or_default()
+    }
+
+    /// The log view these filters show.
+    fn back(&self) -> String {
+        format!("/admin/log?{}", self.query())
+    }
+
     fn from_form(form: &FormData) -> Self {
         Self {
             service_id: form.get("service_id"),
@@ -107,24 +125,6 @@ struct RetryAllPage {
     chrome: Chrome,
     back: String,
     confirm: RetryAll,
-}
-
-impl LogQuery {
-    /// The filter fields that are set: what a bulk retry sends.
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        self.params()
-            .into_iter()
-            .filter(|(_, v)| !v.trim().is_empty())
-            .collect()
-    }
-
-    /// The log view these filters show.
-    fn back(&self) -> String {
-        format!(
-            "/admin/log?{}",
-            serde_urlencoded::to_string(self.fields()).unwrap_or_default()
-        )
-    }
 }
 
 /// GET /admin/log/retry: the confirmation of "Retry all like this", counted
@@ -187,10 +187,8 @@ pub async fn list(
         }
     };
     let pager = Pager::new("/admin/log", &q.params(), &list);
-    let fields = q.fields();
     // Only on a filtered view that was understood whole: never "all of them".
-    let retry_all = (!fields.is_empty() && !errors.any())
-        .then(|| serde_urlencoded::to_string(&fields).unwrap_or_default());
+    let retry_all = (!q.fields().is_empty() && !errors.any()).then(|| q.query());
     let rows = named_lines(list.items, &names);
     let t = ListPage {
         chrome: Chrome::new(&admin, "log"),
