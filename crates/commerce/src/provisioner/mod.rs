@@ -346,18 +346,23 @@ Json(last) as _,
     /// The server a service is on, its opened credentials and its module,
     /// with one of the server's call slots taken for this run (or the
     /// [`ServerBusy`] error when all are).
+    ///
+    /// The slot is taken before the row is read: a run that failed on the
+    /// server changes its health before it gives its slot back, so whoever
+    /// takes the slot next sees that change. At most `max_concurrent` calls
+    /// can be in flight when a server is found bad, however many runs wait.
     async fn target(
         &self,
         server_id: i64,
     ) -> anyhow::Result<Result<(ServerRow, Credentials, Arc<dyn ProvisioningModule>), Failure>>
     {
-        let server = servers::get(self.pool(), server_id).await?;
         let lease = self.state.config.panel_timeout * 2 + Duration::from_secs(10);
         if !servers::take_call_slot(self.pool(), server_id, self.service.id, lease).await? {
             return Err(ServerBusy(server_id).into());
         }
         self.holds_slot
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        let server = servers::get(self.pool(), server_id).await?;
         let Some(module) = self.state.registry.get(&server.module) else {
             return Ok(Err(config_failure(format!(
                 "server {} uses unknown module {:?}",
