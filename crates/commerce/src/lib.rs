@@ -23,6 +23,7 @@ pub mod web;
 use std::time::Duration;
 
 use axum::Router;
+use sqlx::Connection as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tower_http::trace::TraceLayer;
 
@@ -44,9 +45,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<sqlx::PgPool> {
         .database_url
         .parse()
         .context("DATABASE_URL is not a PostgreSQL URL (postgres://user@host:port/database)")?;
-    PgPoolOptions::new()
+    pool_options()
         .max_connections(config.database_max_connections.saturating_add(1))
-        .acquire_timeout(Duration::from_secs(10))
         .connect_with(match options.get_application_name() {
             Some(_) => options,
             None => options.application_name("commerce"),
@@ -67,10 +67,32 @@ pub fn http_pool(pool: &sqlx::PgPool, config: &Config) -> sqlx::PgPool {
         Some("commerce") => options.application_name("commerce http"),
         _ => options,
     };
-    PgPoolOptions::new()
+    pool_options()
         .max_connections(config.database_http_connections)
-        .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with(options)
+}
+
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// What both pools share. sqlx pings every connection before it hands it out
+/// (`test_before_acquire`): one extra round trip per statement, a fifth of an
+/// admin page's cost (BENCHMARKS.md, run 14). Here only a connection that sat
+/// idle for a second is pinged, so a PostgreSQL restart is still noticed
+/// before a statement fails on a dead connection, while a busy pool, whose
+/// connections were just used, skips the round trip.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Applies the app's and apalis's migrations; safe to run again.
