@@ -27,6 +27,8 @@ pub struct Core {
     /// This process start's id: service leases name it, its heartbeat proves
     /// it alive.
     pub instance_id: Arc<str>,
+    /// The log viewer's server menu, kept a few seconds.
+    pub server_menu: Arc<crate::app::servers::ServerMenu>,
 }
 
 impl Core {
@@ -46,6 +48,7 @@ impl Core {
                 std::process::id(),
                 ulid::Ulid::generate().to_string().to_lowercase()
             )),
+            server_menu: Arc::default(),
         })
     }
 }

@@ -158,7 +158,7 @@ pub async fn delete_server(
     State(s): State<AppState>,
     Id(id): Id,
 ) -> ApiResult<StatusCode> {
-    servers::delete(&s.pool, id).await?;
+    servers::delete(&s, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

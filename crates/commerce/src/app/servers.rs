@@ -2,6 +2,8 @@
 //! health records, and placement of new accounts within a group.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use provisioning::{Credentials, InputType, ProvisioningModule};
@@ -278,8 +280,9 @@ pub async fn all(db: impl PgExecutor<'_>) -> AppResult<Vec<ServerRow>> {
     .await?)
 }
 
-/// Every server's id and name, by name: what filters and selects list.
-pub async fn name_list(db: impl PgExecutor<'_>) -> AppResult<Vec<(i64, String)>> {
+/// Every server's id and name, by name: what the log viewer's server menu
+/// lists, read through [`ServerMenu`].
+async fn name_list(db: impl PgExecutor<'_>) -> AppResult<NameList> {
     Ok(
         sqlx::query!("SELECT id, name FROM servers ORDER BY name, id")
             .fetch_all(db)
@@ -288,6 +291,61 @@ pub async fn name_list(db: impl PgExecutor<'_>) -> AppResult<Vec<(i64, String)>>
             .map(|r| (r.id, r.name))
             .collect(),
     )
+}
+
+/// Servers' ids and names, by name, shared without copying.
+pub type NameList = Arc<[(i64, String)]>;
+
+/// How long [`menu`] keeps the server menu.
+pub const MENU_FOR: Duration = Duration::from_secs(5);
+
+/// The server menu of the log viewer's filters, kept for [`MENU_FOR`]. The
+/// log viewer is the page admins reload and page through, and the menu was a
+/// round trip on every view, an eighth of the page's cost (BENCHMARKS.md, run
+/// 15). A write through [`create`], [`update`], [`replace`] or [`delete`] in
+/// this process clears it at once; another instance's write shows here within
+/// [`MENU_FOR`]. The menu only names servers: it decides nothing, and every
+/// list under it is read fresh.
+#[derive(Default)]
+pub struct ServerMenu(Mutex<MenuState>);
+
+#[derive(Default)]
+struct MenuState {
+    /// Bumped by every clear, so a read that began before a write is not
+    /// kept: it may have read the rows as they were.
+    generation: u64,
+    kept: Option<(Instant, NameList)>,
+}
+
+impl ServerMenu {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MenuState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn clear(&self) {
+        let mut m = self.lock();
+        m.generation = m.generation.wrapping_add(1);
+        m.kept = None;
+    }
+}
+
+/// Every server's id and name, by name (see [`ServerMenu`]).
+pub async fn menu(state: &Core) -> AppResult<NameList> {
+    let generation = {
+        let m = state.server_menu.lock();
+        if let Some((at, list)) = &m.kept
+            && at.elapsed() < MENU_FOR
+        {
+            return Ok(list.clone());
+        }
+        m.generation
+    };
+    let list = name_list(&state.pool).await?;
+    let mut m = state.server_menu.lock();
+    if m.generation == generation {
+        m.kept = Some((Instant::now(), list.clone()));
+    }
+    Ok(list)
 }
 
 /// The names of the servers `ids` names (lists show names, not ids): one
@@ -567,6 +625,8 @@ async fn write(state: &Core, id: Option<i64>, p: &Parsed) -> AppResult<ServerRow
         .fetch_optional(&state.pool)
         .await?,
     };
+    // After the write: a menu read that began before it is not kept.
+    state.server_menu.clear();
     row.ok_or(AppError::NotFound("server"))
 }
 
@@ -615,10 +675,11 @@ pub async fn replace(
     Ok(row.into())
 }
 
-pub async fn delete(db: impl PgExecutor<'_>, id: i64) -> AppResult<()> {
+pub async fn delete(state: &Core, id: i64) -> AppResult<()> {
     let done = sqlx::query!("DELETE FROM servers WHERE id = $1", id)
-        .execute(db)
+        .execute(&state.pool)
         .await?;
+    state.server_menu.clear();
     if done.rows_affected() == 0 {
         return Err(AppError::NotFound("server"));
     }

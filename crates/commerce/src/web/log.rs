@@ -177,7 +177,7 @@ pub async fn list(
     Query(q): Query<LogQuery>,
 ) -> WebResult<Response> {
     let (filter, mut errors) = q.filter();
-    let all_servers = servers::name_list(&state.pool).await?;
+    let all_servers = servers::menu(&state).await?;
     let names: HashMap<i64, String> = all_servers.iter().cloned().collect();
     let list = match log::list(&state.pool, &filter, filter.page()).await {
         Ok(l) => l,
@@ -200,11 +200,11 @@ pub async fn list(
         since: q.since.clone(),
         until: q.until.clone(),
         servers: all_servers
-            .into_iter()
+            .iter()
             .map(|(id, name)| Choice {
                 selected: id.to_string() == q.server_id.trim(),
                 value: id.to_string(),
-                label: name,
+                label: name.clone(),
             })
             .collect(),
         actions: choices(Action::ALL.iter().map(|a| a.as_str()), &q.action),

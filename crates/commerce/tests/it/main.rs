@@ -8,6 +8,7 @@ mod attention;
 mod cluster;
 mod harness;
 mod lifecycle;
+mod log_viewer;
 mod ops;
 mod outage;
 mod placement;
