@@ -2,8 +2,7 @@
 //! health records, and placement of new accounts within a group.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use provisioning::{Credentials, InputType, ProvisioningModule};
@@ -17,7 +16,7 @@ use crate::app::page::{Page, PageParams};
 use crate::app::tls::ServerTls;
 use crate::crypto::{Binding, Sealer};
 use crate::domain::{FieldErrors, parse_name};
-use crate::state::Core;
+use crate::state::{Core, NameList};
 
 pub const SECRETS_PURPOSE: &str = "servers.secrets";
 
@@ -280,8 +279,7 @@ pub async fn all(db: impl PgExecutor<'_>) -> AppResult<Vec<ServerRow>> {
     .await?)
 }
 
-/// Every server's id and name, by name: what the log viewer's server menu
-/// lists, read through [`ServerMenu`].
+/// Every server's id and name, by name, read now (see [`menu`]).
 async fn name_list(db: impl PgExecutor<'_>) -> AppResult<NameList> {
     Ok(
         sqlx::query!("SELECT id, name FROM servers ORDER BY name, id")
@@ -293,58 +291,24 @@ async fn name_list(db: impl PgExecutor<'_>) -> AppResult<NameList> {
     )
 }
 
-/// Servers' ids and names, by name, shared without copying.
-pub type NameList = Arc<[(i64, String)]>;
-
 /// How long [`menu`] keeps the server menu.
 pub const MENU_FOR: Duration = Duration::from_secs(5);
 
-/// The server menu of the log viewer's filters, kept for [`MENU_FOR`]. The
-/// log viewer is the page admins reload and page through, and the menu was a
-/// round trip on every view, an eighth of the page's cost (BENCHMARKS.md, run
-/// 15). A write through [`create`], [`update`], [`replace`] or [`delete`] in
-/// this process clears it at once; another instance's write shows here within
+/// Every server's id and name, by name: the log viewer's server menu, kept
+/// for [`MENU_FOR`] in [`Core::server_menu`]. The log viewer is the page
+/// admins reload and page through, and the menu was a round trip on every
+/// view, an eighth of the page's cost (BENCHMARKS.md, run 15). A write
+/// through [`create`], [`update`], [`replace`] or [`delete`] in this process
+/// clears it at once; another instance's write shows here within
 /// [`MENU_FOR`]. The menu only names servers: it decides nothing, and every
 /// list under it is read fresh.
-#[derive(Default)]
-pub struct ServerMenu(Mutex<MenuState>);
-
-#[derive(Default)]
-struct MenuState {
-    /// Bumped by every clear, so a read that began before a write is not
-    /// kept: it may have read the rows as they were.
-    generation: u64,
-    kept: Option<(Instant, NameList)>,
-}
-
-impl ServerMenu {
-    fn lock(&self) -> std::sync::MutexGuard<'_, MenuState> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn clear(&self) {
-        let mut m = self.lock();
-        m.generation = m.generation.wrapping_add(1);
-        m.kept = None;
-    }
-}
-
-/// Every server's id and name, by name (see [`ServerMenu`]).
 pub async fn menu(state: &Core) -> AppResult<NameList> {
-    let generation = {
-        let m = state.server_menu.lock();
-        if let Some((at, list)) = &m.kept
-            && at.elapsed() < MENU_FOR
-        {
-            return Ok(list.clone());
-        }
-        m.generation
+    let generation = match state.server_menu.get(MENU_FOR) {
+        Ok(list) => return Ok(list),
+        Err(generation) => generation,
     };
     let list = name_list(&state.pool).await?;
-    let mut m = state.server_menu.lock();
-    if m.generation == generation {
-        m.kept = Some((Instant::now(), list.clone()));
-    }
+    state.server_menu.keep(generation, list.clone());
     Ok(list)
 }
 
