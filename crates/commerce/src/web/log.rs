@@ -2,7 +2,7 @@
 //! the redacted request, the response, the error and its fix; retry from there,
 //! or "Retry all N like this" for the failed services of a filtered view.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -178,7 +178,6 @@ pub async fn list(
 ) -> WebResult<Response> {
     let (filter, mut errors) = q.filter();
     let all_servers = servers::menu(&state).await?;
-    let names: HashMap<i64, String> = all_servers.iter().cloned().collect();
     let list = match log::list(&state.pool, &filter, filter.page()).await {
         Ok(l) => l,
         Err(e) => {
@@ -189,6 +188,13 @@ pub async fn list(
     let pager = Pager::new("/admin/log", &q.params(), &list);
     // Only on a filtered view that was understood whole: never "all of them".
     let retry_all = (!q.fields().is_empty() && !errors.any()).then(|| q.query());
+    // The names of the page's servers only, not a copy of the whole menu.
+    let shown: HashSet<i64> = list.items.iter().filter_map(|e| e.server_id).collect();
+    let names: HashMap<i64, String> = all_servers
+        .iter()
+        .filter(|(id, _)| shown.contains(id))
+        .cloned()
+        .collect();
     let rows = named_lines(list.items, &names);
     let t = ListPage {
         chrome: Chrome::new(&admin, "log"),
